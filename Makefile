@@ -1,0 +1,39 @@
+# `make run` runs the product on a laptop; `make test` runs the tests against PostgreSQL and Redis.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test e2e bench lint install sandbox clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): $(PY) requirements.txt requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	@DEBUG=$${DEBUG:-true} bin/run-dev
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+e2e: install
+	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
+
+bench: install
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+sandbox: install
+	DEBUG=$${DEBUG:-true} $(PY) manage.py amocrm_sandbox --port $${SANDBOX_PORT:-8765}
+
+clean:
+	rm -rf var staticfiles .pytest_cache

@@ -1,0 +1,1 @@
+"""amoCRM / Kommo connection: accounts, tokens, API client, OAuth, webhooks."""

@@ -1,0 +1,3 @@
+"""amoCRM URLs: OAuth callback and the webhook receiver."""
+
+urlpatterns: list = []

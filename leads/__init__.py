@@ -1,0 +1,1 @@
+"""Website lead intake and the push of leads into amoCRM."""

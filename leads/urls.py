@@ -1,0 +1,3 @@
+"""Lead intake URLs."""
+
+urlpatterns: list = []

@@ -1,0 +1,1 @@
+"""Sales: won deals from amoCRM, attributed to the leads and campaigns that brought them."""
