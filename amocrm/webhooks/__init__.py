@@ -1,0 +1,1 @@
+"""amoCRM webhook deliveries: parsing the raw body into events."""
