@@ -1,0 +1,393 @@
+"""Admin for amoCRM connections: status badges, connect and maintenance actions, read-only sync log and webhooks."""
+
+import json
+
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from . import errors, oauth, services
+from .models import Account, AmoUser, CustomField, Pipeline, Stage, SyncLog, Token, WebhookEvent
+
+BADGES = {
+    "connected": ("#1e7e34", "Connected"),
+    "expiring": ("#b8860b", "Token expiring soon"),
+    "needs_reauth": ("#c0392b", "Needs re-authorization"),
+    "blocked": ("#8e0000", "Blocked by amoCRM"),
+    "error": ("#d35400", "Error"),
+    "not_connected": ("#6c757d", "Not connected"),
+    "disabled": ("#343a40", "Disabled"),
+}
+
+
+def badge(key: str):
+    color, label = BADGES.get(key, ("#6c757d", key))
+    return format_html(
+        '<span style="background:{};color:#fff;padding:2px 8px;border-radius:10px;white-space:nowrap">{}</span>',
+        color, label,
+    )
+
+
+def pretty_json(value):
+    """Escaped, indented JSON (format_html escapes; never mark_safe on data)."""
+    if value in (None, "", {}, []):
+        return "—"
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return format_html('<pre style="white-space:pre-wrap;max-width:70em">{}</pre>', value)
+    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+    return format_html('<pre style="white-space:pre-wrap;max-width:70em">{}</pre>', text)
+
+
+class StateFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "health"
+
+    def lookups(self, request, model_admin):
+        return [(k, v[1]) for k, v in BADGES.items()]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        if value in Account.State.values:
+            return queryset.filter(state=value)
+        ids = [a.pk for a in queryset.select_related("token") if a.health() == value]
+        return queryset.filter(pk__in=ids)
+
+
+class TokenInline(admin.StackedInline):
+    model = Token
+    can_delete = False
+    extra = 0
+    max_num = 0
+    fields = ["access_token_redacted", "refresh_token_redacted", "expires_at", "long_lived", "refreshed_at",
+              "refresh_count"]
+    readonly_fields = fields
+
+    @admin.display(description="access token")
+    def access_token_redacted(self, obj):
+        from .crypto import redact
+
+        return redact(obj.access_token)
+
+    @admin.display(description="refresh token")
+    def refresh_token_redacted(self, obj):
+        from .crypto import redact
+
+        return redact(obj.refresh_token) or "—"
+
+
+@admin.register(Account)
+class AccountAdmin(admin.ModelAdmin):
+    list_display = ["name", "status_badge", "amocrm_name", "host", "token_expiry", "last_success_at",
+                    "last_error_short"]
+    list_filter = [StateFilter]
+    search_fields = ["name", "host", "amocrm_name", "subdomain"]
+    list_select_related = ["token"]
+    inlines = [TokenInline]
+    actions = ["action_connect", "action_test_connection", "action_refresh_token", "action_sync_metadata",
+               "action_subscribe_webhook", "action_rotate_webhook_key", "action_disconnect"]
+    readonly_fields = ["status_badge", "connect_button", "redirect_uri_hint", "webhook_url_display",
+                       "webhook_status", "amocrm_account_id", "amocrm_name", "subdomain", "currency", "connected_at",
+                       "last_success_at", "last_error_at", "last_error", "error_count", "metadata_synced_at",
+                       "reconciled_until", "token_warning"]
+    fieldsets = [
+        (None, {"fields": ["name", "status_badge", "token_warning", "connect_button"]}),
+        ("Integration (from amoCRM → Settings → Integrations)", {
+            "fields": ["client_id", "client_secret", "redirect_uri", "redirect_uri_hint", "host"],
+        }),
+        ("Webhook", {"fields": ["webhook_url_display", "webhook_status"]}),
+        ("amoCRM account", {"fields": ["amocrm_account_id", "amocrm_name", "subdomain", "currency",
+                                       "metadata_synced_at"]}),
+        ("Defaults for leads and sales", {"fields": ["default_pipeline_id", "default_status_id",
+                                                     "default_responsible_user_id", "won_stages"]}),
+        ("Health", {"fields": ["connected_at", "last_success_at", "last_error_at", "last_error", "error_count",
+                               "reconciled_until"]}),
+    ]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        secret = form.base_fields.get("client_secret")
+        if secret is not None:
+            from django import forms
+
+            # Never render the secret back into the page; blank on edit keeps the stored one.
+            secret.widget = forms.PasswordInput(render_value=False)
+            if obj is not None:
+                secret.required = False
+                secret.help_text = f"Stored ({obj.client_secret_redacted}). Leave blank to keep it."
+        return form
+
+    def save_model(self, request, obj, form, change):
+        if change and not form.cleaned_data.get("client_secret"):
+            obj.client_secret = Account.objects.get(pk=obj.pk).client_secret
+        super().save_model(request, obj, form, change)
+
+    # ---- columns
+
+    @admin.display(description="status")
+    def status_badge(self, obj):
+        return badge(obj.health()) if obj.pk else "—"
+
+    @admin.display(description="token expires", ordering="token__expires_at")
+    def token_expiry(self, obj):
+        token = getattr(obj, "token", None)
+        if token is None:
+            return "—"
+        suffix = " (long-lived)" if token.long_lived else ""
+        return f"{timezone.localtime(token.expires_at):%Y-%m-%d %H:%M}{suffix}"
+
+    @admin.display(description="last error")
+    def last_error_short(self, obj):
+        return (obj.last_error[:80] + "…") if len(obj.last_error) > 80 else obj.last_error
+
+    @admin.display(description="")
+    def token_warning(self, obj):
+        token = getattr(obj, "token", None) if obj and obj.pk else None
+        if token is not None and token.long_lived and token.expires_soon():
+            return format_html('<strong style="color:#c0392b">The long-lived token expires on {}: issue a new one in '
+                               'amoCRM and run amocrm_connect again.</strong>',
+                               f"{timezone.localtime(token.expires_at):%Y-%m-%d}")
+        return "—"
+
+    @admin.display(description="connect")
+    def connect_button(self, obj):
+        if not obj or not obj.pk:
+            return "Save the account first, then connect it."
+        url = reverse("admin:amocrm_account_connect", args=[obj.pk])
+        label = "Reconnect" if obj.state != Account.State.NOT_CONNECTED else "Connect to amoCRM"
+        return format_html('<a class="button" href="{}">{}</a>', url, label)
+
+    @admin.display(description="redirect URI to enter in amoCRM")
+    def redirect_uri_hint(self, obj):
+        from django.conf import settings
+
+        return settings.SITE_URL + reverse("amocrm-oauth-callback")
+
+    @admin.display(description="webhook URL")
+    def webhook_url_display(self, obj):
+        if not obj or not obj.pk:
+            return "—"
+        return format_html("<code>{}</code>", obj.webhook_url)
+
+    @admin.display(description="webhook subscription")
+    def webhook_status(self, obj):
+        if not obj or not obj.pk:
+            return "—"
+        if obj.webhook_subscribed_at:
+            return f"Subscribed {timezone.localtime(obj.webhook_subscribed_at):%Y-%m-%d %H:%M}"
+        if obj.webhook_error:
+            return format_html('<span style="color:#c0392b">{}</span>', obj.webhook_error)
+        return "Not subscribed"
+
+    # ---- the connect view
+
+    def get_urls(self):
+        return [
+            path("<int:pk>/connect/", self.admin_site.admin_view(self.connect_view), name="amocrm_account_connect"),
+        ] + super().get_urls()
+
+    def connect_view(self, request, pk: int):
+        account = get_object_or_404(Account, pk=pk)
+        if not self.has_change_permission(request, account):
+            return HttpResponseRedirect(reverse("admin:index"))
+        return HttpResponseRedirect(oauth.consent_url(account=account, user_id=request.user.pk))
+
+    # ---- actions: each calls a service and reports with message_user
+
+    def _each(self, request, queryset, label: str, func):
+        for account in queryset:
+            try:
+                note = func(account)
+            except errors.AmoCRMError as exc:
+                self.message_user(request, f"{account.name}: {label} failed: {exc}", messages.ERROR)
+                continue
+            self.message_user(request, f"{account.name}: {note or label + ' done.'}", messages.SUCCESS)
+
+    @admin.action(description="Connect (opens amoCRM's consent page)")
+    def action_connect(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one account to connect.", messages.WARNING)
+            return None
+        return HttpResponseRedirect(reverse("admin:amocrm_account_connect", args=[queryset.get().pk]))
+
+    @admin.action(description="Test connection")
+    def action_test_connection(self, request, queryset):
+        def run(account):
+            info = services.account_test_connection(account=account)
+            return f"connection works (amoCRM account {info.get('name')}, id {info.get('id')})."
+
+        self._each(request, queryset, "test connection", run)
+
+    @admin.action(description="Refresh token now")
+    def action_refresh_token(self, request, queryset):
+        def run(account):
+            token = services.account_refresh_token(account_id=account.pk, force=True)
+            if token.long_lived:
+                return "long-lived tokens are not refreshed."
+            return f"token refreshed, valid until {timezone.localtime(token.expires_at):%Y-%m-%d %H:%M}."
+
+        self._each(request, queryset, "refresh token", run)
+
+    @admin.action(description="Sync metadata (pipelines, users, fields)")
+    def action_sync_metadata(self, request, queryset):
+        def run(account):
+            services.account_sync_metadata(account=account)
+            return (f"metadata synced: {account.pipelines.count()} pipelines, {account.users.count()} users, "
+                    f"{account.custom_fields.count()} deal fields.")
+
+        self._each(request, queryset, "sync metadata", run)
+
+    @admin.action(description="Subscribe webhook")
+    def action_subscribe_webhook(self, request, queryset):
+        for account in queryset:
+            if services.account_subscribe_webhook(account=account):
+                self.message_user(request, f"{account.name}: webhook subscribed ({account.webhook_url}).",
+                                  messages.SUCCESS)
+            else:
+                account.refresh_from_db()
+                self.message_user(request, f"{account.name}: {account.webhook_error}", messages.WARNING)
+
+    @admin.action(description="Rotate webhook key")
+    def action_rotate_webhook_key(self, request, queryset):
+        for account in queryset:
+            subscribed = services.account_rotate_webhook_key(account=account)
+            account.refresh_from_db()
+            note = "and subscribed it" if subscribed else "— add it in amoCRM by hand: " + account.webhook_url
+            self.message_user(request, f"{account.name}: new webhook URL {note}.",
+                              messages.SUCCESS if subscribed else messages.WARNING)
+
+    @admin.action(description="Disconnect")
+    def action_disconnect(self, request, queryset):
+        for account in queryset:
+            services.account_disconnect(account=account)
+            self.message_user(request, f"{account.name}: disconnected (tokens deleted).", messages.SUCCESS)
+
+
+class StageInline(admin.TabularInline):
+    model = Stage
+    extra = 0
+    can_delete = False
+    fields = ["amocrm_id", "name", "sort", "type"]
+    readonly_fields = fields
+
+
+@admin.register(Pipeline)
+class PipelineAdmin(admin.ModelAdmin):
+    list_display = ["name", "account", "amocrm_id", "is_main", "stage_count"]
+    list_filter = ["account"]
+    inlines = [StageInline]
+    readonly_fields = ["account", "amocrm_id", "name", "sort", "is_main", "is_archive"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_stages=Count("stages"))
+
+    @admin.display(description="stages")
+    def stage_count(self, obj):
+        return obj._stages
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(AmoUser)
+class AmoUserAdmin(admin.ModelAdmin):
+    list_display = ["name", "email", "amocrm_id", "account"]
+    list_filter = ["account"]
+    readonly_fields = ["account", "amocrm_id", "name", "email"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(CustomField)
+class CustomFieldAdmin(admin.ModelAdmin):
+    list_display = ["name", "code", "type", "amocrm_id", "account"]
+    list_filter = ["account", "type"]
+    search_fields = ["name", "code"]
+    readonly_fields = ["account", "amocrm_id", "name", "code", "type", "enums"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SyncLog)
+class SyncLogAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "account", "operation", "status", "http_status", "duration_ms", "path"]
+    list_filter = ["status", "operation", "direction", "account", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["path", "error", "amocrm_request_id"]
+    list_select_related = ["account"]
+    date_hierarchy = "created_at"
+    fields = ["created_at", "account", "operation", "direction", "status", "method", "path", "http_status",
+              "duration_ms", "amocrm_request_id", "error", "request_pretty", "response_pretty", "context_pretty"]
+    readonly_fields = fields
+
+    @admin.display(description="request (redacted)")
+    def request_pretty(self, obj):
+        return pretty_json(obj.request_body)
+
+    @admin.display(description="response (redacted)")
+    def response_pretty(self, obj):
+        return pretty_json(obj.response_body)
+
+    @admin.display(description="context")
+    def context_pretty(self, obj):
+        return pretty_json(obj.context)
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ReadOnlyAdmin):
+    list_display = ["received_at", "account", "state", "summary", "remote_ip", "attempts", "processed_at"]
+    list_filter = ["state", "account", ("received_at", admin.DateFieldListFilter)]
+    list_select_related = ["account"]
+    date_hierarchy = "received_at"
+    actions = ["action_reprocess"]
+    fields = ["received_at", "account", "state", "error", "attempts", "processed_at", "remote_ip", "content_type",
+              "headers_pretty", "body_pretty", "parsed_pretty"]
+    readonly_fields = fields
+
+    @admin.display(description="events")
+    def summary(self, obj):
+        parsed = obj.parsed or {}
+        names = [f"{entity}.{action}" for entity, actions in parsed.items() if entity != "account"
+                 and isinstance(actions, dict) for action in actions]
+        return ", ".join(names[:5]) or "—"
+
+    @admin.display(description="headers")
+    def headers_pretty(self, obj):
+        return pretty_json(obj.headers)
+
+    @admin.display(description="raw body")
+    def body_pretty(self, obj):
+        return format_html('<pre style="white-space:pre-wrap;word-break:break-all;max-width:70em">{}</pre>',
+                           obj.body_text[:20000])
+
+    @admin.display(description="parsed")
+    def parsed_pretty(self, obj):
+        return pretty_json(obj.parsed)
+
+    @admin.action(description="Reprocess")
+    def action_reprocess(self, request, queryset):
+        from .webhooks.processing import webhook_event_reprocess
+
+        done = 0
+        for event in queryset:
+            webhook_event_reprocess(event_id=event.pk)
+            done += 1
+        self.message_user(request, f"{done} webhook event(s) queued for reprocessing.", messages.SUCCESS)
+

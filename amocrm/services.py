@@ -1,0 +1,330 @@
+"""Account services: connect, refresh tokens under a lock, sync metadata, manage the webhook subscription."""
+
+import base64
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.db import connection, transaction
+from django.dispatch import Signal
+from django.utils import timezone
+
+from . import errors, oauth
+from .client import REFRESH_AHEAD, AmoCRMClient
+from .hosts import normalize_account_host
+from .models import Account, AmoUser, CustomField, Pipeline, Stage, SyncLog, Token, new_webhook_key
+
+logger = logging.getLogger(__name__)
+
+# Sent after an account is connected (or reconnected); receivers: the default lead source, resuming pushes.
+account_connected = Signal()
+
+WEBHOOK_EVENTS = ["add_lead", "update_lead", "status_lead", "delete_lead", "restore_lead", "responsible_lead"]
+LONG_LIVED_FALLBACK = timedelta(days=365 * 5)
+
+
+class ConnectError(Exception):
+    """Connecting failed; the message says in plain words what happened and what to do."""
+
+
+@dataclass
+class ConnectResult:
+    account: Account
+    metadata_error: str = ""
+    webhook_error: str = ""
+
+
+# ---------------------------------------------------------------------------- tokens
+
+
+def _set_lock_timeout() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '30s'")
+
+
+def account_refresh_token(*, account_id: int, stale_access_token: str | None = None, force: bool = False,
+                          ahead: timedelta = REFRESH_AHEAD) -> Token:
+    """Refresh the account's token at most once per expiry, however many workers and hosts ask at once.
+
+    The refresh token is single-use: two concurrent refreshes would kill the connection. So the
+    token row is locked (select_for_update, in PostgreSQL across all hosts), re-read after the lock,
+    and the call is skipped when another worker already refreshed (the access token differs from
+    the `stale_access_token` the caller saw, or it is no longer about to expire). The new pair is
+    committed before anyone can use it; a missing refresh token in the answer keeps the old one.
+    A revoked grant puts the account into `needs_reauth` and raises TokenRevoked.
+    """
+    account = Account.objects.get(pk=account_id)
+    client = AmoCRMClient(account, defer_logs=True)
+    failure: errors.AmoCRMError | None = None
+    try:
+        with transaction.atomic():
+            _set_lock_timeout()
+            token = Token.objects.select_for_update().select_related("account").get(account_id=account_id)
+            client.account = token.account
+            if token.account.state != Account.State.CONNECTED:
+                raise errors.AccountUnavailable("The account is not connected; its token is not refreshed.")
+            if token.long_lived:
+                return token  # long-lived tokens have no refresh token; the admin warns before expiry
+            if stale_access_token is not None:
+                if token.access_token != stale_access_token:
+                    return token  # another worker refreshed while we waited for the lock
+            elif not force and token.expires_at > timezone.now() + ahead:
+                return token
+            try:
+                grant = oauth.refresh(client, token.refresh_token)
+            except errors.AuthError as exc:
+                # Revoked or invalid client: the stored pair is dead. Record it (this commits) and stop.
+                Account.objects.filter(pk=account_id).update(
+                    state=Account.State.NEEDS_REAUTH, last_error=str(exc), last_error_at=timezone.now()
+                )
+                failure = exc
+                return token
+            token.access_token = grant.access_token
+            token.refresh_token = grant.refresh_token or token.refresh_token
+            token.expires_at = grant.expires_at
+            token.refreshed_at = timezone.now()
+            token.refresh_count += 1
+            token.save()
+            logger.info("amocrm token refreshed", extra={"account": account_id, "expires_at": grant.expires_at})
+            return token
+    finally:
+        client.flush_logs()
+        if failure is not None:
+            raise failure
+
+
+def account_refresh_expiring_tokens(*, within: timedelta = timedelta(hours=1)) -> int:
+    """Refresh every connected account's token that expires within `within` (keeps idle accounts alive)."""
+    refreshed = 0
+    due = Token.objects.filter(
+        long_lived=False, account__state=Account.State.CONNECTED, expires_at__lte=timezone.now() + within
+    ).values_list("account_id", flat=True)
+    for account_id in due:
+        try:
+            account_refresh_token(account_id=account_id, ahead=within)
+            refreshed += 1
+        except errors.AmoCRMError as exc:
+            logger.warning("scheduled token refresh failed", extra={"account": account_id, "error": str(exc)})
+    return refreshed
+
+
+# ---------------------------------------------------------------------------- connect
+
+
+def _long_lived_expiry(token: str) -> datetime:
+    """Long-lived tokens are JWTs; their `exp` claim says when they die. Unknown → the 5-year maximum."""
+    try:
+        payload = token.split(".")[1]
+        payload += "=" * (-len(payload) % 4)
+        exp = json.loads(base64.urlsafe_b64decode(payload)).get("exp")
+        if exp:
+            return datetime.fromtimestamp(int(exp), tz=UTC)
+    except (IndexError, ValueError, TypeError):
+        logger.info("long-lived token is not a readable JWT; assuming the 5-year maximum")
+    return timezone.now() + LONG_LIVED_FALLBACK
+
+
+def _claim_host(account: Account, host: str) -> str:
+    try:
+        origin = normalize_account_host(host)
+    except ValueError as exc:
+        raise ConnectError(
+            f"Refused to contact {host!r}: it is not an amoCRM or Kommo account host, so the secret key was not "
+            f"sent there. {exc}"
+        ) from exc
+    other = Account.objects.filter(host=origin).exclude(pk=account.pk).first()
+    if other is not None:
+        raise ConnectError(f"{origin} is already connected as “{other.name}”: use that account or delete it first.")
+    return origin
+
+
+def account_connect(*, account: Account, host: str, code: str | None = None,
+                    long_lived_token: str | None = None) -> ConnectResult:
+    """Connect an account with an authorization code (OAuth) or a long-lived token, then fetch its metadata.
+
+    The host is validated before any request carrying the client secret leaves. On failure the
+    account records the error and ConnectError says what to do.
+    """
+    if bool(code) == bool(long_lived_token):
+        raise ConnectError("Give either an authorization code or a long-lived token.")
+    origin = _claim_host(account, host)
+    account.host = origin
+    if account.pk is None:
+        account.save()
+    else:
+        Account.objects.filter(pk=account.pk).update(host=origin)
+    client = AmoCRMClient(account, allow_any_state=True)
+
+    if code:
+        try:
+            grant = oauth.exchange_code(client, code)
+        except errors.AmoCRMError as exc:
+            client.note_error(str(exc))
+            raise ConnectError(_connect_failure_text(exc)) from exc
+        values = {"access_token": grant.access_token, "refresh_token": grant.refresh_token,
+                  "expires_at": grant.expires_at, "long_lived": False}
+    else:
+        values = {"access_token": long_lived_token, "refresh_token": "",
+                  "expires_at": _long_lived_expiry(long_lived_token), "long_lived": True}
+
+    with transaction.atomic():
+        Token.objects.update_or_create(account=account, defaults={**values, "refreshed_at": timezone.now()})
+        now = timezone.now()
+        Account.objects.filter(pk=account.pk).update(
+            state=Account.State.CONNECTED, connected_at=now, last_error="", error_count=0
+        )
+    account.refresh_from_db()
+    result = ConnectResult(account=account)
+
+    try:
+        account_sync_metadata(account=account)
+    except errors.AuthError as exc:
+        if long_lived_token:
+            Account.objects.filter(pk=account.pk).update(state=Account.State.NEEDS_REAUTH)
+            raise ConnectError("amoCRM rejected the long-lived token: check it and try again.") from exc
+        result.metadata_error = str(exc)
+    except errors.AmoCRMError as exc:
+        result.metadata_error = str(exc)
+    account.refresh_from_db()
+    result.webhook_error = "" if account_subscribe_webhook(account=account) else account.webhook_error
+    account.refresh_from_db()
+    account_connected.send(sender=Account, account=account)
+    return result
+
+
+def _connect_failure_text(exc: errors.AmoCRMError) -> str:
+    if isinstance(exc, errors.InvalidClient):
+        return ("amoCRM does not recognise the integration: compare the integration ID, secret key and redirect "
+                "URI with the integration's settings in amoCRM (a trailing slash matters), then connect again.")
+    if isinstance(exc, errors.InvalidGrant):
+        return ("The authorization code is expired or was already used (codes work once, for 20 minutes). "
+                "Get a new one and connect again.")
+    if isinstance(exc, errors.TransientError):
+        return f"amoCRM could not be reached ({exc}). Try again in a minute."
+    return f"amoCRM refused the connection: {exc}"
+
+
+# ---------------------------------------------------------------------------- metadata
+
+
+def account_sync_metadata(*, account: Account) -> None:
+    """Fetch account info, pipelines with stages, users and deal custom fields into the local cache."""
+    client = AmoCRMClient(account)
+    info = client.account_get()
+    pipelines = client.pipelines_list()
+    users = client.users_list()
+    fields = client.lead_custom_fields_list()
+    with transaction.atomic():
+        Account.objects.filter(pk=account.pk).update(
+            amocrm_account_id=info.get("id"),
+            amocrm_name=info.get("name") or "",
+            subdomain=info.get("subdomain") or "",
+            currency=info.get("currency") or "",
+            metadata_synced_at=timezone.now(),
+        )
+        keep = []
+        for item in pipelines:
+            pipeline, _ = Pipeline.objects.update_or_create(
+                account=account, amocrm_id=item["id"],
+                defaults={"name": item.get("name") or "", "sort": item.get("sort") or 0,
+                          "is_main": bool(item.get("is_main")), "is_archive": bool(item.get("is_archive"))},
+            )
+            keep.append(pipeline.pk)
+            statuses = (item.get("_embedded") or {}).get("statuses") or []
+            for status in statuses:
+                Stage.objects.update_or_create(
+                    pipeline=pipeline, amocrm_id=status["id"],
+                    defaults={"name": status.get("name") or "", "sort": status.get("sort") or 0,
+                              "color": status.get("color") or "", "type": status.get("type") or 0},
+                )
+            pipeline.stages.exclude(amocrm_id__in=[s["id"] for s in statuses]).delete()
+        account.pipelines.exclude(pk__in=keep).delete()
+        for item in users:
+            AmoUser.objects.update_or_create(
+                account=account, amocrm_id=item["id"],
+                defaults={"name": item.get("name") or "", "email": item.get("email") or ""},
+            )
+        account.users.exclude(amocrm_id__in=[u["id"] for u in users]).delete()
+        for item in fields:
+            CustomField.objects.update_or_create(
+                account=account, amocrm_id=item["id"],
+                defaults={"name": item.get("name") or "", "code": item.get("code") or "",
+                          "type": item.get("type") or "", "enums": item.get("enums") or []},
+            )
+        account.custom_fields.exclude(amocrm_id__in=[f["id"] for f in fields]).delete()
+        main = next((p for p in pipelines if p.get("is_main")), pipelines[0] if pipelines else None)
+        if main and not account.default_pipeline_id:
+            Account.objects.filter(pk=account.pk).update(default_pipeline_id=main["id"])
+
+
+def account_test_connection(*, account: Account) -> dict:
+    """One authenticated call (GET /api/v4/account). Also the way out of `blocked` once amoCRM lifts it."""
+    if account.state == Account.State.BLOCKED:
+        Account.objects.filter(pk=account.pk).update(state=Account.State.CONNECTED)
+    try:
+        return AmoCRMClient(account).account_get()
+    except errors.AccountBlocked:
+        raise
+    except errors.AmoCRMError:
+        account.refresh_from_db()
+        raise
+
+
+# ---------------------------------------------------------------------------- webhook subscription
+
+
+def account_subscribe_webhook(*, account: Account) -> bool:
+    """Subscribe the account's webhook URL for deal events, unless it already is. False when amoCRM refuses."""
+    destination = account.webhook_url
+    client = AmoCRMClient(account)
+    try:
+        existing = client.webhooks_list()
+        ours = [w for w in existing if w.get("destination") == destination]
+        if not ours or not set(WEBHOOK_EVENTS) <= set(ours[0].get("settings") or []):
+            client.webhook_subscribe(destination, WEBHOOK_EVENTS)
+    except errors.AmoCRMError as exc:
+        message = (f"amoCRM refused the webhook subscription ({exc}). Add the webhook by hand: amoCRM → Settings → "
+                   f"Integrations → Web hooks → Add: URL {destination}, events: deal added, changed, stage changed, "
+                   "deleted, restored, responsible changed.")
+        Account.objects.filter(pk=account.pk).update(webhook_error=message, webhook_subscribed_at=None)
+        return False
+    Account.objects.filter(pk=account.pk).update(webhook_error="", webhook_subscribed_at=timezone.now())
+    return True
+
+
+def account_rotate_webhook_key(*, account: Account) -> bool:
+    """Give the account a new webhook key, subscribe the new URL and unsubscribe the old one."""
+    old_url = account.webhook_url
+    account.webhook_key = new_webhook_key()
+    Account.objects.filter(pk=account.pk).update(webhook_key=account.webhook_key, webhook_subscribed_at=None)
+    if not account.can_call_api:
+        return False
+    subscribed = account_subscribe_webhook(account=account)
+    try:
+        AmoCRMClient(account).webhook_unsubscribe(old_url)
+    except errors.AmoCRMError as exc:
+        logger.warning("could not unsubscribe the old webhook URL", extra={"account": account.pk, "error": str(exc)})
+    return subscribed
+
+
+def account_disconnect(*, account: Account) -> None:
+    """Unsubscribe the webhook when possible, delete the tokens, mark the account not connected."""
+    if account.can_call_api:
+        try:
+            AmoCRMClient(account).webhook_unsubscribe(account.webhook_url)
+        except errors.AmoCRMError as exc:
+            logger.info("webhook not unsubscribed on disconnect", extra={"account": account.pk, "error": str(exc)})
+    with transaction.atomic():
+        Token.objects.filter(account=account).delete()
+        Account.objects.filter(pk=account.pk).update(
+            state=Account.State.NOT_CONNECTED, webhook_subscribed_at=None, connected_at=None
+        )
+    account.refresh_from_db()
+
+
+def sync_log_prune(*, older_than_days: int) -> int:
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    deleted, _ = SyncLog.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

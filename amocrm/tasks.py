@@ -1,0 +1,44 @@
+"""amoCRM Celery tasks: thin wrappers that take ids and call services."""
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+
+from . import services
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="amocrm.tasks.refresh_expiring_tokens", ignore_result=True)
+def refresh_expiring_tokens() -> int:
+    """Refresh tokens expiring within the hour; also keeps idle accounts' refresh tokens alive."""
+    return services.account_refresh_expiring_tokens()
+
+
+@shared_task(name="amocrm.tasks.prune_sync_log", ignore_result=True)
+def prune_sync_log() -> int:
+    return services.sync_log_prune(older_than_days=settings.SYNC_LOG_RETENTION_DAYS)
+
+
+@shared_task(name="amocrm.tasks.process_webhook_event", bind=True, ignore_result=True, acks_late=True,
+             reject_on_worker_lost=True, max_retries=8)
+def process_webhook_event(self, event_id: int) -> str:
+    """Parse and apply one stored webhook delivery (idempotent: a second run changes nothing)."""
+    from .errors import AmoCRMError
+    from .webhooks.processing import webhook_event_process
+
+    try:
+        return webhook_event_process(event_id=event_id)
+    except AmoCRMError as exc:
+        if not exc.transient:
+            raise
+        raise self.retry(exc=exc, countdown=min(600, 2 ** self.request.retries * 5)) from exc
+
+
+@shared_task(name="amocrm.tasks.sweep_webhook_events", ignore_result=True)
+def sweep_webhook_events() -> int:
+    """Enqueue stored deliveries that were never processed (the broker was down when they arrived)."""
+    from .webhooks.processing import webhook_events_sweep
+
+    return webhook_events_sweep()

@@ -1,0 +1,107 @@
+"""amoCRM-facing views: the OAuth callback page and the webhook receiver."""
+
+import hashlib
+import logging
+
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils.crypto import constant_time_compare
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from config.net import client_ip
+from config.queue import enqueue_on_commit
+
+from .models import Account, WebhookEvent
+from .oauth import StateError, read_state
+from .services import ConnectError, account_connect
+
+logger = logging.getLogger(__name__)
+
+WEBHOOK_MAX_BODY = 1024 * 1024
+# Request headers kept with a delivery: enough to debug, nothing that could hold a credential.
+KEPT_HEADERS = ("Content-Type", "Content-Length", "User-Agent", "X-Forwarded-For", "X-Request-ID")
+
+
+def _result(request, *, ok: bool, title: str, message: str, account: Account | None = None, status: int = 200):
+    return render(request, "amocrm/oauth_result.html",
+                  {"ok": ok, "title": title, "message": message, "account": account}, status=status)
+
+
+@never_cache
+@require_GET
+def oauth_callback(request):
+    """GET /amocrm/oauth/callback/?code=&state=&referer= — finish connecting an account."""
+    if request.GET.get("from_widget"):
+        return _result(request, ok=False, status=400, title="Installed from the amoCRM marketplace",
+                       message="This integration is connected from its own admin: open the Django admin, "
+                               "Accounts → your account → Connect.")
+    user_id = request.user.pk if request.user.is_authenticated and request.user.is_staff else None
+    try:
+        account_pk = read_state(request.GET.get("state", ""), user_id=user_id)
+    except StateError as exc:
+        hint = "" if user_id else " Log in to the admin in this browser first."
+        return _result(request, ok=False, status=400, title="This connect link is not valid",
+                       message=f"{exc}{hint} Start again from the account page in the admin.")
+    account = Account.objects.filter(pk=account_pk).first()
+    if account is None:
+        return _result(request, ok=False, status=404, title="Account not found",
+                       message="The account this connection was started for no longer exists.")
+    if request.GET.get("error"):
+        message = "Access was not granted in amoCRM, so nothing was connected. Click Connect again and allow access."
+        Account.objects.filter(pk=account.pk).update(last_error=f"OAuth: {request.GET['error']}: access denied")
+        return _result(request, ok=False, status=400, title="Access denied", message=message, account=account)
+    code = request.GET.get("code", "")
+    if not code:
+        return _result(request, ok=False, status=400, title="No authorization code",
+                       message="amoCRM did not send an authorization code. Start the connection again.",
+                       account=account)
+    try:
+        result = account_connect(account=account, host=request.GET.get("referer", ""), code=code)
+    except ConnectError as exc:
+        Account.objects.filter(pk=account.pk).update(last_error=str(exc))
+        return _result(request, ok=False, status=400, title="Not connected", message=str(exc), account=account)
+    notes = [n for n in (result.metadata_error, result.webhook_error) if n]
+    message = f"Connected to {result.account.amocrm_name or result.account.host}."
+    if notes:
+        message += " " + " ".join(notes)
+    return _result(request, ok=True, title="Connected", message=message, account=result.account)
+
+
+@csrf_exempt
+@require_POST
+def webhook_receive(request, key: str):
+    """POST /api/webhooks/amocrm/<key>/ — authenticate, store the raw delivery, enqueue on commit, answer 200."""
+    account = Account.objects.filter(webhook_key=key).only("pk", "webhook_key", "amocrm_account_id").first()
+    # The lookup found the row by key; compare again in constant time so timing reveals nothing.
+    if account is None or not constant_time_compare(account.webhook_key, key):
+        return JsonResponse({"errors": {"detail": ["Unknown webhook key."]}}, status=404)
+    length = request.META.get("CONTENT_LENGTH")
+    if length and length.isdigit() and int(length) > WEBHOOK_MAX_BODY:
+        return JsonResponse({"errors": {"detail": ["Body over 1 MiB."]}}, status=413)
+    body = request.read(WEBHOOK_MAX_BODY + 1)
+    if len(body) > WEBHOOK_MAX_BODY:
+        return JsonResponse({"errors": {"detail": ["Body over 1 MiB."]}}, status=413)
+
+    from .webhooks.ingest import claimed_account_id
+
+    claimed = claimed_account_id(body, request.content_type)
+    if claimed is not None and account.amocrm_account_id and claimed != account.amocrm_account_id:
+        logger.warning("webhook for another amoCRM account refused",
+                       extra={"account": account.pk, "claimed_account_id": claimed})
+        return JsonResponse({"errors": {"detail": ["account[id] does not match this webhook URL."]}}, status=403)
+
+    event = WebhookEvent.objects.create(
+        account=account,
+        remote_ip=client_ip(request),
+        headers={h: request.headers[h] for h in KEPT_HEADERS if h in request.headers},
+        content_type=(request.content_type or "")[:200],
+        body=body,
+        body_sha256=hashlib.sha256(body).hexdigest(),
+    )
+    from .tasks import process_webhook_event
+
+    enqueue_on_commit(process_webhook_event, event.pk)
+    return HttpResponse("ok", content_type="text/plain")
+
