@@ -71,6 +71,8 @@ class AmoCRMClient:
         self.allow_any_state = allow_any_state
         self.defer_logs = defer_logs
         self.pending_logs: list[SyncLog] = []
+        # Every sync-log row this client wrote, so callers can link them to their leads or sales.
+        self.logs: list[SyncLog] = []
         self.session = session or _new_session()
         self.log_context = log_context or {}
         self.limiter = AccountRateLimiter(account.pk)
@@ -186,6 +188,7 @@ class AmoCRMClient:
             self.pending_logs.append(row)
         else:
             row.save()
+            self.logs.append(row)
         # Connection health lives on the account (shown as the admin badge).
         if error is None:
             Account.objects.filter(pk=self.account.pk).update(last_success_at=now, error_count=0)
