@@ -14,7 +14,7 @@ def make_account(*, host: str = HOST, state: str = Account.State.CONNECTED, expi
                  access_token: str = "access-1", refresh_token: str = "refresh-1", **fields) -> Account:
     account = Account.objects.create(
         name=name, host=host, client_id="client-id-1", client_secret="client-secret-1",
-        redirect_uri="http://testserver/amocrm/oauth/callback/", state=state, amocrm_account_id=amocrm_account_id,
+        redirect_uri="https://crm.example.com/amocrm/oauth/callback/", state=state, amocrm_account_id=amocrm_account_id,
         subdomain="sandbox", currency="RUB", **fields,
     )
     if state != Account.State.NOT_CONNECTED:
