@@ -241,7 +241,7 @@ class AmoCRMClient:
         401 means the connection needs re-authorization.
         """
         token = self._current_token()
-        if not token.long_lived and token.expires_at <= timezone.now() + REFRESH_AHEAD:
+        if token.refresh_due(ahead=REFRESH_AHEAD):
             token = self._refresh(token.access_token)
         try:
             response = self.send(method, path, operation=operation, params=params, json_body=json_body,

@@ -149,6 +149,17 @@ class Token(models.Model):
     def __str__(self) -> str:
         return f"token {redact(self.access_token)} for account {self.account_id}"
 
+    def refresh_due(self, *, ahead: timedelta) -> bool:
+        """True when the token should be refreshed before use: within `ahead` of expiry, but never
+        earlier than the last fifth of its lifetime (short-lived tokens in tests would otherwise be
+        refreshed on every call)."""
+        if self.long_lived:
+            return False
+        issued = self.refreshed_at or self.created_at or timezone.now()
+        lifetime = self.expires_at - issued
+        margin = min(ahead, lifetime / 5) if lifetime > timedelta(0) else ahead
+        return self.expires_at <= timezone.now() + margin
+
     def expires_soon(self) -> bool:
         window = LONG_LIVED_WARNING if self.long_lived else TOKEN_EXPIRING_SOON
         return self.expires_at <= timezone.now() + window

@@ -42,3 +42,18 @@ def sweep_webhook_events() -> int:
     from .webhooks.processing import webhook_events_sweep
 
     return webhook_events_sweep()
+
+
+@shared_task(name="amocrm.tasks.sync_account_metadata", ignore_result=True)
+def sync_account_metadata(account_id: int) -> None:
+    from .models import Account
+
+    services.account_sync_metadata(account=Account.objects.get(pk=account_id))
+
+
+@shared_task(name="amocrm.tasks.test_account_connection", ignore_result=True)
+def test_account_connection(account_id: int) -> dict:
+    """One authenticated call; used by operators (and the e2e tests) to exercise the connection."""
+    from .models import Account
+
+    return services.account_test_connection(account=Account.objects.get(pk=account_id))

@@ -219,3 +219,17 @@ def test_three_processes_never_exceed_the_rate_limit_in_any_second():
         assert stub.peak_in_window(1.0) == 7  # saturated, never above the limit
         elapsed = max(stub.arrivals) - min(stub.arrivals)
         assert elapsed >= 60 / 7 - 1.5  # the limit really held the 60 calls back
+
+
+@pytest.mark.django_db
+def test_a_short_lived_token_is_refreshed_only_in_the_last_fifth_of_its_life(mocked, account):
+    now = timezone.now()
+    Token.objects.filter(account=account).update(refreshed_at=now, expires_at=now + timedelta(seconds=50))
+    mocked.get(f"{API}/account", json={"id": 1, "name": "Shop"})
+    AmoCRMClient(account).account_get()
+    assert not any(c.request.url == TOKEN_URL for c in mocked.calls)
+    Token.objects.filter(account=account).update(refreshed_at=now - timedelta(seconds=45),
+                                                 expires_at=now + timedelta(seconds=5))
+    mocked.post(TOKEN_URL, json=REFRESHED)
+    AmoCRMClient(account).account_get()
+    assert [c.request.url for c in mocked.calls].count(TOKEN_URL) == 1
