@@ -308,12 +308,10 @@ class AmoCRMClient:
                             params={"query": query, "limit": 50}, context=context)
         return ((data or {}).get("_embedded") or {}).get("contacts") or []
 
-    def leads_search(self, query: str, *, with_contacts: bool = False, context: dict | None = None) -> list[dict]:
+    def leads_search(self, query: str, *, context: dict | None = None) -> list[dict]:
         """GET /api/v4/leads?query= (full-text over deals; 204 = none) — .../crm_platform/leads-api"""
-        params = {"query": query, "limit": 250}
-        if with_contacts:
-            params["with"] = "contacts"
-        data = self.request("GET", "/api/v4/leads", operation="leads.search", params=params, context=context)
+        data = self.request("GET", "/api/v4/leads", operation="leads.search",
+                            params={"query": query, "limit": 250}, context=context)
         return ((data or {}).get("_embedded") or {}).get("leads") or []
 
     def leads_complex_create(self, deals: list[dict], *, context: dict | None = None) -> list[dict]:
