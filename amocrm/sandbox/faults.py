@@ -48,6 +48,8 @@ class FaultPlan:
         fresh = FaultPlan()
         for name, value in settings.items():
             setattr(fresh, name, value)
+        if fresh.commit_then_fail_mode == 502:
+            fresh.commit_then_fail_mode = "502"
         fresh._validate()
         for item in fields(self):
             if not item.name.startswith("_"):
