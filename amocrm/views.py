@@ -16,6 +16,8 @@ from config.queue import enqueue_on_commit
 from .models import Account, WebhookEvent
 from .oauth import StateError, read_state
 from .services import ConnectError, account_connect
+from .tasks import process_webhook_event
+from .webhooks.ingest import claimed_account_id
 
 logger = logging.getLogger(__name__)
 
@@ -84,15 +86,7 @@ def webhook_receive(request, key: str):
     if len(body) > WEBHOOK_MAX_BODY:
         return JsonResponse({"errors": {"detail": ["Body over 1 MiB."]}}, status=413)
 
-    from .webhooks.ingest import claimed_account_id
-
-    claimed = claimed_account_id(body, request.content_type)
-    if claimed is not None and account.amocrm_account_id and claimed != account.amocrm_account_id:
-        logger.warning("webhook for another amoCRM account refused",
-                       extra={"account": account.pk, "claimed_account_id": claimed})
-        return JsonResponse({"errors": {"detail": ["account[id] does not match this webhook URL."]}}, status=403)
-
-    event = WebhookEvent.objects.create(
+    event = WebhookEvent(
         account=account,
         remote_ip=client_ip(request),
         headers={h: request.headers[h] for h in KEPT_HEADERS if h in request.headers},
@@ -100,8 +94,20 @@ def webhook_receive(request, key: str):
         body=body,
         body_sha256=hashlib.sha256(body).hexdigest(),
     )
-    from .tasks import process_webhook_event
+    claimed = claimed_account_id(body, request.content_type)
+    if claimed is not None and account.amocrm_account_id and claimed != account.amocrm_account_id:
+        # Kept as `rejected` (never processed) so the operator sees who is posting with this key.
+        event.state = WebhookEvent.State.REJECTED
+        event.error = f"account[id] {claimed} is not this account's id {account.amocrm_account_id}."
+        event.save()
+        logger.warning("webhook for another amoCRM account refused",
+                       extra={"account": account.pk, "claimed_account_id": claimed, "webhook_event": event.pk})
+        return JsonResponse({"errors": {"detail": ["account[id] does not match this webhook URL."]}}, status=403)
 
+    # Stored first, enqueued after commit: with the broker down the row waits for the sweeper,
+    # and a body we cannot parse still gets its 200 (it fails visibly in the task), so amoCRM
+    # never disables the endpoint over our problems.
+    event.save()
     enqueue_on_commit(process_webhook_event, event.pk)
     return HttpResponse("ok", content_type="text/plain")
 

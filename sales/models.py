@@ -1,0 +1,65 @@
+"""Sales: amoCRM deals that reached a won stage, one row per account and deal, linked to the lead that brought them."""
+
+from django.db import models
+from django.utils import timezone
+
+from amocrm.models import Account
+
+
+class Sale(models.Model):
+    """A deal that was won in amoCRM, confirmed through the API (webhooks are unsigned).
+
+    Lifecycle: `won` when the API shows the deal in a won stage → `reverted` when it leaves the
+    won stage (the row is kept, with the amount it was won for) → `won` again when it returns;
+    `deleted` when the deal is deleted in amoCRM (a restore re-reads it). Every write comes from
+    the deal as the API returned it, and only when that deal is not older than `deal_updated_at`,
+    so deliveries arriving late or out of order never roll a sale back.
+    """
+
+    class State(models.TextChoices):
+        WON = "won", "Won"
+        REVERTED = "reverted", "Reverted"
+        DELETED = "deleted", "Deleted"
+
+    class Attribution(models.TextChoices):
+        DEAL = "deal", "Our lead created the deal"
+        CONTACT = "contact", "A lead of the same contact"
+        NONE = "none", "Not attributed"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="sales")
+    amocrm_deal_id = models.BigIntegerField("amoCRM deal id")
+    lead = models.ForeignKey("leads.Lead", on_delete=models.SET_NULL, null=True, blank=True, related_name="sales",
+                             help_text="The lead this sale is attributed to (its UTMs and source).")
+    attribution = models.CharField(max_length=10, choices=Attribution.choices, default=Attribution.NONE)
+    amocrm_contact_id = models.BigIntegerField("main contact id", null=True, blank=True)
+
+    name = models.CharField(max_length=255, blank=True)
+    amount = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    currency = models.CharField(max_length=8, blank=True)
+    pipeline_id = models.BigIntegerField(null=True, blank=True)
+    stage_id = models.BigIntegerField(null=True, blank=True)
+    responsible_user_id = models.BigIntegerField(null=True, blank=True)
+    won_at = models.DateTimeField(db_index=True, help_text="When the deal was closed as won (amoCRM closed_at).")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.WON, db_index=True)
+    state_changed_at = models.DateTimeField(default=timezone.now)
+    deal_updated_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="amoCRM updated_at of the deal this row reflects; older information is not applied.",
+    )
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-won_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "amocrm_deal_id"], name="sales_sale_unique_deal"),
+        ]
+        indexes = [models.Index(fields=["state", "won_at"], name="sales_sale_state_won_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name or 'deal'} #{self.amocrm_deal_id} ({self.state})"
+
+    @property
+    def deal_url(self) -> str:
+        return self.account.deal_url(self.amocrm_deal_id)

@@ -1,0 +1,285 @@
+"""Sales from amoCRM deals: the lead mirror, won/reverted/deleted sales confirmed by the API, reconciliation.
+
+Webhooks are unsigned and may arrive late, twice, out of order or reduced to ids, so they are
+treated as hints: a sale is only ever written from the deal as the amoCRM API returns it
+(re-read with `GET /api/v4/leads/{id}`, or listed by the reconciliation), and only when that
+deal is not older than what the sale already reflects (`Sale.deal_updated_at`).
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from amocrm.client import AmoCRMClient
+from amocrm.models import Account
+from leads.models import Lead
+
+from .models import Sale
+
+logger = logging.getLogger(__name__)
+
+# The first reconciliation of an account looks this far back; later ones start at the checkpoint.
+RECONCILE_LOOKBACK = timedelta(days=7)
+# Re-list a little before the checkpoint: amoCRM's clock and ours differ, and a deal saved while
+# the previous run was listing may carry an updated_at just before that run's start.
+RECONCILE_OVERLAP = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class DealEvent:
+    """What one webhook item says about a deal; any field but the id may be missing (reduced bodies)."""
+
+    deal_id: int
+    pipeline_id: int | None = None
+    status_id: int | None = None
+    old_status_id: int | None = None
+    responsible_user_id: int | None = None
+    modified_at: datetime | None = None
+
+
+def _moment(timestamp) -> datetime | None:
+    """amoCRM's unix seconds as an aware datetime; None for missing or 0 (an unset date)."""
+    try:
+        value = int(timestamp)
+    except (TypeError, ValueError):
+        return None
+    return datetime.fromtimestamp(value, tz=UTC) if value > 0 else None
+
+
+def _int_or_none(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _main_contact_id(deal: dict) -> int | None:
+    contacts = ((deal.get("_embedded") or {}).get("contacts")) or []
+    main = next((c for c in contacts if isinstance(c, dict) and c.get("is_main")), None)
+    if main is None:
+        main = next((c for c in contacts if isinstance(c, dict)), None)
+    return _int_or_none(main.get("id")) if main else None
+
+
+def _client(account: Account, client: AmoCRMClient | None, deal_id: int) -> AmoCRMClient:
+    return client or AmoCRMClient(account, log_context={"deal_id": deal_id})
+
+
+# --- The mirrored stage of our own leads ----------------------------------------------------------
+
+
+def lead_mirror_deal(*, account: Account, deal_id: int, pipeline_id: int | None = None,
+                     stage_id: int | None = None, responsible_user_id: int | None = None,
+                     modified_at: datetime | None = None, expected_stage_id: int | None = None) -> int:
+    """Copy where the deal is now onto the leads that created it; returns the number of leads updated.
+
+    `Lead.stage_changed_at` holds the amoCRM modification time of the newest deal state mirrored,
+    and an older one changes nothing. Reduced webhook bodies carry no time at all: they apply as a
+    compare-and-set on the stage they say the deal left (`expected_stage_id`), or, lacking that,
+    only while nothing timestamped has been mirrored yet.
+    """
+    values = {name: value for name, value in (("pipeline_id", pipeline_id), ("stage_id", stage_id),
+                                               ("responsible_user_id", responsible_user_id)) if value is not None}
+    if not values:
+        return 0
+    if modified_at is not None:
+        guard = Q(stage_changed_at__isnull=True) | Q(stage_changed_at__lte=modified_at)
+        values["stage_changed_at"] = modified_at
+    elif expected_stage_id is not None:
+        guard = Q(stage_id__isnull=True) | Q(stage_id=expected_stage_id)
+    else:
+        guard = Q(stage_changed_at__isnull=True)
+    return Lead.objects.filter(guard, account=account, amocrm_deal_id=deal_id).update(**values)
+
+
+# --- Sales from deals as the API returns them -----------------------------------------------------
+
+
+def _attribute(*, account: Account, deal_id: int, contact_id: int | None,
+               won_at: datetime) -> tuple[Lead | None, str]:
+    """The lead that created the deal; else the last lead of the deal's main contact before the win."""
+    lead = (Lead.objects.filter(account=account, amocrm_deal_id=deal_id).order_by("created_at").first())
+    if lead is not None:
+        return lead, Sale.Attribution.DEAL
+    if contact_id is not None:
+        of_contact = Lead.objects.filter(account=account, amocrm_contact_id=contact_id)
+        # Last touch: the campaign that brought the contact back most recently before the deal closed.
+        lead = (of_contact.filter(created_at__lte=won_at).order_by("-created_at").first()
+                or of_contact.order_by("created_at").first())
+        if lead is not None:
+            return lead, Sale.Attribution.CONTACT
+    return None, Sale.Attribution.NONE
+
+
+def sale_sync_from_deal(*, account: Account, deal: dict) -> Sale | None:
+    """Create, update, revert or delete the deal's sale from the deal as the amoCRM API returned it.
+
+    A deal in a won stage upserts its sale (amount, currency, name, stage, responsible, won at,
+    attribution); any other deal only reverts an existing sale, and creates nothing. A deal older
+    than the sale's `deal_updated_at` changes nothing. Safe to run concurrently for the same deal:
+    the row is locked, and a racing insert's IntegrityError is retried as an update.
+    """
+    deal_id = int(deal["id"])
+    pipeline_id = _int_or_none(deal.get("pipeline_id"))
+    stage_id = _int_or_none(deal.get("status_id"))
+    updated_at = _moment(deal.get("updated_at"))
+    deleted = bool(deal.get("is_deleted"))
+    won = not deleted and account.is_won(pipeline_id, stage_id)
+    current = {
+        "name": (deal.get("name") or "")[:255],
+        "pipeline_id": pipeline_id,
+        "stage_id": stage_id,
+        "responsible_user_id": _int_or_none(deal.get("responsible_user_id")),
+        "deal_updated_at": updated_at,
+    }
+    if won:
+        won_at = _moment(deal.get("closed_at")) or updated_at or timezone.now()
+        contact_id = _main_contact_id(deal)
+        try:
+            amount = Decimal(str(deal.get("price") or 0))
+        except InvalidOperation:
+            amount = Decimal(0)
+        current.update(amount=amount, currency=account.currency, won_at=won_at, amocrm_contact_id=contact_id)
+        lead, attribution = _attribute(account=account, deal_id=deal_id, contact_id=contact_id, won_at=won_at)
+        if lead is not None:
+            current.update(lead_id=lead.pk, attribution=attribution)
+    new_state = Sale.State.WON if won else (Sale.State.DELETED if deleted else Sale.State.REVERTED)
+
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                sale = Sale.objects.select_for_update().filter(account=account, amocrm_deal_id=deal_id).first()
+                if sale is None:
+                    if not won:
+                        return None
+                    return Sale.objects.create(account=account, amocrm_deal_id=deal_id, state=new_state, **current)
+                if sale.deal_updated_at and updated_at and updated_at < sale.deal_updated_at:
+                    return sale  # an older picture of the deal than the one the sale already shows
+                changed = [field for field, value in current.items() if getattr(sale, field) != value]
+                if sale.state != new_state:
+                    sale.state, sale.state_changed_at = new_state, timezone.now()
+                    changed += ["state", "state_changed_at"]
+                if changed:  # reconciliation re-lists unchanged deals every hour: write only what moved
+                    for field in changed:
+                        if field in current:
+                            setattr(sale, field, current[field])
+                    sale.save(update_fields=[*changed, "updated_at"])
+                return sale
+        except IntegrityError:
+            # Another worker inserted the sale between our SELECT and INSERT: update that row instead.
+            if attempt:
+                raise
+    return None  # not reached
+
+
+def sale_mark_deleted(*, account: Account, deal_id: int) -> Sale | None:
+    """The deal is gone from amoCRM (the API answers 204/404 for it): its sale, if any, becomes `deleted`."""
+    with transaction.atomic():
+        sale = Sale.objects.select_for_update().filter(account=account, amocrm_deal_id=deal_id).first()
+        if sale is not None and sale.state != Sale.State.DELETED:
+            sale.state = Sale.State.DELETED
+            sale.state_changed_at = timezone.now()
+            sale.save(update_fields=["state", "state_changed_at", "updated_at"])
+    return sale
+
+
+def deal_sync(*, account: Account, deal: dict) -> Sale | None:
+    """Apply one deal as the API returned it: the lead mirror, then the sale."""
+    lead_mirror_deal(
+        account=account, deal_id=int(deal["id"]), pipeline_id=_int_or_none(deal.get("pipeline_id")),
+        stage_id=_int_or_none(deal.get("status_id")),
+        responsible_user_id=_int_or_none(deal.get("responsible_user_id")),
+        modified_at=_moment(deal.get("updated_at")),
+    )
+    return sale_sync_from_deal(account=account, deal=deal)
+
+
+def deal_refresh(*, account: Account, deal_id: int, client: AmoCRMClient | None = None) -> Sale | None:
+    """Re-read the deal through the API (the truth) and apply it; a deal that is gone deletes its sale."""
+    deal = _client(account, client, deal_id).lead_get(deal_id, with_contacts=True)
+    if deal is None:
+        return sale_mark_deleted(account=account, deal_id=deal_id)
+    return deal_sync(account=account, deal=deal)
+
+
+# --- Webhook events about deals ---------------------------------------------------------------
+
+
+def deal_apply_event(*, account: Account, event: DealEvent, client: AmoCRMClient | None = None) -> str:
+    """Apply an add/update/status/responsible event; returns what happened, for the event log.
+
+    The lead mirror takes the event's own fields. The sale is touched only when the event may
+    change it — the deal is said to be won, or a won sale's deal is said to have left the won
+    stage — and then only through a re-read, unless the event is provably not newer than the sale.
+    """
+    lead_mirror_deal(account=account, deal_id=event.deal_id, pipeline_id=event.pipeline_id,
+                     stage_id=event.status_id, responsible_user_id=event.responsible_user_id,
+                     modified_at=event.modified_at, expected_stage_id=event.old_status_id)
+    if event.status_id is None:
+        return "mirrored"
+    says_won = account.is_won(event.pipeline_id, event.status_id)
+    sale = (Sale.objects.filter(account=account, amocrm_deal_id=event.deal_id)
+            .only("state", "deal_updated_at").first())
+    if sale is None and not says_won:
+        return "mirrored"
+    if sale is not None:
+        if sale.state != Sale.State.WON and not says_won:
+            return "mirrored"
+        if event.modified_at and sale.deal_updated_at:
+            if event.modified_at < sale.deal_updated_at:
+                return "stale"
+            if event.modified_at == sale.deal_updated_at and says_won == (sale.state == Sale.State.WON):
+                return "unchanged"
+    sale = deal_refresh(account=account, deal_id=event.deal_id, client=client)
+    return f"sale {sale.state}" if sale else "not won"
+
+
+def deal_apply_delete(*, account: Account, deal_id: int, client: AmoCRMClient | None = None) -> str:
+    """A delete event (only an id): confirm by re-reading when the deal has a sale; else nothing to do."""
+    if not Sale.objects.filter(account=account, amocrm_deal_id=deal_id).exists():
+        return "no sale"
+    sale = deal_refresh(account=account, deal_id=deal_id, client=client)
+    return f"sale {sale.state}" if sale else "no sale"
+
+
+def deal_apply_restore(*, account: Account, deal_id: int, client: AmoCRMClient | None = None) -> str:
+    """A restored deal is re-evaluated from scratch: it may be won, and may never have had a sale."""
+    sale = deal_refresh(account=account, deal_id=deal_id, client=client)
+    return f"sale {sale.state}" if sale else "not won"
+
+
+# --- Reconciliation: catching deliveries amoCRM lost ------------------------------------------------
+
+
+def account_reconcile_deals(*, account_id: int, lookback: timedelta = RECONCILE_LOOKBACK,
+                            overlap: timedelta = RECONCILE_OVERLAP) -> int:
+    """Apply every deal updated since the account's checkpoint; returns the number of deals seen.
+
+    The listing already carries price, stage and closed_at, so no deal is re-read. The checkpoint
+    moves to the moment this run started, and only after every page was applied: a failure
+    leaves it where it was and the next run (or the task's retry) lists the same deals again.
+    """
+    account = Account.objects.get(pk=account_id)
+    started = timezone.now()
+    since = (account.reconciled_until - overlap) if account.reconciled_until else started - lookback
+    client = AmoCRMClient(account, log_context={"reconcile": True})
+    seen = 0
+    for deal in client.leads_updated_since(int(since.timestamp())):
+        deal_sync(account=account, deal=deal)
+        seen += 1
+    # Never move the checkpoint backwards (a slow run finishing after a newer one).
+    Account.objects.filter(pk=account.pk).filter(
+        Q(reconciled_until__isnull=True) | Q(reconciled_until__lt=started)
+    ).update(reconciled_until=started)
+    logger.info("deals reconciled", extra={"account": account.pk, "deals": seen, "since": since.isoformat()})
+    return seen
+
+
+def accounts_to_reconcile() -> list[int]:
+    """Ids of the accounts the API can be called for."""
+    return list(Account.objects.filter(state=Account.State.CONNECTED).order_by("pk").values_list("pk", flat=True))
