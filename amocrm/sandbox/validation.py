@@ -139,6 +139,8 @@ def _check_stage(item: dict, changes: dict, problems: Problems, prefix: str, cat
                                    f"Pipeline {item['pipeline_id']} does not exist"))
             return
     if not has_status:
+        if deal is not None and pipeline.id == deal.pipeline_id:
+            return  # naming the deal's own pipeline moves nothing
         target = pipeline or catalog.main_pipeline
         changes["pipeline_id"], changes["status_id"] = target.id, target.first_stage.id
         return

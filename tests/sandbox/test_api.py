@@ -318,3 +318,19 @@ def test_a_webhook_subscription_needs_known_settings(api, settings):
 def test_unknown_paths_are_404_and_wrong_methods_405(api):
     assert api.get("/api/v4/companies/catalogs").status_code == 404
     assert api.delete("/api/v4/leads/1").status_code == 405
+
+
+def test_a_pipeline_alone_moves_a_deal_to_its_first_stage_unless_it_is_already_there(api):
+    pipelines = api.get("/api/v4/leads/pipelines").json()["_embedded"]["pipelines"]
+    main, other = (next(item for item in pipelines if item["is_main"] is flag) for flag in (True, False))
+    deal_id = api.post("/api/v4/leads", json=[{"name": "x"}]).json()["_embedded"]["leads"][0]["id"]
+    api.patch(f"/api/v4/leads/{deal_id}", json={"status_id": 142})
+
+    api.patch(f"/api/v4/leads/{deal_id}", json={"pipeline_id": main["id"], "name": "renamed"})
+    unchanged = api.get(f"/api/v4/leads/{deal_id}").json()
+    api.patch(f"/api/v4/leads/{deal_id}", json={"pipeline_id": other["id"]})
+    moved = api.get(f"/api/v4/leads/{deal_id}").json()
+
+    assert (unchanged["pipeline_id"], unchanged["status_id"]) == (main["id"], 142)
+    first_stage = next(status["id"] for status in other["_embedded"]["statuses"] if status["type"] == 0)
+    assert (moved["pipeline_id"], moved["status_id"]) == (other["id"], first_stage)
