@@ -158,8 +158,8 @@ def contacts_list(account: AccountState, request: Request) -> Response:
         if (not wanted_ids or contact.id in wanted_ids) and matches(query, _contact_texts(contact, account))
     ]
     with_leads = "leads" in _with(request)
-    rendered = [contact_to_api(contact, account, with_leads=with_leads) for contact in contacts]
-    return _page_of(request, rendered, account=account, path="/api/v4/contacts", key="contacts")
+    return _page_of(request, contacts, account=account, path="/api/v4/contacts", key="contacts",
+                    render=lambda contact: contact_to_api(contact, account, with_leads=with_leads))
 
 
 @routes.route("GET", "/api/v4/contacts/{contact_id}")
@@ -229,33 +229,36 @@ def _contact_texts(contact: Contact, account: AccountState) -> Iterable[str]:
 
 @routes.route("GET", "/api/v4/leads")
 def leads_list(account: AccountState, request: Request) -> Response:
-    deals = [deal for deal in account.store.deals.values() if not deal.is_deleted]
-    deals = [deal for deal in deals if _deal_passes_filters(deal, request, account)]
+    admits = _deal_filter(request, account)
+    deals = [deal for deal in account.store.deals.values() if not deal.is_deleted and admits(deal)]
     field, direction = _order(request)
     deals.sort(key=lambda deal: getattr(deal, field), reverse=direction == "desc")
     with_contacts = "contacts" in _with(request)
-    rendered = [deal_to_api(deal, account, with_contacts=with_contacts) for deal in deals]
-    return _page_of(request, rendered, account=account, path="/api/v4/leads", key="leads")
+    return _page_of(request, deals, account=account, path="/api/v4/leads", key="leads",
+                    render=lambda deal: deal_to_api(deal, account, with_contacts=with_contacts))
 
 
-def _deal_passes_filters(deal: Deal, request: Request, account: AccountState) -> bool:
-    for name in ("updated_at", "created_at", "closed_at"):
-        low, high = _filter_int(request, f"filter[{name}][from]"), _filter_int(request, f"filter[{name}][to]")
-        value = getattr(deal, name)
-        if (low is not None or high is not None) and value is None:
-            return False
-        if (low is not None and value < low) or (high is not None and value > high):
-            return False
+def _deal_filter(request: Request, account: AccountState) -> Callable[[Deal], bool]:
+    """The `filter[...]` and `query` parameters of GET /leads as one predicate, parsed once."""
+    ranges = {name: (_filter_int(request, f"filter[{name}][from]"), _filter_int(request, f"filter[{name}][to]"))
+              for name in ("updated_at", "created_at", "closed_at")}
+    ranges = {name: bounds for name, bounds in ranges.items() if bounds != (None, None)}
     wanted_ids = _filter_ints(request, "filter[id]")
-    if wanted_ids and deal.id not in wanted_ids:
-        return False
     wanted_pipelines = _filter_ints(request, "filter[pipeline_id]")
-    if wanted_pipelines and deal.pipeline_id not in wanted_pipelines:
-        return False
     stages = _filter_stages(request)
-    if stages and (deal.pipeline_id, deal.status_id) not in stages:
-        return False
-    return matches(request.arg("query") or "", _deal_texts(deal, account))
+    query = request.arg("query") or ""
+
+    def admits(deal: Deal) -> bool:
+        for name, (low, high) in ranges.items():
+            value = getattr(deal, name)
+            if value is None or (low is not None and value < low) or (high is not None and value > high):
+                return False
+        return ((not wanted_ids or deal.id in wanted_ids)
+                and (not wanted_pipelines or deal.pipeline_id in wanted_pipelines)
+                and (not stages or (deal.pipeline_id, deal.status_id) in stages)
+                and matches(query, _deal_texts(deal, account)))
+
+    return admits
 
 
 def _deal_texts(deal: Deal, account: AccountState) -> Iterable[str]:
@@ -472,8 +475,12 @@ def webhook_unsubscribe(account: AccountState, request: Request) -> Response:
 # ---------------------------------------------------------------------------------------------
 
 
-def _page_of(request: Request, items: list, *, account: AccountState, path: str, key: str) -> Response:
-    """One page with `_links.next` while more remain; past the end (or nothing at all) 204 with no body."""
+def _page_of(request: Request, items: list, *, account: AccountState, path: str, key: str,
+             render: Callable[[Any], dict] | None = None) -> Response:
+    """One page with `_links.next` while more remain; past the end (or nothing at all) 204 with no body.
+
+    `render` turns the items of the page (only those) into their API shape.
+    """
     page, limit = _positive_int(request, "page", 1), _positive_int(request, "limit", DEFAULT_PAGE_LIMIT)
     limit = min(limit, MAX_PAGE_LIMIT)
     start = (page - 1) * limit
@@ -492,7 +499,8 @@ def _page_of(request: Request, items: list, *, account: AccountState, path: str,
     links["first"] = href(1)
     if page > 1:
         links["prev"] = href(page - 1)
-    return hal({"_page": page, "_links": links, "_embedded": {key: chunk}})
+    rendered = [render(item) for item in chunk] if render else chunk
+    return hal({"_page": page, "_links": links, "_embedded": {key: rendered}})
 
 
 def _positive_int(request: Request, name: str, default: int) -> int:

@@ -1,5 +1,7 @@
 """The sandbox's OAuth is as strict as amoCRM's: single-use codes and refresh tokens, exact client checks."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -237,3 +239,21 @@ def test_tokens_can_be_expired_on_demand_while_refresh_keeps_working(sandbox, co
     assert Api(origin, pair["access_token"]).get("/api/v4/account").status_code == 401
     refreshed = exchange(origin, sandbox.integration, grant_type="refresh_token", refresh_token=pair["refresh_token"])
     assert Api(origin, refreshed.json()["access_token"]).get("/api/v4/account").status_code == 200
+
+
+def test_of_racing_refreshes_with_one_token_exactly_one_wins(sandbox, code):
+    origin = sandbox.accounts[0].origin
+    refresh_token = exchange(origin, sandbox.integration, grant_type="authorization_code", code=code).json()[
+        "refresh_token"]
+    barrier = threading.Barrier(8)
+
+    def race(_: int) -> int:
+        barrier.wait()
+        answer = exchange(origin, sandbox.integration, grant_type="refresh_token", refresh_token=refresh_token)
+        return answer.status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = sorted(pool.map(race, range(8)))
+
+    assert statuses == [200] + [401] * 7
+    assert sandbox.control.stats()["token_refreshes"] == 1
