@@ -59,7 +59,9 @@ class Request:
     @property
     def bearer_token(self) -> str | None:
         scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
-        return token.strip() or None if scheme.lower() == "bearer" else None
+        if scheme.lower() != "bearer":
+            return None
+        return token.strip() or None
 
 
 @dataclass
