@@ -207,6 +207,11 @@ def deal_refresh(*, account: Account, deal_id: int, client: AmoCRMClient | None 
     return deal_sync(account=account, deal=deal)
 
 
+def sale_refresh(*, sale: Sale) -> Sale | None:
+    """Re-read a sale's deal now and apply it (the admin's "Re-read from amoCRM")."""
+    return deal_refresh(account=sale.account, deal_id=sale.amocrm_deal_id)
+
+
 # --- Webhook events about deals ---------------------------------------------------------------
 
 

@@ -1,0 +1,249 @@
+"""The sales admin: list with totals for the current filter, re-read action, report page and CSV export."""
+
+import csv
+import io
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pytest
+import responses
+from django.urls import reverse
+from django.utils import timezone
+
+from sales.models import Sale
+from tests.factories import HOST, make_account
+from tests.sales.builders import AMO_ACCOUNT_ID, api_deal, make_lead
+
+pytestmark = pytest.mark.django_db
+
+LIST = "admin:sales_sale_changelist"
+REPORT = "admin:sales_sale_report"
+REPORT_CSV = "admin:sales_sale_report_csv"
+
+
+@pytest.fixture
+def account():
+    return make_account(amocrm_account_id=AMO_ACCOUNT_ID)
+
+
+def days_ago(days: int) -> datetime:
+    return timezone.now() - timedelta(days=days)
+
+
+def make_sale(account, deal_id, *, amount, lead=None, state=Sale.State.WON, won_at=None, currency="RUB"):
+    return Sale.objects.create(account=account, amocrm_deal_id=deal_id, lead=lead, amount=Decimal(amount),
+                               currency=currency, state=state, won_at=won_at or days_ago(1), name=f"Deal {deal_id}",
+                               attribution=Sale.Attribution.DEAL if lead else Sale.Attribution.NONE)
+
+
+@pytest.fixture
+def campaigns(account):
+    """Spring: 3 leads, 2 won (100 000 + 50 000); autumn: 1 lead, won then reverted; one sale of nobody's."""
+    spring = [make_lead(account, deal_id=100 + i, utm_source="google", utm_campaign="spring", created_at=days_ago(5))
+              for i in range(3)]
+    autumn = make_lead(account, deal_id=200, utm_source="yandex", utm_campaign="autumn", created_at=days_ago(5))
+    make_lead(account, utm_source="google", utm_campaign="spring", created_at=days_ago(90))  # outside the period
+    make_sale(account, 100, amount="100000", lead=spring[0])
+    make_sale(account, 101, amount="50000", lead=spring[1])
+    make_sale(account, 200, amount="70000", lead=autumn, state=Sale.State.REVERTED)
+    make_sale(account, 300, amount="9000")
+    make_sale(account, 400, amount="1", lead=spring[2], won_at=days_ago(60))  # won before the period
+    return spring, autumn
+
+
+def report_url(**params):
+    from urllib.parse import urlencode
+
+    return reverse(REPORT) + "?" + urlencode(params)
+
+
+# --- The list ---------------------------------------------------------------------------------
+
+
+def test_the_list_shows_deal_links_amounts_and_utms(admin_client, campaigns):
+    page = admin_client.get(reverse(LIST)).content.decode()
+
+    assert f'href="{HOST}/leads/detail/100"' in page
+    assert "100 000.00 RUB" in page
+    assert "spring" in page and "yandex" in page
+    assert "Report by campaign" in page
+
+
+def test_the_totals_follow_the_current_filter(admin_client, campaigns):
+    everything = admin_client.get(reverse(LIST)).context["sale_totals"]
+    assert everything.rows == 5
+    assert [(t.currency, t.count, t.amount) for t in everything.won] == [("RUB", 4, Decimal("159001"))]
+
+    spring = admin_client.get(reverse(LIST), {"lead__utm_campaign": "spring"}).context["sale_totals"]
+    assert [(t.count, t.amount) for t in spring.won] == [(3, Decimal("150001"))]
+
+    reverted = admin_client.get(reverse(LIST), {"state__exact": "reverted"})
+    assert reverted.context["sale_totals"].won == []
+    assert "none won" in reverted.content.decode()
+
+
+def test_the_totals_are_per_currency(admin_client, account):
+    make_sale(account, 1, amount="10", currency="RUB")
+    make_sale(account, 2, amount="20", currency="USD")
+
+    totals = admin_client.get(reverse(LIST)).context["sale_totals"]
+
+    assert [(t.currency, t.amount) for t in totals.won] == [("RUB", Decimal("10")), ("USD", Decimal("20"))]
+
+
+def test_the_list_has_a_date_hierarchy_and_a_detail_page(admin_client, campaigns):
+    year = timezone.now().year
+    assert admin_client.get(reverse(LIST), {"won_at__year": year}).status_code == 200
+    sale = Sale.objects.get(amocrm_deal_id=100)
+
+    page = admin_client.get(reverse("admin:sales_sale_change", args=[sale.pk])).content.decode()
+
+    assert "Deal 100" in page and "100 000.00 RUB" in page
+
+
+def test_sales_cannot_be_added_edited_or_deleted_by_hand(admin_client, campaigns):
+    sale = Sale.objects.get(amocrm_deal_id=100)
+    assert admin_client.get(reverse("admin:sales_sale_add")).status_code == 403
+    assert admin_client.post(reverse("admin:sales_sale_delete", args=[sale.pk]), {"post": "yes"}).status_code == 403
+    assert Sale.objects.filter(pk=sale.pk).exists()
+
+
+def test_the_reread_action_applies_the_deal_as_amocrm_has_it_now(admin_client, account):
+    sale = make_sale(account, 9001, amount="100")
+    with responses.RequestsMock() as amo:
+        amo.get(f"{HOST}/api/v4/leads/9001", json=api_deal(9001, price=250, status_id=143, updated_at=1700009000))
+        response = admin_client.post(reverse(LIST), {"action": "action_refresh", "_selected_action": [sale.pk]},
+                                     follow=True)
+
+    assert "Deal #9001: reverted." in response.content.decode()
+    sale.refresh_from_db()
+    assert sale.state == Sale.State.REVERTED
+
+
+def test_the_reread_action_reports_a_failure(admin_client, account):
+    sale = make_sale(account, 9001, amount="100")
+    with responses.RequestsMock() as amo:
+        amo.get(f"{HOST}/api/v4/leads/9001", status=503)
+        response = admin_client.post(reverse(LIST), {"action": "action_refresh", "_selected_action": [sale.pk]},
+                                     follow=True)
+
+    assert "Deal #9001: re-read failed" in response.content.decode()
+    sale.refresh_from_db()
+    assert sale.state == Sale.State.WON
+
+
+# --- The report -------------------------------------------------------------------------------
+
+
+def rows_of(response):
+    return {line["row"].label: line["row"] for line in response.context["table"]}
+
+
+def test_the_report_groups_revenue_sales_and_conversion_by_campaign(admin_client, campaigns):
+    response = admin_client.get(report_url(group_by="utm_campaign"))
+
+    assert response.status_code == 200
+    rows = rows_of(response)
+    spring, autumn, nobody, total = rows["spring"], rows["autumn"], rows["(not attributed)"], rows["Total"]
+    assert (spring.leads, spring.converted, spring.conversion, spring.sales) == (3, 3, 100.0, 2)
+    assert spring.revenue == {"RUB": Decimal("150000")}
+    assert (autumn.leads, autumn.converted, autumn.conversion, autumn.sales, autumn.revenue) == (1, 0, 0.0, 0, {})
+    assert (nobody.leads, nobody.sales, nobody.revenue, nobody.conversion) == (0, 1, {"RUB": Decimal("9000")}, None)
+    assert (total.leads, total.sales, total.revenue) == (4, 3, {"RUB": Decimal("159000")})
+    # Ordered by revenue, biggest first.
+    assert [line["row"].label for line in response.context["table"]] == [
+        "spring", "(not attributed)", "autumn", "Total"]
+
+
+def test_the_report_draws_an_inline_svg_chart_without_scripts(admin_client, campaigns):
+    response = admin_client.get(report_url(group_by="utm_campaign"))
+    page = response.content.decode()
+
+    bars = response.context["chart"]["bars"]
+    assert [(bar["label"], bar["width"]) for bar in bars] == [("spring", 560.0), ("(not attributed)", 33.6),
+                                                                ("autumn", 0.0)]
+    assert "<svg" in page and 'width="560.0"' in page and "150 000.00" in page
+    assert "<script" not in page.split('id="content-main"')[1]
+
+
+@pytest.mark.parametrize("group_by, label, expected", [
+    ("utm_source", "google", (3, 2, Decimal("150000"))),
+    ("source", "Site form", (4, 2, Decimal("150000"))),
+])
+def test_the_report_groups_by_utm_source_or_lead_source(admin_client, campaigns, group_by, label, expected):
+    row = rows_of(admin_client.get(report_url(group_by=group_by)))[label]
+
+    assert (row.leads, row.sales, row.revenue["RUB"]) == expected
+
+
+def test_the_report_covers_only_the_period_asked_for(admin_client, campaigns):
+    today = timezone.localdate()
+    rows = rows_of(admin_client.get(report_url(group_by="utm_campaign", date_from=today - timedelta(days=70),
+                                               date_to=today - timedelta(days=30))))
+
+    assert (rows["spring"].leads, rows["spring"].sales, rows["spring"].revenue) == (0, 1, {"RUB": Decimal("1")})
+
+
+def test_the_report_can_be_limited_to_one_account(admin_client, campaigns, account):
+    other = make_account(host="http://other.sandbox.test", amocrm_account_id=999, name="Other")
+    make_sale(other, 100, amount="5")
+
+    rows = rows_of(admin_client.get(report_url(group_by="utm_campaign", account=account.pk)))
+
+    assert rows["Total"].revenue == {"RUB": Decimal("159000")}
+
+
+def test_the_report_explains_an_invalid_period(admin_client, campaigns):
+    response = admin_client.get(report_url(date_from="2025-02-01", date_to="2025-01-01"))
+
+    assert response.status_code == 200
+    assert response.context["report"] is None
+    assert "The period ends before it starts." in response.content.decode()
+
+
+def test_the_report_escapes_campaign_names(admin_client, account):
+    lead = make_lead(account, deal_id=1, utm_campaign="<img src=x onerror=alert(1)>", created_at=days_ago(1))
+    make_sale(account, 1, amount="10", lead=lead)
+
+    page = admin_client.get(report_url(group_by="utm_campaign")).content.decode()
+
+    assert "<img src=x" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+def test_the_csv_export_has_the_reports_rows(admin_client, campaigns):
+    response = admin_client.get(reverse(REPORT_CSV), {"group_by": "utm_campaign"})
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert "attachment; filename=\"sales-by-utm_campaign-" in response["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows == [
+        ["UTM campaign", "leads", "converted leads", "conversion %", "sales", "revenue RUB"],
+        ["spring", "3", "3", "100.0", "2", "150000.00"],
+        ["(not attributed)", "0", "0", "", "1", "9000.00"],
+        ["autumn", "1", "0", "0.0", "0", "0"],
+        ["Total", "4", "3", "75.0", "3", "159000.00"],
+    ]
+
+
+def test_the_csv_export_defuses_spreadsheet_formulas_from_visitors(admin_client, account):
+    lead = make_lead(account, deal_id=1, utm_campaign='=HYPERLINK("http://evil")', created_at=days_ago(1))
+    make_sale(account, 1, amount="10", lead=lead)
+
+    rows = list(csv.reader(io.StringIO(admin_client.get(reverse(REPORT_CSV), {"group_by": "utm_campaign"})
+                                       .content.decode())))
+
+    assert rows[1][0] == "'=HYPERLINK(\"http://evil\")"
+
+
+def test_the_csv_export_refuses_an_invalid_period(admin_client):
+    response = admin_client.get(reverse(REPORT_CSV), {"date_from": "2025-02-01", "date_to": "2025-01-01"})
+
+    assert response.status_code == 400
+
+
+def test_the_report_is_for_staff_only(client, campaigns):
+    response = client.get(reverse(REPORT))
+    assert response.status_code == 302 and "/login/" in response["Location"]
+    assert client.get(reverse(REPORT_CSV)).status_code == 302
