@@ -7,6 +7,7 @@ deal is not older than what the sale already reflects (`Sale.deal_updated_at`).
 """
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -15,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from amocrm.client import AmoCRMClient
+from amocrm.client import PAGE_LIMIT, AmoCRMClient
 from amocrm.models import Account
 from leads.models import Lead
 
@@ -34,7 +35,10 @@ RECONCILE_OVERLAP = timedelta(minutes=5)
 class DealEvent:
     """What one webhook item says about a deal; any field but the id may be missing (reduced bodies)."""
 
+    CHANGE, DELETE, RESTORE = "change", "delete", "restore"
+
     deal_id: int
+    kind: str = CHANGE
     pipeline_id: int | None = None
     status_id: int | None = None
     old_status_id: int | None = None
@@ -214,48 +218,84 @@ def sale_refresh(*, sale: Sale) -> Sale | None:
 
 # --- Webhook events about deals ---------------------------------------------------------------
 
+READ = "read"
 
-def deal_apply_event(*, account: Account, event: DealEvent, client: AmoCRMClient | None = None) -> str:
-    """Apply an add/update/status/responsible event; returns what happened, for the event log.
 
-    The lead mirror takes the event's own fields. The sale is touched only when the event may
-    change it — the deal is said to be won, or a won sale's deal is said to have left the won
-    stage — and then only through a re-read, unless the event is provably not newer than the sale.
+def _triage(*, account: Account, event: DealEvent) -> str:
+    """Mirror what the event says onto our lead; return READ when the deal's sale may change, else why not.
+
+    The sale is touched only when the event may change it — the deal is said to be won, a won
+    sale's deal is said to have left the won stage, it was deleted or restored — and then only
+    through a re-read, unless the event is provably not newer than the sale.
     """
+    if event.kind == DealEvent.RESTORE:
+        return READ  # a restored deal may be won and may never have had a sale
+    sale = (Sale.objects.filter(account=account, amocrm_deal_id=event.deal_id)
+            .only("state", "deal_updated_at").first())
+    if event.kind == DealEvent.DELETE:
+        return READ if sale is not None else "no sale"
     lead_mirror_deal(account=account, deal_id=event.deal_id, pipeline_id=event.pipeline_id,
                      stage_id=event.status_id, responsible_user_id=event.responsible_user_id,
                      modified_at=event.modified_at, expected_stage_id=event.old_status_id)
     if event.status_id is None:
         return "mirrored"
     says_won = account.is_won(event.pipeline_id, event.status_id)
-    sale = (Sale.objects.filter(account=account, amocrm_deal_id=event.deal_id)
-            .only("state", "deal_updated_at").first())
-    if sale is None and not says_won:
+    if sale is None:
+        return READ if says_won else "mirrored"
+    if sale.state != Sale.State.WON and not says_won:
         return "mirrored"
-    if sale is not None:
-        if sale.state != Sale.State.WON and not says_won:
-            return "mirrored"
-        if event.modified_at and sale.deal_updated_at:
-            if event.modified_at < sale.deal_updated_at:
-                return "stale"
-            if event.modified_at == sale.deal_updated_at and says_won == (sale.state == Sale.State.WON):
-                return "unchanged"
-    sale = deal_refresh(account=account, deal_id=event.deal_id, client=client)
-    return f"sale {sale.state}" if sale else "not won"
+    if event.modified_at and sale.deal_updated_at:
+        if event.modified_at < sale.deal_updated_at:
+            return "stale"
+        if event.modified_at == sale.deal_updated_at and says_won == (sale.state == Sale.State.WON):
+            return "unchanged"
+    return READ
 
 
-def deal_apply_delete(*, account: Account, deal_id: int, client: AmoCRMClient | None = None) -> str:
-    """A delete event (only an id): confirm by re-reading when the deal has a sale; else nothing to do."""
-    if not Sale.objects.filter(account=account, amocrm_deal_id=deal_id).exists():
-        return "no sale"
-    sale = deal_refresh(account=account, deal_id=deal_id, client=client)
-    return f"sale {sale.state}" if sale else "no sale"
+def _read_deals(*, account: Account, deal_ids: list[int], client: AmoCRMClient | None) -> dict[int, dict]:
+    """The deals as the API has them now, by id; a deal that is gone is absent.
+
+    One deal: `GET /api/v4/leads/{id}`. More (a bulk stage change sends hundreds in one delivery):
+    `GET /api/v4/leads?filter[id][]=...`, 250 per request, instead of one request per deal under
+    the 7 requests/second limit. The list leaves deleted deals out, as the single read answers 204.
+    """
+    client = client or AmoCRMClient(account, log_context={"deals": len(deal_ids)})
+    if len(deal_ids) == 1:
+        deal = client.lead_get(deal_ids[0], with_contacts=True)
+        return {deal_ids[0]: deal} if deal else {}
+    found = {}
+    for start in range(0, len(deal_ids), PAGE_LIMIT):
+        chunk = deal_ids[start:start + PAGE_LIMIT]
+        params = {"filter[id][]": chunk, "with": "contacts"}
+        for deal in client.paginate("/api/v4/leads", operation="leads.list", key="leads", params=params):
+            found[int(deal["id"])] = deal
+    return found
 
 
-def deal_apply_restore(*, account: Account, deal_id: int, client: AmoCRMClient | None = None) -> str:
-    """A restored deal is re-evaluated from scratch: it may be won, and may never have had a sale."""
-    sale = deal_refresh(account=account, deal_id=deal_id, client=client)
-    return f"sale {sale.state}" if sale else "not won"
+def deal_events_apply(*, account: Account, events: list[DealEvent],
+                      client: AmoCRMClient | None = None) -> Counter[str]:
+    """Apply a delivery's deal events; returns how many ended how (for the sync log).
+
+    Leads are mirrored from each event at once; every deal whose sale may change is then re-read
+    — once, however many events name it — and applied as the API returns it (the truth: a deal
+    the API no longer shows as won gets no sale, or loses it).
+    """
+    outcomes: Counter[str] = Counter()
+    to_read: dict[int, None] = {}  # an ordered set
+    for event in events:
+        outcome = _triage(account=account, event=event)
+        if outcome == READ:
+            to_read[event.deal_id] = None
+        else:
+            outcomes[outcome] += 1
+    if to_read:
+        deals = _read_deals(account=account, deal_ids=list(to_read), client=client)
+        for deal_id in to_read:
+            deal = deals.get(deal_id)
+            sale = deal_sync(account=account, deal=deal) if deal else sale_mark_deleted(account=account,
+                                                                                        deal_id=deal_id)
+            outcomes[f"sale {sale.state}" if sale else "not won"] += 1
+    return outcomes
 
 
 # --- Reconciliation: catching deliveries amoCRM lost ------------------------------------------------

@@ -16,10 +16,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from config.queue import enqueue_on_commit, publish
-from sales.services import DealEvent, deal_apply_delete, deal_apply_event, deal_apply_restore
+from sales.services import DealEvent, deal_events_apply
 
 from ..client import AmoCRMClient
-from ..models import Account, SyncLog, WebhookEvent
+from ..models import SyncLog, WebhookEvent
 from .parser import WebhookItem, WebhookParseError, extract_delivery, item_int, item_modified_at, parse_body
 
 logger = logging.getLogger(__name__)
@@ -37,10 +37,12 @@ State = WebhookEvent.State
 # Deliveries in these states are waiting for (another) run; the others are final until "Reprocess".
 PROCESSABLE = (State.RECEIVED, State.FAILED)
 
-Handler = Callable[[Account, WebhookItem, AmoCRMClient], str]
+# A handler turns one webhook item into what it means for the domain; the delivery's deal events
+# are then applied together (one re-read request for all the deals that need one).
+Handler = Callable[[WebhookItem], DealEvent]
 
 
-def _deal_event(item: WebhookItem) -> DealEvent:
+def _deal_changed(item: WebhookItem) -> DealEvent:
     modified = item_modified_at(item)
     return DealEvent(
         deal_id=item.entity_id,
@@ -52,16 +54,12 @@ def _deal_event(item: WebhookItem) -> DealEvent:
     )
 
 
-def _deal_changed(account: Account, item: WebhookItem, client: AmoCRMClient) -> str:
-    return deal_apply_event(account=account, event=_deal_event(item), client=client)
+def _deal_deleted(item: WebhookItem) -> DealEvent:
+    return DealEvent(deal_id=item.entity_id, kind=DealEvent.DELETE)
 
 
-def _deal_deleted(account: Account, item: WebhookItem, client: AmoCRMClient) -> str:
-    return deal_apply_delete(account=account, deal_id=item.entity_id, client=client)
-
-
-def _deal_restored(account: Account, item: WebhookItem, client: AmoCRMClient) -> str:
-    return deal_apply_restore(account=account, deal_id=item.entity_id, client=client)
+def _deal_restored(item: WebhookItem) -> DealEvent:
+    return DealEvent(deal_id=item.entity_id, kind=DealEvent.RESTORE)
 
 
 EVENT_HANDLERS: dict[tuple[str, str], Handler] = {
@@ -124,22 +122,25 @@ def _process(event: WebhookEvent, *, first_attempt: bool) -> tuple[str, str]:
     if first_attempt and _is_resend(event):
         return State.DUPLICATE, ""
 
-    client = AmoCRMClient(account, log_context={"webhook_event": event.pk})
-    outcomes: Counter[str] = Counter()
-    unknown = []
+    deal_events = []
+    ignored = 0
+    unknown = set()
     for item in delivery.items:
         key = (item.entity, item.action)
         handler = EVENT_HANDLERS.get(key)
         if handler is None or item.entity_id is None:
-            if key not in IGNORED_EVENTS and handler is None:
-                unknown.append(f"{item.entity}.{item.action}")
-            outcomes["ignored"] += 1
+            if handler is None and key not in IGNORED_EVENTS:
+                unknown.add(f"{item.entity}.{item.action}")
+            ignored += 1
             continue
-        outcomes[handler(account, item, client)] += 1
+        deal_events.append(handler(item))
+    outcomes: Counter[str] = Counter({"ignored": ignored} if ignored else {})
+    if deal_events:
+        client = AmoCRMClient(account, log_context={"webhook_event": event.pk})
+        outcomes += deal_events_apply(account=account, events=deal_events, client=client)
     _log(event, outcomes)
-    handled = sum(count for outcome, count in outcomes.items() if outcome != "ignored")
-    note = f"Unknown event type(s), ignored: {', '.join(sorted(set(unknown)))}." if unknown else ""
-    return (State.PROCESSED if handled else State.IGNORED), note
+    note = f"Unknown event type(s), ignored: {', '.join(sorted(unknown))}." if unknown else ""
+    return (State.PROCESSED if deal_events else State.IGNORED), note
 
 
 def _is_resend(event: WebhookEvent) -> bool:

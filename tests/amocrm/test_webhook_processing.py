@@ -1,7 +1,6 @@
 """Processing stored webhook deliveries into lead mirrors and sales: shapes, order, duplicates, failures, admin."""
 
 import json
-import re
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -25,6 +24,7 @@ from tests.sales.builders import (
     delivery,
     lead_event,
     make_lead,
+    serve_deals,
 )
 
 pytestmark = pytest.mark.django_db
@@ -355,11 +355,7 @@ def test_every_webhook_fixture_has_an_expected_outcome():
 
 @pytest.mark.parametrize("name", sorted(SHAPES))
 def test_each_delivery_shape_is_processed_to_the_expected_state_and_sales(client, account, amo, name):
-    def confirm_won(request):
-        deal_id = int(re.search(r"/leads/(\d+)", request.url).group(1))
-        return 200, {}, json.dumps(api_deal(deal_id))
-
-    amo.add_callback(responses.GET, re.compile(rf"{LEAD_URL}\d+"), callback=confirm_won)
+    serve_deals(amo, lambda deal_id: api_deal(deal_id))  # the API confirms every deal as won
     content_type = "application/json" if name.endswith(".json") else "application/x-www-form-urlencoded"
 
     event = deliver(client, account, load_fixture(f"amocrm/webhooks/{name}"), content_type)
@@ -405,16 +401,40 @@ def test_a_delivery_naming_another_account_inside_its_items_is_rejected(client, 
 
 
 def test_processing_writes_an_inbound_sync_log_row(client, account, amo):
-    answer_deal(amo, api_deal(9001))
+    serve_deals(amo, lambda deal_id: api_deal(deal_id) if deal_id in (9001, 9003) else None)
     event = deliver(client, account, load_fixture("amocrm/webhooks/several_leads.txt"))
-    amo.add_callback(responses.GET, re.compile(rf"{LEAD_URL}\d+"),
-                     callback=lambda request: (200, {}, json.dumps(api_deal(9003))))
 
     process(event)
 
     row = SyncLog.objects.get(direction=SyncLog.Direction.INBOUND)
-    assert row.context["webhook_event"] == event.pk
-    assert sum(row.context["outcomes"].values()) == 6
+    assert row.context == {"webhook_event": event.pk,
+                           "outcomes": {"sale won": 2, "mirrored": 3, "no sale": 1}}
+
+
+def test_a_bulk_stage_change_is_confirmed_with_one_list_request_per_250_deals(client, account, amo):
+    serve_deals(amo, lambda deal_id: api_deal(deal_id, price=deal_id))
+    body = delivery(*(lead_event("status", 10_000 + i, status_id=142, old_status_id=555, index=i)
+                      for i in range(300)))
+
+    assert process(deliver(client, account, body)) == State.PROCESSED
+
+    assert Sale.objects.count() == 300
+    assert Sale.objects.get(amocrm_deal_id=10_299).amount == Decimal(10_299)
+    lists = [call.request.url for call in amo.calls]
+    assert len(lists) == 2 and all("filter%5Bid%5D%5B%5D=" in url for url in lists)
+    assert [url.count("filter%5Bid%5D%5B%5D=") for url in lists] == [250, 50]
+
+
+def test_deals_missing_from_the_list_are_gone_and_lose_their_sales(client, account, amo):
+    from sales.services import sale_sync_from_deal
+
+    sale_sync_from_deal(account=account, deal=api_deal(9001, updated_at=1700000000))
+    serve_deals(amo, lambda deal_id: api_deal(deal_id) if deal_id == 9002 else None)
+    body = delivery([("leads[delete][0][id]", 9001)], lead_event("status", 9002, status_id=142, index=0))
+
+    assert process(deliver(client, account, body)) == State.PROCESSED
+
+    assert dict(Sale.objects.values_list("amocrm_deal_id", "state")) == {9001: "deleted", 9002: "won"}
 
 
 # --- Failures, retries, reprocessing --------------------------------------------------------

@@ -1,8 +1,11 @@
 """Builders for the sales and webhook-processing tests: leads, webhook bodies, API deals, deliveries."""
 
 import copy
+import json
+import re
+from collections.abc import Callable
 from datetime import datetime
-from urllib.parse import quote_plus
+from urllib.parse import parse_qs, quote_plus, urlsplit
 
 import responses
 from django.utils import timezone
@@ -78,3 +81,20 @@ def deliver(client, account: Account, body: bytes, content_type: str = FORM) -> 
                            headers={"User-Agent": "amoCRM-WebHook-client/1.0"})
     assert response.status_code == 200, response.content
     return WebhookEvent.objects.filter(account=account).latest("pk")
+
+
+def serve_deals(mock: responses.RequestsMock, deal_for: Callable[[int], dict | None]) -> None:
+    """Answer both reads the processing makes — GET /leads/{id} and GET /leads?filter[id][]=... —
+    from `deal_for(deal_id)` (None: the deal is gone, 204 / left out of the list)."""
+
+    def single(request):
+        deal = deal_for(int(request.url.split("?")[0].rsplit("/", 1)[1]))
+        return (200, {}, json.dumps(deal)) if deal else (204, {}, "")
+
+    def listing(request):
+        query = parse_qs(urlsplit(request.url).query)
+        deals = [deal for deal in map(deal_for, (int(i) for i in query.get("filter[id][]", []))) if deal]
+        return (200, {}, json.dumps({"_embedded": {"leads": deals}, "_links": {}})) if deals else (204, {}, "")
+
+    mock.add_callback(responses.GET, re.compile(rf"{re.escape(LEAD_URL)}\d+"), callback=single)
+    mock.add_callback(responses.GET, f"{HOST}/api/v4/leads", callback=listing)
