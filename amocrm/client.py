@@ -97,14 +97,23 @@ class AmoCRMClient:
             raise errors.AccountUnavailable(f"No calls are made for this account: it is {label.lower()}.")
 
     def send(self, method: str, path: str, *, operation: str, params=None, json_body=None,
-             headers: dict | None = None, context: dict | None = None) -> requests.Response:
+             headers: dict | None = None, context: dict | None = None, authorized: bool = False) -> requests.Response:
         """The one place an HTTP request to amoCRM is made: limiter, timeout, classification, sync log."""
         self._check_state()
         url = self._origin() + path
-        try:
-            self.limiter.acquire()
-        except RateLimitTimeout as exc:
-            raise errors.RateLimited(str(exc)) from exc
+        while True:
+            # Refresh before taking a slot (the refresh takes its own): a slot held while waiting for
+            # the refresh lock would send the request late and bunch it with later ones.
+            token = self._usable_token() if authorized else None
+            try:
+                self.limiter.acquire()
+            except RateLimitTimeout as exc:
+                raise errors.RateLimited(str(exc)) from exc
+            # Rarely the token falls due while waiting for the slot: refresh, then take a new slot.
+            if token is None or not token.refresh_due(ahead=REFRESH_AHEAD):
+                break
+        if token is not None:
+            headers = {**(headers or {}), "Authorization": f"Bearer {token.access_token}"}
         started = time.monotonic()
         response = None
         error: errors.AmoCRMError | None = None
@@ -142,7 +151,7 @@ class AmoCRMClient:
                 status=status,
             )
         if status == 401:
-            return errors.TokenRevoked(self._problem_text(payload, "Unauthorized"), status=status, payload=payload)
+            return errors.Unauthorized(self._problem_text(payload, "Unauthorized"), status=status, payload=payload)
         if status >= 500 or status in (408, 425):
             return errors.TransientError(f"amoCRM answered {status}.", status=status, payload=payload)
         if status == 400 and isinstance(payload, dict) and payload.get("validation-errors"):
@@ -192,7 +201,7 @@ class AmoCRMClient:
         # Connection health lives on the account (shown as the admin badge).
         if error is None:
             Account.objects.filter(pk=self.account.pk).update(last_success_at=now, error_count=0)
-        elif not isinstance(error, errors.TokenRevoked):  # a 401 is handled (refreshed) before it counts
+        elif not isinstance(error, errors.Unauthorized):  # a 401 is handled (refreshed) before it counts
             self.note_error(str(error), when=now)
         log = logger.warning if error else logger.info
         log(
@@ -233,6 +242,12 @@ class AmoCRMClient:
         self._token = account_refresh_token(account_id=self.account.pk, stale_access_token=stale_access_token)
         return self._token
 
+    def _usable_token(self) -> Token:
+        token = self._current_token()
+        if token.refresh_due(ahead=REFRESH_AHEAD):
+            token = self._refresh(token.access_token)
+        return token
+
     def request(self, method: str, path: str, *, operation: str, params=None, json_body=None,
                 context: dict | None = None):
         """An authenticated API call; returns the parsed JSON (None for 204).
@@ -240,20 +255,18 @@ class AmoCRMClient:
         A 401 refreshes the token once (under the per-account lock) and retries once; a second
         401 means the connection needs re-authorization.
         """
-        token = self._current_token()
-        if token.refresh_due(ahead=REFRESH_AHEAD):
-            token = self._refresh(token.access_token)
+        call = {"operation": operation, "params": params, "json_body": json_body, "context": context,
+                "authorized": True}
         try:
-            response = self.send(method, path, operation=operation, params=params, json_body=json_body,
-                                 headers={"Authorization": f"Bearer {token.access_token}"}, context=context)
-        except errors.TokenRevoked:
-            if token.long_lived:
+            response = self.send(method, path, **call)
+        except errors.Unauthorized:
+            rejected = self._current_token()
+            if rejected.long_lived:
                 self._needs_reauth("The long-lived token was rejected (401): issue a new one and reconnect.")
-            token = self._refresh(token.access_token)
+            self._refresh(rejected.access_token)
             try:
-                response = self.send(method, path, operation=operation, params=params, json_body=json_body,
-                                     headers={"Authorization": f"Bearer {token.access_token}"}, context=context)
-            except errors.TokenRevoked:
+                response = self.send(method, path, **call)
+            except errors.Unauthorized:
                 self._needs_reauth("amoCRM rejected a freshly refreshed token (401 twice): reconnect the account.")
         return _parse_json(response)
 

@@ -42,6 +42,10 @@ class AuthError(AmoCRMError):
     """The connection needs the operator: re-authorization, or fixing the integration settings."""
 
 
+class Unauthorized(AuthError):
+    """A 401 answer. The client refreshes once and retries once before it becomes TokenRevoked."""
+
+
 class TokenRevoked(AuthError):
     """The refresh token was already used or revoked, or a retried call still answered 401."""
 

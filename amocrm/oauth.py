@@ -72,7 +72,7 @@ def _token_request(client: AmoCRMClient, *, operation: str, fields: dict) -> Tok
     }
     try:
         response = client.send("POST", "/oauth2/access_token", operation=operation, json_body=body)
-    except errors.TokenRevoked as exc:  # any 401 from the token endpoint
+    except errors.Unauthorized as exc:  # any 401 from the token endpoint
         raise _classify_401(exc) from exc
     except errors.PermanentError as exc:
         raise _classify_400(exc) from exc

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from django.conf import settings
 
-# A sliding window slightly longer than a second absorbs the jitter between our clock and
-# the moment amoCRM counts the request.
-WINDOW_SECONDS = 1.05
+# A sliding window slightly longer than a second absorbs the jitter between taking a slot and
+# the moment amoCRM counts the request (scheduling delays on a busy host, network latency).
+WINDOW_SECONDS = 1.1
 DEFAULT_MAX_WAIT = 60.0
 
 

@@ -51,8 +51,8 @@ def sync_account_metadata(account_id: int) -> None:
     services.account_sync_metadata(account=Account.objects.get(pk=account_id))
 
 
-@shared_task(name="amocrm.tasks.test_account_connection", ignore_result=True)
-def test_account_connection(account_id: int) -> dict:
+@shared_task(name="amocrm.tasks.check_account_connection", ignore_result=True)
+def check_account_connection(account_id: int) -> dict:
     """One authenticated call; used by operators (and the e2e tests) to exercise the connection."""
     from .models import Account
 

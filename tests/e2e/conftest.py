@@ -1,0 +1,211 @@
+"""End-to-end harness: the amoCRM sandbox, gunicorn and a real Celery worker against PostgreSQL and Redis.
+
+Session-scoped processes share the pytest test database (tests use `transaction=True`, so what
+the test process writes is visible to them and the other way round) and the test Redis DB.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings
+from django.test import override_settings
+
+from amocrm.sandbox.control import SandboxControl
+from amocrm.sandbox.server import Sandbox
+from amocrm.sandbox.state import default_accounts
+
+ROOT = Path(settings.BASE_DIR)
+LOGS = ROOT / "var" / "e2e-logs"
+REDIRECT_PATH = "/amocrm/oauth/callback/"
+CLIENT_ID = "e2e-client-id"
+CLIENT_SECRET = "e2e-client-secret-0123456789abcdef"
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, *, timeout: float, interval: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            result = predicate()
+            if result:
+                return result
+        except Exception as exc:  # noqa: BLE001 — keep polling until the deadline
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last!r})")
+
+
+class Processes:
+    """Subprocesses with their logs in var/e2e-logs/, all stopped at teardown."""
+
+    def __init__(self):
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+        LOGS.mkdir(parents=True, exist_ok=True)
+
+    def start(self, name: str, args: list[str], env: dict) -> subprocess.Popen:
+        log = open(LOGS / f"{name}.log", "w")  # noqa: SIM115 — closed with the process
+        proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.procs.append((name, proc))
+        return proc
+
+    def log(self, name: str) -> str:
+        path = LOGS / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self, name: str | None = None):
+        import signal
+
+        for proc_name, proc in list(self.procs):
+            if name is not None and proc_name != name:
+                continue
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(5)
+            self.procs.remove((proc_name, proc))
+
+
+@pytest.fixture(scope="session")
+def e2e_ports():
+    return {"web": free_port()}
+
+
+@pytest.fixture(scope="session")
+def site_url(e2e_ports):
+    return f"http://127.0.0.1:{e2e_ports['web']}"
+
+
+@pytest.fixture(scope="session")
+def sandbox(site_url):
+    box = Sandbox(accounts=default_accounts(2), client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+                  redirect_uri=site_url + REDIRECT_PATH)
+    box.start()
+    yield box
+    box.stop()
+
+
+@pytest.fixture(scope="session")
+def sandbox_origins(sandbox):
+    return [account.origin for account in sandbox.accounts]
+
+
+@pytest.fixture(scope="session")
+def e2e_settings(sandbox, sandbox_origins, site_url):
+    """The test process sees the same configuration as the servers it started."""
+    override = override_settings(AMOCRM_TRUSTED_HOSTS=sandbox_origins, SITE_URL=site_url,
+                                 AMOCRM_OAUTH_URL=sandbox.www_origin + "/oauth")
+    override.enable()
+    yield
+    override.disable()
+
+
+@pytest.fixture(scope="session")
+def e2e_env(django_db_setup, django_db_blocker, sandbox, sandbox_origins, site_url):
+    sandbox_www = sandbox.www_origin
+    db = settings.DATABASES["default"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DEBUG": "true",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+        "SITE_URL": site_url,
+        "AMOCRM_TRUSTED_HOSTS": ",".join(sandbox_origins),
+        # amoCRM's consent page lives on www, not on the account host: the sandbox's www server.
+        "AMOCRM_OAUTH_URL": sandbox_www + "/oauth",
+        "AMOCRM_RATE_LIMIT": str(settings.AMOCRM_RATE_LIMIT),
+        "LOG_LEVEL": "INFO",
+        "LEAD_INTAKE_THROTTLE": "100000/min",
+        "PYTHONPATH": str(ROOT),
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+@pytest.fixture(scope="session")
+def processes():
+    procs = Processes()
+    yield procs
+    procs.stop()
+
+
+@pytest.fixture(scope="session")
+def live_server_url(e2e_env, e2e_ports, site_url, processes, e2e_settings):
+    bin_dir = Path(sys.executable).parent
+    processes.start("gunicorn", [str(bin_dir / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{e2e_ports['web']}",
+                                 "--workers", "2", "--threads", "4", "--timeout", "60"], e2e_env)
+    wait_until(lambda: requests.get(site_url + "/healthz/", timeout=2).status_code == 200, timeout=30,
+               what="gunicorn /healthz/")
+    return site_url
+
+
+@pytest.fixture(scope="session")
+def celery_worker_proc(e2e_env, processes, e2e_settings):
+    bin_dir = Path(sys.executable).parent
+    proc = processes.start("worker", [str(bin_dir / "celery"), "-A", "config", "worker", "--loglevel", "INFO",
+                                      "--concurrency", "4", "--hostname", f"e2e-{os.getpid()}@%h",
+                                      "--without-gossip", "--without-mingle"], e2e_env)
+    wait_until(lambda: "ready." in processes.log("worker"), timeout=60, what="the Celery worker to be ready")
+    assert proc.poll() is None, processes.log("worker")
+    return proc
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache():
+    """Unlike the unit tests, never FLUSHDB here: the running worker's queues live in the same Redis DB."""
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for key in client.scan_iter("amo:*"):
+        client.delete(key)
+    yield
+
+
+@pytest.fixture
+def control(sandbox):
+    ctl = SandboxControl(sandbox.accounts[0].origin)
+    ctl.reset()
+    yield ctl
+
+
+@pytest.fixture
+def connect_account(sandbox, control, live_server_url, e2e_env, e2e_settings):
+    """Connect sandbox account N through the real CLI in a subprocess; returns its --json output."""
+    import json
+
+    def connect(index: int = 0, **env_extra):
+        account = sandbox.accounts[index]
+        code = SandboxControl(account.origin).authorize(client_id=CLIENT_ID, account_id=account.account_id)["code"]
+        result = subprocess.run(
+            [sys.executable, "manage.py", "amocrm_connect", "--host", account.origin, "--client-id", CLIENT_ID,
+             "--client-secret", CLIENT_SECRET, "--redirect-uri", live_server_url + REDIRECT_PATH, "--code", code,
+             "--json"],
+            cwd=ROOT, env={**e2e_env, **env_extra}, capture_output=True, text=True, timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    return connect
+
