@@ -1,4 +1,4 @@
-"""App config for leads."""
+"""App config for leads: connects the signal receivers (default source, resumed pushes, CORS per source)."""
 
 from django.apps import AppConfig
 
@@ -6,3 +6,6 @@ from django.apps import AppConfig
 class LeadsConfig(AppConfig):
     name = "leads"
     verbose_name = "Leads"
+
+    def ready(self) -> None:
+        from . import cors, receivers  # noqa: F401 — importing connects the receivers

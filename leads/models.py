@@ -54,6 +54,11 @@ class LeadSource(models.Model):
 
     class Meta:
         ordering = ["account", "name"]
+        constraints = [
+            # The default source is created on every connect; this makes a racing second one fail, not exist.
+            models.UniqueConstraint(fields=["account"], condition=models.Q(is_default=True),
+                                    name="leads_source_one_default_per_account"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -101,6 +106,14 @@ class Lead(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True,
+                                           help_text="Not pushed again before this moment (backoff after an error).")
+    write_attempted_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="A write that may have created this lead's deal was sent then, and its answer never came: the "
+                  "next push looks for the deal by the lead's marker tag and adopts it instead of creating another.",
+    )
+    note_pending = models.BooleanField(default=False, help_text="The deal exists; its note is still to be added.")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 

@@ -1,0 +1,170 @@
+"""POST /api/leads/: the public lead intake (DESIGN.md "Lead intake"): validate, store, answer — never call amoCRM."""
+
+import re
+
+from django.core.validators import EmailValidator
+from django.http import HttpResponseRedirect
+from rest_framework import exceptions, serializers, status
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.parsers import FormParser, JSONParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.net import client_ip
+
+from . import payloads, services
+from .cors import ORIGIN_VERDICT_ATTR
+from .throttles import LeadIntakeThrottle
+
+MAX_BODY_BYTES = 64 * 1024
+# Hidden in the embed snippet: people leave it empty, form-filling bots do not.
+HONEYPOT_FIELD = "website"
+MAX_EXTRA_FIELDS = 50
+EXTRA_FIELD_KEY = re.compile(r"^fields(?:\[([^\]]+)\]|\.(.+))$")
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB."
+    default_code = "payload_too_large"
+
+
+class JsonAnswers(DefaultContentNegotiation):
+    """Always answer JSON: a plain HTML form sends `Accept: text/html` and must not get a 406."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+def _text(max_length: int, **kwargs):
+    return serializers.CharField(max_length=max_length, required=False, allow_blank=True, allow_null=True,
+                                 default="", **kwargs)
+
+
+def _input_of(request) -> dict:
+    """The posted values as one dict. Form posts may send `fields[city]` or `fields.city`, and a form
+    builder that cannot add a hidden field may name the source in the URL (`?source=KEY`)."""
+    data = request.data
+    if hasattr(data, "getlist"):  # form-encoded: last value wins, bracket or dotted keys build `fields`
+        flat, extra = {}, {}
+        for key in data:
+            match = EXTRA_FIELD_KEY.match(key)
+            if match:
+                extra[match.group(1) or match.group(2)] = data.getlist(key)[-1]
+            else:
+                flat[key] = data.getlist(key)[-1]
+        if extra:
+            flat["fields"] = extra
+        data = flat
+    elif not isinstance(data, dict):
+        return data  # the serializer answers "expected a dictionary"
+    if "source" not in data and "source" in request.query_params:
+        data = {**data, "source": request.query_params["source"]}
+    return data
+
+
+class LeadIntakeApi(APIView):
+    """Accept a website form: JSON or form-encoded, answer 201 {"id", "status"} at once (or 303 for HTML forms)."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    throttle_classes = [LeadIntakeThrottle]
+    parser_classes = [JSONParser, FormParser]
+    content_negotiation_class = JsonAnswers
+
+    class InputSerializer(serializers.Serializer):
+        source = serializers.CharField(max_length=64)
+        name = _text(255)
+        phone = _text(64)
+        email = _text(254)
+        message = _text(5000, trim_whitespace=False)
+        utm_source = _text(255)
+        utm_medium = _text(255)
+        utm_campaign = _text(255)
+        utm_term = _text(255)
+        utm_content = _text(255)
+        referrer = _text(2000)
+        page_url = _text(2000)
+        fields = serializers.DictField(
+            child=serializers.CharField(max_length=1000, allow_blank=True, allow_null=True), required=False,
+            default=dict,
+        )
+        website = serializers.CharField(required=False, allow_blank=True, allow_null=True, default="")
+
+        def validate_source(self, value):
+            source = services.lead_source_get_active(public_key=value.strip())
+            if source is None:
+                raise serializers.ValidationError("Unknown or inactive lead source.")
+            return source
+
+        def validate_phone(self, value):
+            if not value:
+                return ""
+            phone = payloads.normalize_phone(value)
+            if phone is None:
+                raise serializers.ValidationError("Enter a valid phone number.")
+            self.context["phone_raw"] = value
+            return phone
+
+        def validate_email(self, value):
+            if not value:
+                return ""
+            email = payloads.normalize_email(value)
+            EmailValidator(message="Enter a valid email address.")(email)
+            return email
+
+        def validate_fields(self, value):
+            if len(value) > MAX_EXTRA_FIELDS:
+                raise serializers.ValidationError(f"At most {MAX_EXTRA_FIELDS} fields.")
+            if any(len(str(key)) > 100 for key in value):
+                raise serializers.ValidationError("Field names are at most 100 characters.")
+            return {str(key): item for key, item in value.items() if item is not None}
+
+        def validate(self, attrs):
+            attrs = {key: ("" if value is None else value) for key, value in attrs.items()}
+            if not attrs.get("phone") and not attrs.get("email"):
+                raise serializers.ValidationError({"phone": ["Give a phone number or an email address."],
+                                                   "email": ["Give a phone number or an email address."]})
+            attrs["phone_raw"] = self.context.get("phone_raw", "")
+            return attrs
+
+    def initial(self, request, *args, **kwargs):
+        # Before parsing, throttling or anything else: refuse big bodies by header, then by what was read.
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        if declared > MAX_BODY_BYTES or len(request._request.body) > MAX_BODY_BYTES:
+            raise PayloadTooLarge()
+        super().initial(request, *args, **kwargs)
+
+    def post(self, request):
+        serializer = self.InputSerializer(data=_input_of(request), context={})
+        serializer.is_valid(raise_exception=True)
+        values = dict(serializer.validated_data)
+        source, spam = values.pop("source"), bool(values.pop(HONEYPOT_FIELD).strip())
+        self._check_origin(request, source)
+        accepted = services.lead_create(
+            source=source, data=values, ip=client_ip(request), user_agent=request.headers.get("user-agent", ""),
+            idempotency_key=self._idempotency_key(request), spam=spam,
+        )
+        if source.success_url and "text/html" in request.headers.get("accept", ""):
+            return HttpResponseRedirect(source.success_url, status=status.HTTP_303_SEE_OTHER)
+        return Response({"id": str(accepted.id), "status": accepted.status}, status=status.HTTP_201_CREATED)
+
+    @staticmethod
+    def _check_origin(request, source) -> None:
+        allowed = services.lead_source_allows_origin(source=source, origin=request.headers.get("origin"))
+        setattr(request._request, ORIGIN_VERDICT_ATTR, allowed)
+        if not allowed:
+            raise exceptions.PermissionDenied(
+                f"This origin may not post to this lead source: add {request.headers['origin']} to its allowed "
+                "origins in the admin.")
+
+    @staticmethod
+    def _idempotency_key(request) -> str:
+        key = request.headers.get("idempotency-key", "").strip()
+        if len(key) > 255:
+            raise exceptions.ValidationError({"Idempotency-Key": ["At most 255 characters."]})
+        return key
+

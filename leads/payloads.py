@@ -1,0 +1,293 @@
+"""What a lead looks like in amoCRM: the deal, contact, note and incoming-lead payloads, and contact matching.
+
+Pure functions over model instances: no queries, no HTTP. The push service feeds them the account's
+cached custom fields; shapes follow ../shared/amocrm-notes.md §3.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import phonenumbers
+from django.conf import settings
+
+# A per-lead tag on every deal we create. A retry after an ambiguous failure looks for it among the
+# deals updated since that attempt, so it adopts the first deal instead of creating a second one.
+MARKER_PREFIX = "lead-"
+
+# Form UTM field → the code of amoCRM's tracking_data deal field ("Statistics" group) that holds it.
+TRACKING_CODES = {
+    "utm_source": "UTM_SOURCE",
+    "utm_medium": "UTM_MEDIUM",
+    "utm_campaign": "UTM_CAMPAIGN",
+    "utm_term": "UTM_TERM",
+    "utm_content": "UTM_CONTENT",
+    "referrer": "UTM_REFERRER",
+}
+UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+# Lead attributes a source's field mapping may send to a deal field besides the form's `fields`.
+MAPPABLE_ATTRIBUTES = ("name", "phone", "email", "message", "page_url", "referrer", *UTM_FIELDS)
+
+TEXT_TYPES = {"text", "textarea", "url", "streetaddress", "tracking_data", "legal_entity", "monetary"}
+CHOICE_TYPES = {"select", "radiobutton", "multiselect"}
+DATE_TYPES = {"date", "date_time", "birthday"}
+TRUE_WORDS = {"1", "true", "yes", "on", "y", "да"}
+FALSE_WORDS = {"0", "false", "no", "off", "n", "нет", ""}
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """The slice of a cached amoCRM deal custom field the payloads need."""
+
+    id: int
+    code: str
+    type: str
+    enums: tuple[str, ...] = ()
+
+
+# ---------------------------------------------------------------------------- normalization
+
+
+def normalize_phone(raw: str, *, region: str | None = None) -> str | None:
+    """E.164 (`8 (912) 345-67-89` → `+79123456789` with region RU), or None when it is no valid number."""
+    if not raw or not raw.strip():
+        return None
+    try:
+        number = phonenumbers.parse(raw, region or settings.PHONE_DEFAULT_REGION)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_email(raw: str) -> str:
+    return (raw or "").strip().lower()
+
+
+def marker_of(lead) -> str:
+    return MARKER_PREFIX + lead.id.hex[:16]
+
+
+def _timestamp(moment: datetime) -> int:
+    return int(moment.astimezone(UTC).timestamp())
+
+
+# ---------------------------------------------------------------------------- contacts
+
+
+def contact_values(contact: dict, code: str) -> list[str]:
+    """The raw values of a contact's PHONE or EMAIL field as amoCRM returned them."""
+    values = []
+    for field in contact.get("custom_fields_values") or []:
+        if field.get("field_code") == code:
+            values += [str(item.get("value") or "") for item in field.get("values") or []]
+    return values
+
+
+def contact_matches(contact: dict, *, phone: str, email: str) -> bool:
+    """True when one of the contact's phones or emails really is the lead's, after normalization.
+
+    amoCRM's `query` search is fuzzy (it finds +7 916 123-45-67 for 8 916 123 45 60 too), so a
+    hit is only the same person when a stored value normalizes to exactly the lead's value.
+    """
+    if phone and any(normalize_phone(value) == phone for value in contact_values(contact, "PHONE")):
+        return True
+    if email and any(normalize_email(value) == email for value in contact_values(contact, "EMAIL")):
+        return True
+    return False
+
+
+def new_contact(lead) -> dict:
+    """A contact to create with the deal: name, PHONE and EMAIL with enum_code WORK."""
+    fields = []
+    if lead.phone:
+        fields.append({"field_code": "PHONE", "values": [{"value": lead.phone, "enum_code": "WORK"}]})
+    if lead.email:
+        fields.append({"field_code": "EMAIL", "values": [{"value": lead.email, "enum_code": "WORK"}]})
+    contact = {"name": lead.name or lead.phone or lead.email}
+    if fields:
+        contact["custom_fields_values"] = fields
+    return contact
+
+
+# ---------------------------------------------------------------------------- deals
+
+
+class _Blank(dict):
+    def __missing__(self, key):
+        return ""
+
+
+def deal_name(lead, source) -> str:
+    """The source's template filled in; a broken template falls back to the default one."""
+    from .models import DEFAULT_DEAL_NAME
+
+    values = _Blank(
+        name=lead.name or lead.phone or lead.email, phone=lead.phone, email=lead.email, source=source.name,
+        utm_source=lead.utm_source, utm_campaign=lead.utm_campaign,
+    )
+    try:
+        name = (source.deal_name_template or DEFAULT_DEAL_NAME).format_map(values)
+    except (ValueError, IndexError, AttributeError, KeyError):
+        name = DEFAULT_DEAL_NAME.format_map(values)
+    return name.strip()[:255] or DEFAULT_DEAL_NAME.format_map(values)
+
+
+def _field_value(info: FieldInfo, raw: str) -> list[dict] | None:
+    """amoCRM's value list for one field, or None when the text does not fit the field's type.
+
+    A value that does not fit is left out of the deal (amoCRM would reject the whole request) —
+    it still reaches amoCRM in the note.
+    """
+    text = str(raw).strip()
+    if info.type in TEXT_TYPES or not info.type:
+        return [{"value": text[:1000]}] if text else None
+    if info.type == "numeric":
+        try:
+            float(text.replace(",", ".").replace(" ", ""))
+        except ValueError:
+            return None
+        return [{"value": text.replace(",", ".").replace(" ", "")}]
+    if info.type == "checkbox":
+        word = text.lower()
+        if word in TRUE_WORDS:
+            return [{"value": True}]
+        return [{"value": False}] if word in FALSE_WORDS else None
+    if info.type in DATE_TYPES:
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return [{"value": _timestamp(moment)}]
+    if info.type in CHOICE_TYPES:
+        wanted = [part.strip() for part in text.split(",")] if info.type == "multiselect" else [text]
+        if not wanted or any(part not in info.enums for part in wanted):
+            return None
+        return [{"value": part} for part in wanted]
+    return None
+
+
+def deal_custom_fields(lead, source, fields_by_id: dict[int, FieldInfo],
+                       tracking: dict[str, FieldInfo]) -> list[dict]:
+    """UTMs into the account's tracking_data fields (codes it lacks skipped), then the source's mapping."""
+    values: dict[int, list[dict]] = {}
+    for attribute, code in TRACKING_CODES.items():
+        info = tracking.get(code)
+        text = getattr(lead, attribute)
+        if info is not None and text:
+            values[info.id] = [{"value": text[:255]}]
+    for form_field, field_id in (source.field_mapping or {}).items():
+        info = fields_by_id.get(_as_int(field_id))
+        if info is None:
+            continue  # the field was deleted in amoCRM since the mapping was saved
+        if form_field in (lead.fields or {}):
+            raw = lead.fields[form_field]
+        elif form_field in MAPPABLE_ATTRIBUTES:
+            raw = getattr(lead, form_field)
+        else:
+            continue
+        field_values = _field_value(info, raw) if raw not in (None, "") else None
+        if field_values:
+            values[info.id] = field_values
+    return [{"field_id": field_id, "values": field_values} for field_id, field_values in values.items()]
+
+
+def _as_int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def deal_placement(source, account) -> dict:
+    """pipeline_id / status_id / responsible_user_id from the source, else the account's defaults."""
+    placement = {}
+    pipeline_id = source.pipeline_id or account.default_pipeline_id
+    status_id = source.status_id if source.pipeline_id else (source.status_id or account.default_status_id)
+    if pipeline_id:
+        placement["pipeline_id"] = pipeline_id
+    if status_id:
+        placement["status_id"] = status_id
+    responsible = source.responsible_user_id or account.default_responsible_user_id
+    if responsible:
+        placement["responsible_user_id"] = responsible
+    return placement
+
+
+def deal_tags(lead, source) -> list[dict]:
+    names = [str(tag).strip() for tag in (source.tags or []) if str(tag).strip()]
+    return [{"name": name} for name in dict.fromkeys([*names, marker_of(lead)])]
+
+
+def complex_deal(lead, source, account, *, request_id: str, contact: dict, fields_by_id, tracking) -> dict:
+    """One element of POST /api/v4/leads/complex: the deal with its one contact (new, or {"id": N})."""
+    deal = {
+        "request_id": request_id,
+        "name": deal_name(lead, source),
+        **deal_placement(source, account),
+    }
+    custom_fields = deal_custom_fields(lead, source, fields_by_id, tracking)
+    if custom_fields:
+        deal["custom_fields_values"] = custom_fields
+    deal["_embedded"] = {"tags": deal_tags(lead, source), "contacts": [contact]}
+    return deal
+
+
+def unsorted_form(lead, source, account, *, request_id: str, fields_by_id, tracking) -> dict:
+    """One element of POST /api/v4/leads/unsorted/forms: an incoming lead a manager accepts or declines."""
+    embedded_deal = {"name": deal_name(lead, source)}
+    custom_fields = deal_custom_fields(lead, source, fields_by_id, tracking)
+    if custom_fields:
+        embedded_deal["custom_fields_values"] = custom_fields
+    embedded_deal["_embedded"] = {"tags": deal_tags(lead, source)}
+    sent_at = _timestamp(lead.created_at)
+    metadata = {
+        "form_id": source.form_id or f"source-{source.pk}",
+        "form_name": source.name,
+        "form_page": lead.page_url or lead.referrer or settings.SITE_URL,
+        "form_sent_at": sent_at,
+    }
+    if lead.ip:
+        metadata["ip"] = lead.ip
+    if lead.referrer:
+        metadata["referer"] = lead.referrer
+    form = {
+        "request_id": request_id,
+        "source_uid": str(lead.id),
+        "source_name": source.name,
+        "created_at": sent_at,
+        "metadata": metadata,
+        "_embedded": {"leads": [embedded_deal], "contacts": [new_contact(lead)]},
+    }
+    pipeline_id = source.pipeline_id or account.default_pipeline_id
+    if pipeline_id:
+        form["pipeline_id"] = pipeline_id
+    return form
+
+
+# ---------------------------------------------------------------------------- notes
+
+
+def note_text(lead, source) -> str:
+    """The visitor's message and everything else the form sent, so nothing is lost in amoCRM."""
+    details = []
+    if lead.page_url:
+        details.append(f"Page: {lead.page_url}")
+    if lead.referrer:
+        details.append(f"Referrer: {lead.referrer}")
+    utms = [f"{name}={getattr(lead, name)}" for name in UTM_FIELDS if getattr(lead, name)]
+    if utms:
+        details.append("UTM: " + ", ".join(utms))
+    if lead.fields:
+        details.append("Form fields:")
+        details += [f"  {key}: {value}" for key, value in lead.fields.items()]
+    parts = [part for part in (lead.message.strip(), "\n".join(details)) if part]
+    if not parts:
+        return ""
+    return "\n\n".join([*parts, f"Website lead {lead.id} from “{source.name}”."])
+
+
+def deal_note(*, deal_id: int, text: str) -> dict:
+    return {"entity_id": deal_id, "note_type": "common", "params": {"text": text}}

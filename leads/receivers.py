@@ -1,0 +1,22 @@
+"""Signal receivers: a default lead source and resumed pushes when an account connects; source cache upkeep."""
+
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from amocrm.services import account_connected
+
+from . import services
+from .models import LeadSource
+
+
+@receiver(account_connected, dispatch_uid="leads.receivers.on_account_connected")
+def on_account_connected(sender, account, **kwargs) -> None:
+    services.lead_source_ensure_default(account=account)
+    # Leads that waited while the account needed re-authorization go now, not at the next sweep.
+    services.lead_schedule_push(account_id=account.pk)
+
+
+@receiver(post_save, sender=LeadSource, dispatch_uid="leads.receivers.source_saved")
+@receiver(post_delete, sender=LeadSource, dispatch_uid="leads.receivers.source_deleted")
+def on_source_changed(sender, **kwargs) -> None:
+    services.lead_source_cache_clear()
