@@ -5,10 +5,8 @@ the test process writes is visible to them and the other way round) and the test
 """
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,9 +17,8 @@ from django.test import override_settings
 from amocrm.sandbox.control import SandboxControl
 from amocrm.sandbox.server import Sandbox
 from amocrm.sandbox.state import default_accounts
+from tests.e2e.harness import ROOT, Processes, free_port, wait_until
 
-ROOT = Path(settings.BASE_DIR)
-LOGS = ROOT / "var" / "e2e-logs"
 REDIRECT_PATH = "/amocrm/oauth/callback/"
 CLIENT_ID = "e2e-client-id"
 CLIENT_SECRET = "e2e-client-secret-0123456789abcdef"
@@ -31,60 +28,6 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(predicate, *, timeout: float, interval: float = 0.2, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            result = predicate()
-            if result:
-                return result
-        except Exception as exc:  # noqa: BLE001 — keep polling until the deadline
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last!r})")
-
-
-class Processes:
-    """Subprocesses with their logs in var/e2e-logs/, all stopped at teardown."""
-
-    def __init__(self):
-        self.procs: list[tuple[str, subprocess.Popen]] = []
-        LOGS.mkdir(parents=True, exist_ok=True)
-
-    def start(self, name: str, args: list[str], env: dict) -> subprocess.Popen:
-        log = open(LOGS / f"{name}.log", "w")  # noqa: SIM115 — closed with the process
-        proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        self.procs.append((name, proc))
-        return proc
-
-    def log(self, name: str) -> str:
-        path = LOGS / f"{name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def stop(self, name: str | None = None):
-        import signal
-
-        for proc_name, proc in list(self.procs):
-            if name is not None and proc_name != name:
-                continue
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(5)
-            self.procs.remove((proc_name, proc))
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,40 @@
+"""`make bench`: run every benchmark script in bench/ (or the ones named) and print their reports.
+
+Each benchmark is a standalone script (`bench/<name>.py`) that starts what it needs (sandbox,
+gunicorn, a Celery worker against PostgreSQL and Redis), measures, prints a Markdown report
+and exits non-zero when a target is missed. Results are recorded by hand in bench/README.md.
+"""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+
+
+def main(argv: list[str]) -> int:
+    names = argv or sorted(p.stem for p in BENCH_DIR.glob("*.py") if p.stem != "run" and not p.stem.startswith("_"))
+    if not names:
+        print("No benchmarks found in bench/.")
+        return 1
+    failed = []
+    for name in names:
+        script = BENCH_DIR / f"{name}.py"
+        if not script.exists():
+            print(f"Unknown benchmark {name!r}: expected {script}")
+            failed.append(name)
+            continue
+        print(f"\n=== {name} ===", flush=True)
+        started = time.monotonic()
+        result = subprocess.run([sys.executable, str(script)], cwd=BENCH_DIR.parent)
+        print(f"--- {name}: exit {result.returncode} in {time.monotonic() - started:.0f}s", flush=True)
+        if result.returncode:
+            failed.append(name)
+    if failed:
+        print(f"\nMissed or failed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
