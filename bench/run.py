@@ -1,6 +1,6 @@
 """`make bench`: run every benchmark script in bench/ (or the ones named) and print their reports.
 
-Each benchmark is a standalone script (`bench/<name>.py`) that starts what it needs (sandbox,
+Each benchmark is a module (`bench/<name>.py`, run as `python -m bench.<name>`) that starts what it needs (sandbox,
 gunicorn, a Celery worker against PostgreSQL and Redis), measures, prints a Markdown report
 and exits non-zero when a target is missed. Results are recorded by hand in bench/README.md.
 """
@@ -27,7 +27,8 @@ def main(argv: list[str]) -> int:
             continue
         print(f"\n=== {name} ===", flush=True)
         started = time.monotonic()
-        result = subprocess.run([sys.executable, str(script)], cwd=BENCH_DIR.parent)
+        # As a module, so the project root is importable (tests.e2e.harness, amocrm.sandbox).
+        result = subprocess.run([sys.executable, "-m", f"bench.{name}"], cwd=BENCH_DIR.parent)
         print(f"--- {name}: exit {result.returncode} in {time.monotonic() - started:.0f}s", flush=True)
         if result.returncode:
             failed.append(name)
