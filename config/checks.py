@@ -15,7 +15,8 @@ def check_configuration(app_configs, **kwargs):
             messages.append(
                 Error(
                     "FIELD_ENCRYPTION_KEY holds a value that is not a Fernet key.",
-                    hint='Generate one: python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"',
+                    hint="Generate one: python -c "
+                    "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'",
                     id="config.E001",
                 )
             )

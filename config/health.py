@@ -6,7 +6,7 @@ import time
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, transaction
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -17,7 +17,8 @@ logger = logging.getLogger(__name__)
 
 
 def check_database() -> None:
-    with connection.cursor() as cursor:
+    # SET LOCAL only lasts inside a transaction (in autocommit it is a no-op with a warning).
+    with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("SET LOCAL statement_timeout = 2000")
         cursor.execute("SELECT 1")
@@ -43,7 +44,7 @@ def worker_state() -> str:
     """Informational only: a stopped worker does not make the web tier unhealthy."""
     try:
         seen = cache.get(HEARTBEAT_KEY)
-    except Exception:  # the cache may live on the broker that just failed
+    except Exception:  # noqa: BLE001 (the cache may live on the broker that just failed)
         return "unknown"
     if seen is None:
         return "unknown"
@@ -59,7 +60,7 @@ def healthz(request):
         try:
             check()
             body[name] = "ok"
-        except Exception as exc:  # any failure means "not healthy"; the detail goes to the log only
+        except Exception as exc:  # noqa: BLE001 (any failure means "not healthy"; the detail goes to the log only)
             logger.warning("health check failed", extra={"component": name, "error": repr(exc)})
             body[name] = "unavailable"
             failed = True

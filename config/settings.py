@@ -1,5 +1,6 @@
 """Django settings, all driven by the environment (see .env.example for every variable)."""
 
+import os
 from pathlib import Path
 
 import environ
@@ -7,9 +8,27 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
-# A local .env is read when present; real environment variables always win.
-env.read_env(BASE_DIR / ".env", overwrite=False)
+
+class _Env(environ.Env):
+    """django-environ, except that an empty variable (`NAME=` in .env) counts as unset."""
+
+    def get_value(self, var, cast=None, default=environ.Env.NOTSET, parse_default=False):
+        if self.ENVIRON.get(f"{self.prefix}{var}") != "" or default is self.NOTSET:
+            return super().get_value(var, cast=cast, default=default, parse_default=parse_default)
+        return self.parse_value(default, cast) if parse_default and default is not None else default
+
+
+env = _Env()
+# A local .env is read when present; real environment variables always win. ENV_FILE names
+# another file, or none when empty (the tests use that so a developer's .env cannot leak in).
+ENV_FILE = os.environ.get("ENV_FILE")
+if ENV_FILE is None:
+    if (BASE_DIR / ".env").is_file():
+        env.read_env(BASE_DIR / ".env", overwrite=False)
+elif ENV_FILE:
+    if not Path(ENV_FILE).is_file():
+        raise ImproperlyConfigured(f"ENV_FILE names {ENV_FILE}, which is not a file.")
+    env.read_env(ENV_FILE, overwrite=False)
 
 VERSION = "0.1.0"
 
@@ -19,7 +38,7 @@ VERSION = "0.1.0"
 DEBUG = env.bool("DEBUG", default=False)
 
 # Directory for everything the embedded mode writes (SQLite file, broker queue, cache).
-VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
 
 
 def _required_in_production(name: str, dev_default: str) -> str:
@@ -38,12 +57,11 @@ SECRET_KEY = _required_in_production(
     "SECRET_KEY", "django-insecure-development-only-key-never-use-in-production-0123456789"
 )
 # Fernet keys (comma-separated, newest first) that encrypt client secrets and tokens at rest.
-FIELD_ENCRYPTION_KEY = env.list(
-    "FIELD_ENCRYPTION_KEY",
-    default=[_required_in_production(
-        "FIELD_ENCRYPTION_KEY", "ZGV2ZWxvcG1lbnQtb25seS1rZXktMzItYnl0ZXMtISE="
-    )],
-)
+_DEV_FIELD_ENCRYPTION_KEY = "ZGV2ZWxvcG1lbnQtb25seS1rZXktMzItYnl0ZXMtISE="
+FIELD_ENCRYPTION_KEY = [
+    key.strip() for key in _required_in_production("FIELD_ENCRYPTION_KEY", _DEV_FIELD_ENCRYPTION_KEY).split(",")
+    if key.strip()
+]
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 PORT = env.int("PORT", default=8000)
@@ -170,7 +188,7 @@ else:
         }
     }
 
-CELERY_BROKER_URL = REDIS_URL or "filesystem://"
+CELERY_BROKER_URL = REDIS_URL or "filesystem://localhost//"
 CELERY_BROKER_DIR = VAR_DIR / "broker"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -254,7 +272,9 @@ SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Only the `preload` directive in the header (check --deploy asks for it); getting onto the
+# browsers' preload list is a separate, manual submission at hstspreload.org.
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
@@ -283,6 +303,8 @@ LOGGING = {
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # runserver's request lines, JSON like the rest (Django gives them a plain-text handler).
+        "django.server": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
         "urllib3": {"level": "WARNING"},
     },
 }
