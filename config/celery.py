@@ -43,12 +43,14 @@ def _propagate_request_id(headers=None, **kwargs):
     """Carry the web request's id into the task message so task logs can be joined to it."""
     from .requestid import request_id_var
 
-    if headers is not None and "request_id" not in headers:
-        headers["request_id"] = request_id_var.get()
+    request_id = request_id_var.get()
+    if headers is not None and "request_id" not in headers and request_id != "-":
+        headers["request_id"] = request_id
 
 
 @signals.task_prerun.connect
 def _adopt_request_id(task=None, **kwargs):
+    """Log under the publishing request's id, or under the task id for work nobody requested (beat)."""
     from .requestid import request_id_var
 
     request_id = getattr(task.request, "request_id", None) or task.request.id or "-"
