@@ -1,7 +1,8 @@
 """Shared fixtures; refuses to run when PostgreSQL or Redis does not answer."""
 
+import os
 import socket
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 import pytest
 
@@ -36,10 +37,60 @@ def pytest_configure(config):
         raise pytest.UsageError("The tests need real services:\n" + "\n".join(problems))
 
 
+def _delete_test_keys(*, at_exit: bool = False) -> None:
+    """Delete this run's cache keys and queued tasks (and at exit its queue binding), nothing else.
+
+    Not FLUSHDB: other test runs may be using Redis DB 15 at the same moment (their keys live
+    under their own prefix and queue). Keys written outside the cache, such as the rate limiter's,
+    should therefore carry settings.CACHES["default"]["KEY_PREFIX"] too, to be cleaned here.
+    """
+    import redis
+    from django.conf import settings
+
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        doomed = [queue, *client.scan_iter(match=f"{queue}\x06\x16*", count=1000)]
+        doomed += client.scan_iter(match=settings.CACHES["default"]["KEY_PREFIX"] + ":*", count=1000)
+        if at_exit:
+            doomed.append(f"_kombu.binding.{queue}")
+        client.unlink(*doomed)
+    finally:
+        client.close()
+
+
 @pytest.fixture(autouse=True)
 def _clean_cache():
-    """Every test starts with an empty cache (throttles, locks, idempotency windows)."""
-    from django.core.cache import cache
-
-    cache.clear()
+    """Every test starts with an empty cache (throttles, locks, idempotency windows) and an empty queue."""
+    _delete_test_keys()
     yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_test_keys_at_exit():
+    yield
+    _delete_test_keys(at_exit=True)
+
+
+@pytest.fixture
+def subprocess_env(transactional_db) -> dict[str, str]:
+    """Environment for a worker or server a test starts: tests.settings, this run's test database and queue.
+
+    It implies transactional_db: rows a test writes are committed, so the other process sees them.
+    """
+    from django.conf import settings
+    from django.db import connection
+
+    db = connection.settings_dict
+    credentials = quote(db["USER"] or "", safe="")
+    if db["PASSWORD"]:
+        credentials += ":" + quote(db["PASSWORD"], safe="")
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        DATABASE_URL=f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        REDIS_URL=settings.REDIS_URL,
+        TEST_RUN_ID=os.environ["TEST_RUN_ID"],
+        PYTHONUNBUFFERED="1",
+    )
+    return env
