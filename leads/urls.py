@@ -1,11 +1,12 @@
 """Lead intake URLs."""
 
-from django.urls import re_path
+from django.urls import path
 
 from .apis import LeadIntakeApi
 
 urlpatterns = [
-    # With and without the trailing slash: a form builder's webhook URL is easy to mistype, and a
-    # redirect would turn the POST into a GET.
-    re_path(r"^api/leads/?$", LeadIntakeApi.as_view(), name="lead-intake"),
+    path("api/leads/", LeadIntakeApi.as_view(), name="lead-intake"),
+    # Without the slash too: a form builder's webhook URL is easily mistyped, and a redirect would
+    # turn the POST into a GET.
+    path("api/leads", LeadIntakeApi.as_view()),
 ]

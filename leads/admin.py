@@ -1,0 +1,326 @@
+"""Admin for lead sources (amoCRM placement chosen by name, the embed snippet) and leads (badges, retry, spam)."""
+
+import re
+from urllib.parse import urlsplit
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.db import models
+from django.db.models import Count
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from amocrm.admin import pretty_json
+from amocrm.models import AmoUser, CustomField, Pipeline, Stage
+
+from . import services
+from .apis import HONEYPOT_FIELD
+from .models import Lead, LeadSource
+
+LEAD_BADGES = {
+    Lead.Status.PENDING: "#b8860b",
+    Lead.Status.SENDING: "#1f6feb",
+    Lead.Status.SENT: "#1e7e34",
+    Lead.Status.FAILED: "#c0392b",
+    Lead.Status.SPAM: "#6c757d",
+}
+MAPPING_LINE = re.compile(r"^\s*([^:=→]+?)\s*(?::|=|→|->)\s*(.+?)\s*$")
+
+
+def _https_urls(db_field, **kwargs):
+    # Django 6 makes https the default scheme of typed-in URLs; say so now.
+    if isinstance(db_field, models.URLField):
+        kwargs["assume_scheme"] = "https"
+    return db_field.formfield(**kwargs)
+
+
+def _int_or_none(value):
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+# ============================================================================ lead sources
+
+
+class LeadSourceForm(forms.ModelForm):
+    """Pipeline, stage, responsible user and field mapping picked by name from the account's cached metadata."""
+
+    pipeline_id = forms.TypedChoiceField(label="Pipeline", coerce=int, empty_value=None, required=False)
+    status_id = forms.TypedChoiceField(label="Stage", coerce=int, empty_value=None, required=False,
+                                       help_text="Empty: the pipeline's first stage.")
+    responsible_user_id = forms.TypedChoiceField(label="Responsible user", coerce=int, empty_value=None,
+                                                 required=False)
+    tags = forms.CharField(required=False, help_text="Comma-separated tags for every deal, e.g. site, landing.")
+    allowed_origins = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="One origin per line, e.g. https://example.com — the sites whose pages may post this form "
+                  "from a browser. Server-to-server posts (no Origin header) are always accepted.")
+    field_mapping = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="One mapping per line: form field → amoCRM deal field (its name or id), e.g. "
+                  "“city: Город”. Form fields are the keys of `fields`, or name, message, page_url, utm_…")
+
+    class Meta:
+        model = LeadSource
+        fields = ["name", "account", "is_active", "mode", "pipeline_id", "status_id", "responsible_user_id",
+                  "deal_name_template", "tags", "field_mapping", "allowed_origins", "success_url", "form_id"]
+        formfield_callback = _https_urls
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        account_id = self.instance.account_id or _int_or_none(self.data.get("account")) or _int_or_none(
+            self.initial.get("account"))
+        multi = account_id is None
+        pipelines = Pipeline.objects.select_related("account").order_by("account__name", "sort", "amocrm_id")
+        stages = Stage.objects.select_related("pipeline", "pipeline__account").order_by(
+            "pipeline__account__name", "pipeline__sort", "sort")
+        users = AmoUser.objects.select_related("account").order_by("account__name", "name")
+        if not multi:
+            pipelines = pipelines.filter(account_id=account_id)
+            stages = stages.filter(pipeline__account_id=account_id)
+            users = users.filter(account_id=account_id)
+
+        def label(obj_account, text):
+            return f"{obj_account.name}: {text}" if multi else text
+
+        self.fields["pipeline_id"].choices = [("", "— the account's default pipeline —")] + [
+            (p.amocrm_id, label(p.account, p.name + (" (main)" if p.is_main else ""))) for p in pipelines]
+        grouped: dict[str, list] = {}
+        for stage in stages:
+            grouped.setdefault(label(stage.pipeline.account, stage.pipeline.name), []).append(
+                (stage.amocrm_id, stage.name))
+        self.fields["status_id"].choices = [("", "— first stage —")] + list(grouped.items())
+        self.fields["responsible_user_id"].choices = [("", "— the account's default user —")] + [
+            (u.amocrm_id, label(u.account, u.name)) for u in users]
+        # Keep a stored id the cache no longer knows, instead of silently dropping it on save.
+        for name in ("pipeline_id", "status_id", "responsible_user_id"):
+            current = getattr(self.instance, name)
+            known = {str(value) for value, _ in _flat_choices(self.fields[name].choices)}
+            if current and str(current) not in known:
+                self.fields[name].choices.append((current, f"#{current} (not in the cached amoCRM metadata)"))
+        if self.instance.pk:
+            self.initial["tags"] = ", ".join(self.instance.tags or [])
+            self.initial["allowed_origins"] = "\n".join(self.instance.allowed_origins or [])
+            names = {f.amocrm_id: f.name for f in CustomField.objects.filter(account_id=self.instance.account_id)}
+            self.initial["field_mapping"] = "\n".join(
+                f"{key}: {names.get(_int_or_none(value), value)}" for key, value in
+                (self.instance.field_mapping or {}).items())
+        self._account_id = account_id
+
+    def clean_tags(self):
+        return [tag.strip() for tag in self.cleaned_data["tags"].split(",") if tag.strip()]
+
+    def clean_allowed_origins(self):
+        origins = []
+        for line in self.cleaned_data["allowed_origins"].splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            parts = urlsplit(line)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") \
+                    or parts.query or parts.fragment:
+                raise forms.ValidationError(f"{line!r} is not an origin: write scheme and host only, "
+                                            "e.g. https://example.com")
+            origins.append(services.normalize_origin(f"{parts.scheme}://{parts.netloc}"))
+        return list(dict.fromkeys(origins))
+
+    def clean_field_mapping(self):
+        account_id = _int_or_none(self.data.get("account")) or self._account_id
+        fields = list(CustomField.objects.filter(account_id=account_id).exclude(type="tracking_data"))
+        by_id = {str(f.amocrm_id): f for f in fields}
+        by_name = {f.name.casefold(): f for f in fields}
+        mapping = {}
+        for line in self.cleaned_data["field_mapping"].splitlines():
+            if not line.strip():
+                continue
+            match = MAPPING_LINE.match(line)
+            if not match:
+                raise forms.ValidationError(f"{line!r}: write “form field: amoCRM field”.")
+            form_field, target = match.groups()
+            found = by_id.get(target.lstrip("#")) or by_name.get(target.casefold())
+            if found is None:
+                known = ", ".join(f.name for f in fields) or "none cached — sync the account's metadata"
+                raise forms.ValidationError(f"{target!r} is not a deal field of this account (known: {known}).")
+            mapping[form_field] = found.amocrm_id
+        return mapping
+
+    def clean(self):
+        cleaned = super().clean()
+        account = cleaned.get("account")
+        pipeline_id, status_id = cleaned.get("pipeline_id"), cleaned.get("status_id")
+        if account is None:
+            return cleaned
+        if pipeline_id and not Pipeline.objects.filter(account=account, amocrm_id=pipeline_id).exists() \
+                and pipeline_id != self.instance.pipeline_id:
+            self.add_error("pipeline_id", "This pipeline belongs to another account.")
+        if status_id:
+            target = pipeline_id or account.default_pipeline_id
+            if not target:
+                self.add_error("status_id", "Choose the pipeline of this stage.")
+            elif not Stage.objects.filter(pipeline__account=account, pipeline__amocrm_id=target,
+                                          amocrm_id=status_id).exists() and status_id != self.instance.status_id:
+                self.add_error("status_id", "This stage is not in the chosen pipeline.")
+        user_id = cleaned.get("responsible_user_id")
+        if user_id and not AmoUser.objects.filter(account=account, amocrm_id=user_id).exists() \
+                and user_id != self.instance.responsible_user_id:
+            self.add_error("responsible_user_id", "This user belongs to another account.")
+        return cleaned
+
+
+def _flat_choices(choices):
+    for value, text in choices:
+        if isinstance(text, list | tuple):
+            yield from text
+        else:
+            yield value, text
+
+
+@admin.register(LeadSource)
+class LeadSourceAdmin(admin.ModelAdmin):
+    form = LeadSourceForm
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    list_display = ["name", "account", "mode", "is_active", "is_default", "public_key", "lead_count"]
+    list_filter = ["account", "mode", "is_active"]
+    search_fields = ["name", "public_key"]
+    list_select_related = ["account"]
+    readonly_fields = ["public_key", "is_default", "embed_snippet", "deal_fields_hint"]
+    fieldsets = [
+        (None, {"fields": ["name", "account", "is_active", "public_key", "is_default"]}),
+        ("Where leads go in amoCRM", {"fields": ["mode", "pipeline_id", "status_id", "responsible_user_id",
+                                                 "deal_name_template", "tags", "form_id"]}),
+        ("Custom fields", {"fields": ["field_mapping", "deal_fields_hint"]}),
+        ("The website", {"fields": ["allowed_origins", "success_url", "embed_snippet"]}),
+    ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_leads=Count("leads"))
+
+    @admin.display(description="leads", ordering="_leads")
+    def lead_count(self, obj):
+        return obj._leads
+
+    @admin.display(description="deal fields of this account")
+    def deal_fields_hint(self, obj):
+        if not obj or not obj.pk:
+            return "Save the source first."
+        fields = CustomField.objects.filter(account_id=obj.account_id).exclude(type="tracking_data")
+        if not fields:
+            return "No cached deal fields: run “Sync metadata” on the account."
+        return format_html_join(", ", "{} <small>({}, id {})</small>",
+                                ((f.name, f.type, f.amocrm_id) for f in fields))
+
+    @admin.display(description="embed snippet")
+    def embed_snippet(self, obj):
+        if not obj or not obj.pk:
+            return "Save the source to get its snippet."
+        endpoint = settings.SITE_URL + reverse("lead-intake")
+        snippet = render_to_string("leads/embed_snippet.html", {
+            "source": obj, "endpoint": endpoint, "honeypot": HONEYPOT_FIELD,
+        })
+        return format_html(
+            '<p>Paste into the site’s page. Add the site’s origin to “Allowed origins” above.</p>'
+            '<textarea readonly rows="24" style="width:100%;font-family:monospace" onclick="this.select()">{}'
+            '</textarea>', snippet.strip())
+
+
+# ============================================================================ leads
+
+
+class UtmSourceFilter(admin.SimpleListFilter):
+    title = "UTM source"
+    parameter_name = "utm_source"
+
+    def lookups(self, request, model_admin):
+        values = (Lead.objects.exclude(utm_source="").values_list("utm_source", flat=True)
+                  .order_by("utm_source").distinct()[:100])
+        return [(value, value) for value in values]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(utm_source=self.value()) if self.value() else queryset
+
+
+@admin.register(Lead)
+class LeadAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "status_badge", "source", "name", "phone", "email", "utm_source", "utm_campaign",
+                    "deal_link", "sent_at", "attempts"]
+    list_filter = ["status", "source", ("created_at", admin.DateFieldListFilter), UtmSourceFilter]
+    search_fields = ["name", "phone", "phone_raw", "email", "utm_campaign", "last_error"]
+    list_select_related = ["source", "account"]
+    date_hierarchy = "created_at"
+    actions = ["action_retry_push", "action_mark_spam"]
+    fieldsets = [
+        (None, {"fields": ["id", "status_badge", "source", "account", "created_at", "sent_at", "attempts",
+                           "next_attempt_at", "last_error"]}),
+        ("amoCRM", {"fields": ["deal_link", "amocrm_contact_id", "amocrm_unsorted_uid", "note_pending",
+                               "write_attempted_at", "pipeline_id", "stage_id", "stage_changed_at"]}),
+        ("Contact", {"fields": ["name", "phone", "phone_raw", "email", "message"]}),
+        ("Attribution", {"fields": ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
+                                    "referrer", "page_url", "fields_pretty"]}),
+        ("Request", {"fields": ["ip", "user_agent", "idempotency_key"]}),
+        ("Sync log", {"fields": ["sync_log_table"]}),
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [name for fieldset in self.fieldsets for name in fieldset[1]["fields"]]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        # The list's actions need change permission; a lead itself is a read-only record.
+        return obj is None and super().has_change_permission(request)
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj):
+        return format_html(
+            '<span title="{}" style="background:{};color:#fff;padding:2px 8px;border-radius:10px;'
+            'white-space:nowrap">{}</span>',
+            obj.last_error, LEAD_BADGES.get(obj.status, "#6c757d"), obj.get_status_display())
+
+    @admin.display(description="deal", ordering="amocrm_deal_id")
+    def deal_link(self, obj):
+        if not obj.amocrm_deal_id:
+            return "—"
+        return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>',
+                           obj.account.deal_url(obj.amocrm_deal_id), obj.amocrm_deal_id)
+
+    @admin.display(description="fields")
+    def fields_pretty(self, obj):
+        return pretty_json(obj.fields)
+
+    @admin.display(description="amoCRM calls for this lead")
+    def sync_log_table(self, obj):
+        logs = obj.sync_logs.order_by("created_at", "id")
+        if not logs:
+            return "—"
+        rows = format_html_join(
+            "", "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((reverse("admin:amocrm_synclog_change", args=[log.pk]), f"{log.created_at:%Y-%m-%d %H:%M:%S}",
+              log.operation, log.get_status_display(), log.http_status or "—",
+              f"{log.duration_ms} ms" if log.duration_ms is not None else "—", log.error[:200] or "")
+             for log in logs),
+        )
+        return format_html("<table><thead><tr><th>time</th><th>operation</th><th>status</th><th>HTTP</th>"
+                           "<th>duration</th><th>error</th></tr></thead><tbody>{}</tbody></table>", rows)
+
+    @admin.action(description="Retry push", permissions=["change"])
+    def action_retry_push(self, request, queryset):
+        selected = list(queryset.values_list("pk", flat=True))
+        count = services.lead_retry(lead_ids=selected)
+        self.message_user(request, f"{count} lead(s) queued to push again.", messages.SUCCESS)
+        if count < len(selected):
+            self.message_user(request, f"{len(selected) - count} lead(s) skipped: already sent or being sent.",
+                              messages.WARNING)
+
+    @admin.action(description="Mark as spam", permissions=["change"])
+    def action_mark_spam(self, request, queryset):
+        selected = list(queryset.values_list("pk", flat=True))
+        count = services.lead_mark_spam(lead_ids=selected)
+        self.message_user(request, f"{count} lead(s) marked as spam; they will not be pushed.", messages.SUCCESS)
+        if count < len(selected):
+            self.message_user(request, f"{len(selected) - count} lead(s) skipped: already in amoCRM or being sent.",
+                              messages.WARNING)
