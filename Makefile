@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 .PHONY: run test e2e bench lint install sandbox clean
 
 $(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "Python 3.11 is needed, $(PYTHON) is " + sys.version.split()[0] + ": run make PYTHON=/path/to/python3.11 ...")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 

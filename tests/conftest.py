@@ -26,12 +26,14 @@ def pytest_configure(config):
     elif not _answers(f"postgres://{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}", 5432):
         problems.append(
             f"PostgreSQL does not answer at {db.get('HOST')}:{db.get('PORT') or 5432}. Start it with:\n"
-            "  pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+            "  pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start\n"
+            "  (or point DATABASE_URL at a running server: postgres://user@host:port/name)"
         )
     if not settings.REDIS_URL or not _answers(settings.REDIS_URL, 6379):
         problems.append(
             f"Redis does not answer at {settings.REDIS_URL or '(REDIS_URL unset)'}. Start it with:\n"
-            '  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no'
+            '  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no\n'
+            "  (or point REDIS_URL at a running server: redis://host:port/15)"
         )
     if problems:
         raise pytest.UsageError("The tests need real services:\n" + "\n".join(problems))
