@@ -6,13 +6,15 @@ treated as hints: a sale is only ever written from the deal as the amoCRM API re
 deal is not older than what the sale already reflects (`Sale.deal_updated_at`).
 """
 
+import hashlib
 import logging
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -68,10 +70,6 @@ def _main_contact_id(deal: dict) -> int | None:
     if main is None:
         main = next((c for c in contacts if isinstance(c, dict)), None)
     return _int_or_none(main.get("id")) if main else None
-
-
-def _client(account: Account, client: AmoCRMClient | None, deal_id: int) -> AmoCRMClient:
-    return client or AmoCRMClient(account, log_context={"deal_id": deal_id})
 
 
 # --- The mirrored stage of our own leads ----------------------------------------------------------
@@ -205,10 +203,7 @@ def deal_sync(*, account: Account, deal: dict) -> Sale | None:
 
 def deal_refresh(*, account: Account, deal_id: int, client: AmoCRMClient | None = None) -> Sale | None:
     """Re-read the deal through the API (the truth) and apply it; a deal that is gone deletes its sale."""
-    deal = _client(account, client, deal_id).lead_get(deal_id, with_contacts=True)
-    if deal is None:
-        return sale_mark_deleted(account=account, deal_id=deal_id)
-    return deal_sync(account=account, deal=deal)
+    return deals_refresh(account=account, deal_ids=[deal_id], client=client)[deal_id]
 
 
 def sale_refresh(*, sale: Sale) -> Sale | None:
@@ -272,6 +267,47 @@ def _read_deals(*, account: Account, deal_ids: list[int], client: AmoCRMClient |
     return found
 
 
+def _lock_key(account: Account, deal_id: int) -> int:
+    digest = hashlib.blake2b(f"sales.deal:{account.pk}:{deal_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+@contextmanager
+def _deals_locked(account: Account, deal_ids: list[int]):
+    """Hold a PostgreSQL session advisory lock per deal, so one worker at a time re-reads and applies a deal.
+
+    Without it, two workers handling two deliveries about one deal could read it before and after
+    a change made within the same second (amoCRM times have one-second resolution, so the
+    `deal_updated_at` guard cannot order them) and write in the opposite order. Locks are taken in
+    key order (no deadlock between overlapping deliveries) and released even on errors; a killed
+    worker's locks die with its connection. Other databases (the SQLite laptop mode) skip this.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    keys = sorted({_lock_key(account, deal_id) for deal_id in deal_ids})
+    taken = []
+    try:
+        with connection.cursor() as cursor:
+            for key in keys:
+                cursor.execute("SELECT pg_advisory_lock(%s)", [key])
+                taken.append(key)
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            for key in taken:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+def deals_refresh(*, account: Account, deal_ids: list[int],
+                  client: AmoCRMClient | None = None) -> dict[int, Sale | None]:
+    """Re-read the deals (under their locks) and apply what the API says; returns each deal's sale or None."""
+    with _deals_locked(account, deal_ids):
+        deals = _read_deals(account=account, deal_ids=deal_ids, client=client)
+        return {deal_id: deal_sync(account=account, deal=deals[deal_id]) if deal_id in deals
+                else sale_mark_deleted(account=account, deal_id=deal_id) for deal_id in deal_ids}
+
+
 def deal_events_apply(*, account: Account, events: list[DealEvent],
                       client: AmoCRMClient | None = None) -> Counter[str]:
     """Apply a delivery's deal events; returns how many ended how (for the sync log).
@@ -289,11 +325,7 @@ def deal_events_apply(*, account: Account, events: list[DealEvent],
         else:
             outcomes[outcome] += 1
     if to_read:
-        deals = _read_deals(account=account, deal_ids=list(to_read), client=client)
-        for deal_id in to_read:
-            deal = deals.get(deal_id)
-            sale = deal_sync(account=account, deal=deal) if deal else sale_mark_deleted(account=account,
-                                                                                        deal_id=deal_id)
+        for sale in deals_refresh(account=account, deal_ids=list(to_read), client=client).values():
             outcomes[f"sale {sale.state}" if sale else "not won"] += 1
     return outcomes
 

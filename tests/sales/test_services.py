@@ -5,11 +5,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+import responses
 from django.db import connection
 
 from sales.models import Sale
 from sales.services import deal_sync, lead_mirror_deal, sale_mark_deleted, sale_sync_from_deal
-from tests.factories import make_account
+from tests.factories import HOST, make_account
 from tests.sales.builders import AMO_ACCOUNT_ID, api_deal, make_lead
 
 
@@ -125,3 +126,42 @@ def test_concurrent_syncs_of_one_deal_make_exactly_one_sale():
 
     assert errors == []
     assert Sale.objects.filter(account=account, amocrm_deal_id=9001).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_second_worker_waits_while_the_first_re_reads_and_applies_the_same_deal():
+    from sales.services import _deals_locked, deals_refresh
+
+    account = make_account(amocrm_account_id=AMO_ACCOUNT_ID)
+    first_holds, release = threading.Event(), threading.Event()
+    second_done = threading.Event()
+
+    def first():
+        try:
+            with _deals_locked(account, [9001]):
+                first_holds.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    def second():
+        try:
+            with responses.RequestsMock() as amo:
+                amo.get(f"{HOST}/api/v4/leads/9001", json=api_deal(9001))
+                deals_refresh(account=account, deal_ids=[9001])
+            second_done.set()
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=first)
+    holder.start()
+    assert first_holds.wait(10)
+    waiter = threading.Thread(target=second)
+    waiter.start()
+
+    assert not second_done.wait(0.5)  # blocked on the deal's lock
+    release.set()
+    assert second_done.wait(10)
+    holder.join(10)
+    waiter.join(10)
+    assert Sale.objects.get().state == Sale.State.WON
