@@ -378,14 +378,21 @@ def leads_push(*, account_id: int, time_budget: float = PUSH_TIME_BUDGET) -> Pus
                 outcome.retry_after(stop.retry_in)
     if not outcome.stopped and not outcome.more:
         # Checked after the lock is released: a lead whose task found the lock taken is seen here.
-        outcome.more = _has_due_work(account_id)
+        outcome.more = _outstanding(account_id).filter(_due()).exists()
+        if not outcome.more:
+            # Leads backing off since an earlier run (whose retry may have stepped aside as "busy") are
+            # this run's to come back for.
+            next_at = _outstanding(account_id).order_by("next_attempt_at").values_list(
+                "next_attempt_at", flat=True).first()
+            if next_at is not None:
+                outcome.retry_after(max(0.0, (next_at - timezone.now()).total_seconds()) + random.uniform(0, 1))
     return outcome
 
 
-def _has_due_work(account_id: int) -> bool:
-    return Lead.objects.filter(
-        Q(status=Lead.Status.PENDING) | Q(status=Lead.Status.SENT, note_pending=True), _due(), account_id=account_id,
-    ).exists()
+def _outstanding(account_id: int):
+    """Leads of the account that still need a push: pending ones, and sent ones whose note is missing."""
+    return Lead.objects.filter(Q(status=Lead.Status.PENDING) | Q(status=Lead.Status.SENT, note_pending=True),
+                               account_id=account_id)
 
 
 def leads_sweep() -> int:

@@ -413,3 +413,13 @@ def test_a_new_contact_search_hit_is_learned_even_when_the_write_then_fails(sour
     mocked.post(f"{API}/leads/complex", status=500)
     services.leads_push(account_id=account.pk)
     assert ContactMatch.objects.get(kind="phone").contact_id == 7001
+
+
+def test_a_push_comes_back_for_leads_still_backing_off_from_an_earlier_run(source, account, mocked):
+    make_lead(source, next_attempt_at=timezone.now() + timedelta(seconds=20), attempts=2)
+    outcome = services.leads_push(account_id=account.pk)
+    assert len(mocked.calls) == 0 and not outcome.more
+    # The retry that was scheduled for that lead may have found another push busy and stepped aside.
+    assert 19 <= outcome.retry_in <= 21.5
+    with pytest.raises(Retry):
+        push_account_leads(account.pk)
