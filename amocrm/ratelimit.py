@@ -64,7 +64,9 @@ return until_
 
     @staticmethod
     def _keys(key: str) -> list[str]:
-        return [f"amo:rl:{key}:log", f"amo:rl:{key}:pause", f"amo:rl:{key}:seq"]
+        # Under the cache's key prefix, so one Redis can serve several deployments (or test runs).
+        prefix = settings.CACHES["default"].get("KEY_PREFIX") or "amo"
+        return [f"{prefix}:rl:{key}:log", f"{prefix}:rl:{key}:pause", f"{prefix}:rl:{key}:seq"]
 
     def try_take(self, key: str, limit: int, window: float) -> float:
         wait_us = int(self._take(keys=self._keys(key), args=[limit, int(window * 1_000_000)]))

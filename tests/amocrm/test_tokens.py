@@ -1,7 +1,6 @@
 """Token lifecycle: scheduled refresh, 401 → refresh → retry, revocation, and refreshing exactly once under races."""
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -141,26 +140,15 @@ print(json.dumps(results))
 """
 
 
-def child_env(stub_origin: str) -> dict:
-    db = settings.DATABASES["default"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
-        "AMOCRM_TRUSTED_HOSTS": stub_origin,
-        "PYTHONPATH": str(settings.BASE_DIR),
-    })
-    return env
-
-
 @pytest.mark.django_db(transaction=True)
-def test_racing_threads_and_processes_refresh_an_expired_token_exactly_once():
+def test_racing_threads_and_processes_refresh_an_expired_token_exactly_once(subprocess_env):
     with StubAmo(refresh_delay=0.3) as stub, override_settings(AMOCRM_TRUSTED_HOSTS=[stub.origin]):
         account = make_account(host=stub.origin, expires_in=-10)
         start_at = time.time() + 2.5
         children = [
             subprocess.Popen([sys.executable, "-c", CHILD, str(account.pk), str(start_at), "4"],
-                             env=child_env(stub.origin), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**subprocess_env, "AMOCRM_TRUSTED_HOSTS": stub.origin}, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True,
                              cwd=settings.BASE_DIR)
             for _ in range(2)
         ]
@@ -203,13 +191,14 @@ for _ in range(calls):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_three_processes_never_exceed_the_rate_limit_in_any_second():
+def test_three_processes_never_exceed_the_rate_limit_in_any_second(subprocess_env):
     with StubAmo() as stub, override_settings(AMOCRM_TRUSTED_HOSTS=[stub.origin]):
         account = make_account(host=stub.origin)
         start_at = time.time() + 2
         children = [
             subprocess.Popen([sys.executable, "-c", LIMITER_CHILD, str(account.pk), str(start_at), "20"],
-                             env=child_env(stub.origin), stderr=subprocess.PIPE, text=True, cwd=settings.BASE_DIR)
+                             env={**subprocess_env, "AMOCRM_TRUSTED_HOSTS": stub.origin}, stderr=subprocess.PIPE,
+                             text=True, cwd=settings.BASE_DIR)
             for _ in range(3)
         ]
         for child in children:

@@ -54,14 +54,12 @@ def sandbox_origins(sandbox):
     return [account.origin for account in sandbox.accounts]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(autouse=True)
 def e2e_settings(sandbox, sandbox_origins, site_url):
-    """The test process sees the same configuration as the servers it started."""
-    override = override_settings(AMOCRM_TRUSTED_HOSTS=sandbox_origins, SITE_URL=site_url,
-                                 AMOCRM_OAUTH_URL=sandbox.www_origin + "/oauth")
-    override.enable()
-    yield
-    override.disable()
+    """During each e2e test the test process sees the configuration of the servers it started."""
+    with override_settings(AMOCRM_TRUSTED_HOSTS=sandbox_origins, SITE_URL=site_url,
+                           AMOCRM_OAUTH_URL=sandbox.www_origin + "/oauth"):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -95,7 +93,7 @@ def processes():
 
 
 @pytest.fixture(scope="session")
-def live_server_url(e2e_env, e2e_ports, site_url, processes, e2e_settings):
+def live_server_url(e2e_env, e2e_ports, site_url, processes):
     bin_dir = Path(sys.executable).parent
     processes.start("gunicorn", [str(bin_dir / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{e2e_ports['web']}",
                                  "--workers", "2", "--threads", "4", "--timeout", "60"], e2e_env)
@@ -105,7 +103,7 @@ def live_server_url(e2e_env, e2e_ports, site_url, processes, e2e_settings):
 
 
 @pytest.fixture(scope="session")
-def celery_worker_proc(e2e_env, processes, e2e_settings):
+def celery_worker_proc(e2e_env, processes):
     bin_dir = Path(sys.executable).parent
     proc = processes.start("worker", [str(bin_dir / "celery"), "-A", "config", "worker", "--loglevel", "INFO",
                                       "--concurrency", "4", "--hostname", f"e2e-{os.getpid()}@%h",
@@ -113,17 +111,6 @@ def celery_worker_proc(e2e_env, processes, e2e_settings):
     wait_until(lambda: "ready." in processes.log("worker"), timeout=60, what="the Celery worker to be ready")
     assert proc.poll() is None, processes.log("worker")
     return proc
-
-
-@pytest.fixture(autouse=True)
-def _clean_cache():
-    """Unlike the unit tests, never FLUSHDB here: the running worker's queues live in the same Redis DB."""
-    import redis
-
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    for key in client.scan_iter("amo:*"):
-        client.delete(key)
-    yield
 
 
 @pytest.fixture
@@ -134,7 +121,7 @@ def control(sandbox):
 
 
 @pytest.fixture
-def connect_account(sandbox, control, live_server_url, e2e_env, e2e_settings):
+def connect_account(sandbox, control, live_server_url, e2e_env):
     """Connect sandbox account N through the real CLI in a subprocess; returns its --json output."""
     import json
 
