@@ -1,5 +1,6 @@
 """Lead intake URLs."""
 
+from django.conf import settings
 from django.urls import path
 
 from .apis import LeadIntakeApi
@@ -10,3 +11,8 @@ urlpatterns = [
     # turn the POST into a GET.
     path("api/leads", LeadIntakeApi.as_view()),
 ]
+
+if settings.BENCH_BARE_VIEW:
+    from .bench import bare_insert
+
+    urlpatterns.append(path("bench/bare-insert/", bare_insert))

@@ -280,3 +280,8 @@ def test_the_source_cache_forgets_a_deactivated_source(client, source):
     source.is_active = False
     source.save()
     assert services.lead_source_get_active(public_key=source.public_key) is None
+
+
+def test_the_benchmark_baseline_view_is_not_routed_unless_asked_for(client, source):
+    response = client.post("/bench/bare-insert/", data=json.dumps(valid(source)), content_type="application/json")
+    assert response.status_code == 404 and Lead.objects.count() == 0
