@@ -180,3 +180,23 @@ def test_a_key_of_another_account_stores_under_that_account(client, account):
 
     assert post(client, other.webhook_path, body).status_code == 200
     assert WebhookEvent.objects.get().account == other
+
+
+def test_the_account_id_check_reads_only_top_level_keys_the_way_a_full_regex_search_would():
+    import random
+    import re
+
+    from amocrm.webhooks.ingest import claimed_account_id
+
+    reference = re.compile(rb"(?:^|&)account(?:%5B|\[)id(?:%5D|\])=(\d{1,20})(?:&|$)", re.IGNORECASE)
+    bodies = [WON, b"account%5Bid%5D=5", b"ACCOUNT[ID]=6&x=1", b"a=1&account[id]=x&account%5bid%5d=7",
+              b"leads[add][0][account_id]=8", b"x=1&leads%5Badd%5D%5B0%5D%5Baccount_id%5D=9&account[id]=10\n",
+              b"account[id]=", b"&account[id]=11", b"", b"account", b"&&account[id]=12&"]
+    rng = random.Random(6)
+    for _ in range(300):  # cuts and splices of a real body
+        start, end = sorted(rng.sample(range(len(WON)), 2))
+        bodies.append(WON[start:end] + rng.choice([b"", b"&account[id]=13", b"&ACCOUNT%5BID%5D=14&"]))
+
+    for body in bodies:
+        match = reference.search(body)
+        assert claimed_account_id(body, FORM) == (int(match.group(1)) if match else None), body
