@@ -36,9 +36,41 @@ class JsonAnswers(DefaultContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-def _text(max_length: int, **kwargs):
-    return serializers.CharField(max_length=max_length, required=False, allow_blank=True, allow_null=True,
-                                 default="", **kwargs)
+def _fresh(field):
+    kwargs = {key: _fresh(value) if isinstance(value, serializers.Field) else value
+              for key, value in field._kwargs.items()}
+    return field.__class__(*field._args, **kwargs)
+
+
+class Text(serializers.Field):
+    """An optional plain text value: trimmed, length-capped, absent or null → "".
+
+    What CharField does, without its chain of validator objects per field: the intake validates
+    a dozen of these on every request.
+    """
+
+    default_error_messages = {
+        "invalid": "Not a valid string.",
+        "max_length": "Ensure this field has no more than {max_length} characters.",
+        "null_characters": "Null characters are not allowed.",
+    }
+
+    def __init__(self, max_length: int, *, trim: bool = True):
+        super().__init__(required=False, allow_null=True, default="")
+        self.max_length, self.trim = max_length, trim
+
+    def to_internal_value(self, data) -> str:
+        if isinstance(data, bool) or not isinstance(data, str | int | float):
+            self.fail("invalid")
+        text = str(data).strip() if self.trim else str(data)
+        if len(text) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        if "\x00" in text:
+            self.fail("null_characters")
+        return text
+
+    def to_representation(self, value):
+        return value
 
 
 def _input_of(request) -> dict:
@@ -74,22 +106,27 @@ class LeadIntakeApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         source = serializers.CharField(max_length=64)
-        name = _text(255)
-        phone = _text(64)
-        email = _text(254)
-        message = _text(5000, trim_whitespace=False)
-        utm_source = _text(255)
-        utm_medium = _text(255)
-        utm_campaign = _text(255)
-        utm_term = _text(255)
-        utm_content = _text(255)
-        referrer = _text(2000)
-        page_url = _text(2000)
+        name = Text(255)
+        phone = Text(64)
+        email = Text(254)
+        message = Text(5000, trim=False)
+        utm_source = Text(255)
+        utm_medium = Text(255)
+        utm_campaign = Text(255)
+        utm_term = Text(255)
+        utm_content = Text(255)
+        referrer = Text(2000)
+        page_url = Text(2000)
         fields = serializers.DictField(
             child=serializers.CharField(max_length=1000, allow_blank=True, allow_null=True), required=False,
             default=dict,
         )
-        website = serializers.CharField(required=False, allow_blank=True, allow_null=True, default="")
+        website = Text(5000)
+
+        def get_fields(self):
+            # DRF deep-copies the declared fields for every instance, which costs the hot intake more
+            # than its INSERT; fresh fields from the same arguments are equivalent and much cheaper.
+            return {name: _fresh(field) for name, field in self._declared_fields.items()}
 
         def validate_source(self, value):
             source = services.lead_source_get_active(public_key=value.strip())

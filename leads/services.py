@@ -20,7 +20,7 @@ from amocrm.client import AmoCRMClient
 from amocrm.models import Account, CustomField
 from config.queue import publish
 
-from . import payloads
+from . import marks, payloads
 from .models import ContactMatch, Lead, LeadSource
 
 logger = logging.getLogger(__name__)
@@ -137,14 +137,11 @@ def _fingerprint(*, source: LeadSource, phone: str, email: str, message: str) ->
 def _first_of_double_submit(*, source: LeadSource, fingerprint: str, lead_id: uuid.UUID) -> uuid.UUID | None:
     """The id of an identical submission within the window, or None after reserving the window for `lead_id`.
 
-    An atomic cache `add` makes two simultaneous clicks race-safe: exactly one of them reserves
+    An atomic set-if-absent makes two simultaneous clicks race-safe: exactly one of them reserves
     the fingerprint. Without the cache (Redis down) a database lookup still catches the usual case.
     """
-    key = f"leads:fp:{fingerprint}"
     try:
-        if cache.add(key, str(lead_id), timeout=DOUBLE_SUBMIT_SECONDS):
-            return None
-        first = cache.get(key)
+        first = marks.claim(f"leads:fp:{fingerprint}", str(lead_id), seconds=DOUBLE_SUBMIT_SECONDS)
         return uuid.UUID(first) if first else None
     except Exception as exc:  # noqa: BLE001 — a cache outage must not lose the lead
         logger.warning("double-submit check without cache", extra={"error": repr(exc)})
@@ -154,10 +151,8 @@ def _first_of_double_submit(*, source: LeadSource, fingerprint: str, lead_id: uu
 
 
 def _forget_double_submit(fingerprint: str, lead_id: uuid.UUID) -> None:
-    key = f"leads:fp:{fingerprint}"
     try:
-        if cache.get(key) == str(lead_id):
-            cache.delete(key)
+        marks.release(f"leads:fp:{fingerprint}", str(lead_id))
     except Exception as exc:  # noqa: BLE001
         logger.warning("could not release the double-submit window", extra={"error": repr(exc)})
 
@@ -169,12 +164,9 @@ def lead_create(*, source: LeadSource, data: dict, ip: str | None = None, user_a
     `data` holds normalized values (phone in E.164, email lower-case). The same `idempotency_key`
     for the same source, or an identical submission within DOUBLE_SUBMIT_SECONDS, answers with the
     first lead and stores nothing. A `spam` lead (honeypot filled) is stored but never pushed.
+    The key is checked by the INSERT itself (a unique constraint): a new key costs no extra query,
+    a repeated one a lookup after the refused INSERT.
     """
-    if idempotency_key:
-        first = (Lead.objects.filter(source=source, idempotency_key=idempotency_key)
-                 .values_list("id", flat=True).first())
-        if first is not None:
-            return LeadAccepted(id=first, created=False)
     phone, email, message = data.get("phone", ""), data.get("email", ""), data.get("message", "")
     fingerprint = _fingerprint(source=source, phone=phone, email=email, message=message)
     lead_id = uuid.uuid4()
@@ -192,8 +184,9 @@ def lead_create(*, source: LeadSource, data: dict, ip: str | None = None, user_a
         status=Lead.Status.SPAM if spam else Lead.Status.PENDING,
     )
     try:
-        if idempotency_key:
-            # Only a key can collide (a racing request with the same key): keep that failure contained.
+        if idempotency_key and connection.in_atomic_block:
+            # A refused INSERT would break the caller's transaction: contain it in a savepoint. (In
+            # autocommit, the intake's case, it leaves nothing behind.)
             with transaction.atomic():
                 lead.save(force_insert=True)
         else:
@@ -232,22 +225,19 @@ def _publish_push(account_id: int) -> bool:
 
     key = _push_scheduled_key(account_id)
     try:
-        if not cache.add(key, 1, timeout=PUSH_SCHEDULED_SECONDS):
+        if not marks.mark(key, seconds=PUSH_SCHEDULED_SECONDS):
             return False
     except Exception as exc:  # noqa: BLE001 — without the cache, queue every time
         logger.warning("push debounce unavailable", extra={"error": repr(exc)})
     if publish(push_account_leads, account_id):
         return True
-    try:
-        cache.delete(key)
-    except Exception as exc:  # noqa: BLE001
-        logger.warning("push debounce not cleared", extra={"error": repr(exc)})
+    _clear_push_scheduled(account_id)
     return False
 
 
 def _clear_push_scheduled(account_id: int) -> None:
     try:
-        cache.delete(_push_scheduled_key(account_id))
+        marks.release(_push_scheduled_key(account_id))
     except Exception as exc:  # noqa: BLE001
         logger.warning("push debounce not cleared", extra={"error": repr(exc)})
 

@@ -8,6 +8,8 @@ from rest_framework.throttling import BaseThrottle
 
 from config.net import client_ip
 
+from . import marks
+
 logger = logging.getLogger(__name__)
 
 PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -20,7 +22,7 @@ def parse_rate(rate: str) -> tuple[int, int]:
 
 
 class LeadIntakeThrottle(BaseThrottle):
-    """Fixed windows counted with cache add + incr: race-free across processes, unlike DRF's get-then-set.
+    """Fixed windows counted with an atomic increment: race-free across processes, unlike DRF's get-then-set.
 
     The rate is read on every request (`DEFAULT_THROTTLE_RATES["lead_intake"]`, from LEAD_INTAKE_THROTTLE).
     A cache outage lets requests through: losing leads would be worse than a missed throttle.
@@ -29,8 +31,6 @@ class LeadIntakeThrottle(BaseThrottle):
     scope = "lead_intake"
 
     def allow_request(self, request, view) -> bool:
-        from django.core.cache import cache
-
         rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
         if not rate:
             return True
@@ -40,10 +40,7 @@ class LeadIntakeThrottle(BaseThrottle):
         self._wait = (window + 1) * period - now
         key = f"leads:throttle:{client_ip(request) or 'unknown'}:{period}:{window}"
         try:
-            try:
-                count = cache.incr(key)
-            except ValueError:  # the window's first request
-                count = 1 if cache.add(key, 1, timeout=period + 1) else cache.incr(key)
+            count = marks.count(key, seconds=period + 1)
         except Exception as exc:  # noqa: BLE001
             logger.warning("intake throttle unavailable", extra={"error": repr(exc)})
             return True

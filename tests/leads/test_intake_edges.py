@@ -224,3 +224,25 @@ def test_the_sweeper_ignores_accounts_that_cannot_be_called(source, account):
     assert sweep_pending_leads() == 0
     Account.objects.filter(pk=account.pk).update(state=Account.State.CONNECTED)
     assert sweep_pending_leads() == 1
+
+
+# ---------------------------------------------------------------------------- marks
+
+
+@pytest.mark.parametrize("redis_url", [settings.REDIS_URL, ""], ids=["redis", "embedded-cache"])
+def test_marks_count_claim_and_release_the_same_with_or_without_redis(redis_url, monkeypatch):
+    from leads import marks
+
+    monkeypatch.setattr(settings, "REDIS_URL", redis_url)
+    assert [marks.count("t:count", seconds=5) for _ in range(3)] == [1, 2, 3]
+    if redis_url:  # every counter dies with its window
+        assert 0 < marks._redis().ttl(marks.full_key("t:count")) <= 5
+    assert marks.claim("t:claim", "first", seconds=5) is None
+    assert marks.claim("t:claim", "second", seconds=5) == "first"
+    marks.release("t:claim", "second")  # not the holder: nothing happens
+    assert marks.claim("t:claim", "third", seconds=5) == "first"
+    marks.release("t:claim", "first")
+    assert marks.claim("t:claim", "third", seconds=5) is None
+    assert marks.mark("t:mark", seconds=5) is True and marks.mark("t:mark", seconds=5) is False
+    marks.release("t:mark")
+    assert marks.mark("t:mark", seconds=5) is True
