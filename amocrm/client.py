@@ -353,6 +353,13 @@ class AmoCRMClient:
         except errors.NotFound:
             return None
 
+    def leads_list_by_ids(self, deal_ids: list[int]) -> Iterator[dict]:
+        """GET /api/v4/leads?filter[id][]=…&with=contacts, 250 ids per request; deleted deals are left out."""
+        for start in range(0, len(deal_ids), PAGE_LIMIT):
+            chunk = [int(deal_id) for deal_id in deal_ids[start:start + PAGE_LIMIT]]
+            yield from self.paginate("/api/v4/leads", operation="leads.list", key="leads",
+                                     params={"filter[id][]": chunk, "with": "contacts"})
+
     def leads_updated_since(self, since_ts: int) -> Iterator[dict]:
         """GET /api/v4/leads?filter[updated_at][from]= (paginated) — for reconciliation."""
         return self.paginate("/api/v4/leads", operation="leads.list", key="leads",

@@ -1,6 +1,7 @@
 """amoCRM Celery tasks: thin wrappers that take ids and call services."""
 
 import logging
+import random
 
 from celery import shared_task
 from django.conf import settings
@@ -33,7 +34,9 @@ def process_webhook_event(self, event_id: int) -> str:
     except AmoCRMError as exc:
         if not exc.transient:
             raise
-        raise self.retry(exc=exc, countdown=min(600, 2 ** self.request.retries * 5)) from exc
+        # Exponential backoff with jitter, so deliveries that failed together do not retry together.
+        countdown = min(600, 2 ** self.request.retries * 5) * random.uniform(0.5, 1.5)
+        raise self.retry(exc=exc, countdown=countdown) from exc
 
 
 @shared_task(name="amocrm.tasks.sweep_webhook_events", ignore_result=True)

@@ -18,7 +18,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from amocrm.client import PAGE_LIMIT, AmoCRMClient
+from amocrm.client import AmoCRMClient
 from amocrm.models import Account
 from leads.models import Lead
 
@@ -258,13 +258,7 @@ def _read_deals(*, account: Account, deal_ids: list[int], client: AmoCRMClient |
     if len(deal_ids) == 1:
         deal = client.lead_get(deal_ids[0], with_contacts=True)
         return {deal_ids[0]: deal} if deal else {}
-    found = {}
-    for start in range(0, len(deal_ids), PAGE_LIMIT):
-        chunk = deal_ids[start:start + PAGE_LIMIT]
-        params = {"filter[id][]": chunk, "with": "contacts"}
-        for deal in client.paginate("/api/v4/leads", operation="leads.list", key="leads", params=params):
-            found[int(deal["id"])] = deal
-    return found
+    return {int(deal["id"]): deal for deal in client.leads_list_by_ids(deal_ids)}
 
 
 def _lock_key(account: Account, deal_id: int) -> int:
@@ -347,7 +341,9 @@ def account_reconcile_deals(*, account_id: int, lookback: timedelta = RECONCILE_
     client = AmoCRMClient(account, log_context={"reconcile": True})
     seen = 0
     for deal in client.leads_updated_since(int(since.timestamp())):
-        deal_sync(account=account, deal=deal)
+        # Under the deal's lock, like a webhook's re-read, so the two never interleave.
+        with _deals_locked(account, [int(deal["id"])]):
+            deal_sync(account=account, deal=deal)
         seen += 1
     # Never move the checkpoint backwards (a slow run finishing after a newer one).
     Account.objects.filter(pk=account.pk).filter(
