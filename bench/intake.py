@@ -1,0 +1,247 @@
+"""Intake benchmark: POST /api/leads/ at 32 concurrent clients against gunicorn + PostgreSQL + Redis, side by side
+with a bare one-INSERT view in the same run. Targets (DESIGN.md): ≥ 70 % of the bare view's requests/s, p99 < 50 ms.
+
+Run: `python -m bench.intake` (or `make bench BENCH_ARGS=intake`). It creates and drops its own database
+(`BENCH_DATABASE_URL`, default postgres://postgres@127.0.0.1:5432/postgres, is where it connects to create it),
+uses Redis database 13 (`BENCH_REDIS_URL`), starts gunicorn with the production config (config/gunicorn.py),
+and prints a Markdown report. The load comes from 2 processes × 16 keep-alive connections of raw HTTP/1.1.
+"""
+
+import asyncio
+import multiprocessing
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import redis
+import requests
+
+from tests.e2e.harness import ROOT, Processes, free_port, wait_until
+
+CLIENTS = 32
+LOAD_PROCESSES = 2
+WARMUP_SECONDS = 3.0
+MEASURE_SECONDS = 15.0
+ROUNDS = 2
+# Latency is judged at a fixed offered load well under either endpoint's capacity: with 32 clients that
+# never pause, every request waits behind the 31 others, so latency is just 32 / throughput.
+FIXED_RATE = 200.0
+TARGET_SHARE = 0.70
+TARGET_P99_MS = 50.0
+
+VARIANTS = [
+    # (label, path, send an Idempotency-Key like the embed snippet does)
+    ("bare view: one INSERT", "/bench/bare-insert/", False),
+    ("POST /api/leads/ (JSON)", "/api/leads/", False),
+    ("POST /api/leads/ (JSON + Idempotency-Key, as the embed snippet)", "/api/leads/", True),
+]
+
+
+# ---------------------------------------------------------------------------- load generator
+
+
+async def _one_client(host: str, port: int, path: str, key: str, with_key: bool, tag: str, start_measuring: float,
+                      stop_at: float, samples: list, interval: float | None, offset: float) -> None:
+    """Closed loop (`interval` None: the next request as soon as the answer is in), or one request every
+    `interval` seconds, its latency counted from when it was due (a late answer delays the next one,
+    and that delay counts too)."""
+    reader = writer = None
+    sequence = 0
+    due = time.perf_counter() + offset
+    while time.perf_counter() < stop_at:
+        if interval is not None:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        if writer is None:
+            reader, writer = await asyncio.open_connection(host, port)
+        sequence += 1
+        phone = f"+7 912 {sequence % 1000:03d}-{sequence // 1000 % 100:02d}-{sequence % 97:02d}"
+        # A unique message per request: identical resubmits would be collapsed instead of INSERTed.
+        body = (f'{{"source": "{key}", "name": "Bench Visitor", "phone": "{phone}", "email": "v{tag}@example.com", '
+                f'"message": "Benchmark lead {tag}-{sequence}", "utm_source": "bench", '
+                f'"page_url": "https://shop.example/"}}').encode()
+        headers = f"Idempotency-Key: {uuid.uuid4().hex}\r\n" if with_key else ""
+        request = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+                   f"Content-Length: {len(body)}\r\n{headers}\r\n").encode() + body
+        started = due if interval is not None else time.perf_counter()
+        due += interval or 0
+        writer.write(request)
+        await writer.drain()
+        status_line = await reader.readline()
+        if not status_line:  # the server closed the connection (worker recycled): reconnect, send again
+            writer.close()
+            reader = writer = None
+            continue
+        length, close = 0, False
+        while True:
+            line = await reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"connection" and value.strip().lower() == b"close":
+                close = True
+        await reader.readexactly(length)
+        finished = time.perf_counter()
+        if started >= start_measuring:
+            samples.append((finished - started, int(status_line.split()[1])))
+        if close:
+            writer.close()
+            reader = writer = None
+    if writer is not None:
+        writer.close()
+
+
+def _load_process(base_url: str, path: str, key: str, with_key: bool, connections: int, process: int, tag: str,
+                  start_at: float, rate: float | None, queue) -> None:
+    parts = urlsplit(base_url)
+    samples: list = []
+
+    async def run():
+        # Every process starts its clock at the same wall time, so the measured windows line up.
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        now = time.perf_counter()
+        measure_from, stop_at = now + WARMUP_SECONDS, now + WARMUP_SECONDS + MEASURE_SECONDS
+        interval = CLIENTS / rate if rate else None
+        await asyncio.gather(*[_one_client(parts.hostname, parts.port, path, key, with_key, f"{tag}.{index}",
+                                           measure_from, stop_at, samples, interval,
+                                           (interval or 0) * (process * connections + index) / CLIENTS)
+                             for index in range(connections)])
+
+    asyncio.run(run())
+    queue.put(samples)
+
+
+def measure(base_url: str, path: str, key: str, with_key: bool, tag: str, rate: float | None = None) -> dict:
+    queue = multiprocessing.Queue()
+    start_at = time.time() + 1.0
+    workers = [multiprocessing.Process(target=_load_process, args=(
+        base_url, path, key, with_key, CLIENTS // LOAD_PROCESSES, index, f"{tag}{index}", start_at, rate, queue))
+        for index in range(LOAD_PROCESSES)]
+    for worker in workers:
+        worker.start()
+    samples = [sample for _ in workers for sample in queue.get()]
+    for worker in workers:
+        worker.join()
+    latencies = sorted(latency * 1000 for latency, _ in samples)
+    errors = sum(1 for _, status in samples if status != 201)
+    return {
+        "rps": len(samples) / MEASURE_SECONDS,
+        "p50": statistics.median(latencies),
+        "p99": latencies[int(len(latencies) * 0.99) - 1],
+        "errors": errors,
+        "requests": len(samples),
+    }
+
+
+# ---------------------------------------------------------------------------- setup
+
+
+def _database_url(admin_url: str, name: str) -> str:
+    parts = urlsplit(admin_url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+def _manage(env: dict, *args: str) -> str:
+    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=300)
+    if result.returncode:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+SETUP = """
+from amocrm.models import Account
+from leads.models import LeadSource
+account = Account.objects.create(name="Bench", host="https://bench.amocrm.ru", client_id="c", client_secret="s",
+                                 redirect_uri="https://example.com/cb")
+source = LeadSource.objects.create(account=account, name="Bench form")
+print(source.public_key)
+"""
+
+
+def main() -> int:
+    admin_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+    database = f"bench_intake_{os.getpid()}"
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "DJANGO_"))}
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "config.settings", "ENV_FILE": "", "DEBUG": "false",
+        "SECRET_KEY": "bench-" + "x" * 50, "FIELD_ENCRYPTION_KEY": "ZGV2ZWxvcG1lbnQtb25seS1rZXktMzItYnl0ZXMtISE=",
+        "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "false", "SITE_URL": base_url,
+        "DATABASE_URL": _database_url(admin_url, database), "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING",
+        # The throttle still runs on every request; it just must not stop a single-IP benchmark.
+        "LEAD_INTAKE_THROTTLE": "100000000/min", "BENCH_BARE_VIEW": "true", "PYTHONPATH": str(ROOT),
+        # Production recycles a worker every ~5000 requests; in a benchmark that restart lands on whichever
+        # endpoint happens to be measured then, so it is off here (both endpoints run the same workers).
+        "GUNICORN_CMD_ARGS": "--max-requests 0",
+    })
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{database}"')
+    processes = Processes()
+    try:
+        _manage(env, "migrate", "--noinput")
+        key = _manage(env, "shell", "-c", SETUP).strip().splitlines()[-1]
+        processes.start("bench-gunicorn", [str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", "python:config.gunicorn",
+                                           "config.wsgi", "--bind", f"127.0.0.1:{port}"], env)
+        wait_until(lambda: requests.get(base_url + "/healthz/", timeout=2).status_code == 200, timeout=30,
+                   what="gunicorn")
+        saturated: dict[str, list[dict]] = {label: [] for label, _, _ in VARIANTS}
+        for round_number in range(ROUNDS):
+            for label, path, with_key in VARIANTS:
+                saturated[label].append(measure(base_url, path, key, with_key, f"r{round_number}"))
+                print(f"round {round_number + 1}, closed loop, {label}: {saturated[label][-1]}", flush=True)
+        fixed: dict[str, dict] = {}
+        for label, path, with_key in VARIANTS:
+            fixed[label] = measure(base_url, path, key, with_key, "f", rate=FIXED_RATE)
+            print(f"{FIXED_RATE:.0f} req/s offered, {label}: {fixed[label]}", flush=True)
+        with psycopg.connect(env["DATABASE_URL"]) as db:
+            stored = db.execute("SELECT count(*) FROM leads_lead").fetchone()[0]
+        return report(saturated, fixed, stored)
+    finally:
+        processes.stop()
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        client = redis.Redis.from_url(redis_url)
+        keys = list(client.scan_iter("amo:*")) + [b"default", b"_kombu.binding.default"]
+        client.delete(*keys)
+        client.close()
+
+
+def report(saturated: dict[str, list[dict]], fixed: dict[str, dict], stored: int) -> int:
+    """Closed loop: median of the rounds, the intake against the bare view. Fixed load: latency."""
+
+    def median_of(runs, key):
+        return statistics.median(run[key] for run in runs)
+
+    bare_rps = median_of(saturated[VARIANTS[0][0]], "rps")
+    print(f"\n| endpoint | closed loop: requests/s | share of bare | p50 ms | p99 ms | at {FIXED_RATE:.0f} req/s: "
+          "p50 ms | p99 ms | non-201 |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    ok = True
+    for label, _, _ in VARIANTS:
+        runs = saturated[label]
+        rps = median_of(runs, "rps")
+        errors = sum(run["errors"] for run in runs) + fixed[label]["errors"]
+        share = rps / bare_rps
+        print(f"| {label} | {rps:.0f} | {share:.0%} | {median_of(runs, 'p50'):.1f} | {median_of(runs, 'p99'):.1f} | "
+              f"{fixed[label]['p50']:.1f} | {fixed[label]['p99']:.1f} | {errors} |")
+        if label != VARIANTS[0][0]:
+            ok &= share >= TARGET_SHARE and fixed[label]["p99"] < TARGET_P99_MS and errors == 0
+    print(f"\n{CLIENTS} concurrent clients; closed loop: {ROUNDS} rounds of {MEASURE_SECONDS:.0f} s (after "
+          f"{WARMUP_SECONDS:.0f} s warm-up) per endpoint, medians; fixed load: {FIXED_RATE:.0f} req/s offered for "
+          f"{MEASURE_SECONDS:.0f} s. {stored} rows inserted in all. Targets: ≥ {TARGET_SHARE:.0%} of the bare view's "
+          f"requests/s, p99 < {TARGET_P99_MS:.0f} ms: {'met' if ok else 'MISSED'}.")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
