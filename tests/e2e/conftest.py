@@ -135,7 +135,7 @@ def connect_account(sandbox, control, live_server_url, e2e_env):
             cwd=ROOT, env={**e2e_env, **env_extra}, capture_output=True, text=True, timeout=60,
         )
         assert result.returncode == 0, result.stderr
-        return json.loads(result.stdout.strip().splitlines()[-1])
+        return json.loads(result.stdout)  # exactly one JSON object on stdout, logs on stderr
 
     return connect
 

@@ -1,12 +1,29 @@
 """manage.py amocrm_connect: create or update an account and connect it with a code or a long-lived token."""
 
 import json
+import logging
+import sys
+from contextlib import contextmanager
 
 from django.core.management.base import BaseCommand, CommandError
 
 from amocrm.hosts import normalize_account_host
 from amocrm.models import Account
 from amocrm.services import ConnectError, account_connect
+
+
+@contextmanager
+def logs_on_stderr():
+    """With --json, stdout must carry exactly one JSON object: the log lines go to stderr meanwhile."""
+    moved = [h for h in logging.getLogger().handlers
+             if isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) is sys.stdout]
+    for handler in moved:
+        handler.setStream(sys.stderr)
+    try:
+        yield
+    finally:
+        for handler in moved:
+            handler.setStream(sys.stdout)
 
 
 class Command(BaseCommand):
@@ -27,6 +44,12 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print one JSON object with the result")
 
     def handle(self, *args, **opts):
+        if opts["json"]:
+            with logs_on_stderr():
+                return self._handle(opts)
+        return self._handle(opts)
+
+    def _handle(self, opts):
         try:
             origin = normalize_account_host(opts["host"])
         except ValueError as exc:
