@@ -97,9 +97,9 @@ class AccountAdmin(admin.ModelAdmin):
     readonly_fields = ["status_badge", "connect_button", "redirect_uri_hint", "webhook_url_display",
                        "webhook_status", "amocrm_account_id", "amocrm_name", "subdomain", "currency", "connected_at",
                        "last_success_at", "last_error_at", "last_error", "error_count", "metadata_synced_at",
-                       "reconciled_until", "token_warning"]
+                       "reconciled_until", "token_status"]
     fieldsets = [
-        (None, {"fields": ["name", "status_badge", "token_warning", "connect_button"]}),
+        (None, {"fields": ["name", "status_badge", "token_status", "connect_button"]}),
         ("Integration (from amoCRM → Settings → Integrations)", {
             "fields": ["client_id", "client_secret", "redirect_uri", "redirect_uri_hint", "host"],
         }),
@@ -148,14 +148,18 @@ class AccountAdmin(admin.ModelAdmin):
     def last_error_short(self, obj):
         return (obj.last_error[:80] + "…") if len(obj.last_error) > 80 else obj.last_error
 
-    @admin.display(description="")
-    def token_warning(self, obj):
+    @admin.display(description="token")
+    def token_status(self, obj):
         token = getattr(obj, "token", None) if obj and obj.pk else None
-        if token is not None and token.long_lived and token.expires_soon():
+        if token is None:
+            return "No token: connect the account."
+        expires = f"{timezone.localtime(token.expires_at):%Y-%m-%d %H:%M}"
+        if not token.long_lived:
+            return f"Expires {expires}; refreshed automatically before that."
+        if token.expires_soon():
             return format_html('<strong style="color:#c0392b">The long-lived token expires on {}: issue a new one in '
-                               'amoCRM and run amocrm_connect again.</strong>',
-                               f"{timezone.localtime(token.expires_at):%Y-%m-%d}")
-        return "—"
+                               'amoCRM and run amocrm_connect again.</strong>', expires)
+        return f"Long-lived, expires {expires} (not refreshed; the admin warns 7 days before)."
 
     @admin.display(description="connect")
     def connect_button(self, obj):
