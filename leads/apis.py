@@ -4,6 +4,14 @@ import re
 
 from django.core.validators import EmailValidator
 from django.http import HttpResponseRedirect
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import exceptions, serializers, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser
@@ -42,6 +50,7 @@ def _fresh(field):
     return field.__class__(*field._args, **kwargs)
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class Text(serializers.Field):
     """An optional plain text value: trimmed, length-capped, absent or null → "".
 
@@ -123,6 +132,9 @@ class LeadIntakeApi(APIView):
         )
         website = Text(5000)
 
+        class Meta:
+            ref_name = "LeadIntake"  # the OpenAPI component's name
+
         def get_fields(self):
             # DRF deep-copies the declared fields for every instance, which costs the hot intake more
             # than its INSERT; fresh fields from the same arguments are equivalent and much cheaper.
@@ -175,6 +187,21 @@ class LeadIntakeApi(APIView):
             raise PayloadTooLarge()
         super().initial(request, *args, **kwargs)
 
+    @extend_schema(
+        operation_id="leads_create",
+        request={"application/json": InputSerializer, "application/x-www-form-urlencoded": InputSerializer},
+        parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER,
+                                     description="The same key for the same source answers with the first lead.")],
+        responses={
+            201: inline_serializer("LeadAccepted", {"id": serializers.UUIDField(), "status": serializers.CharField()}),
+            303: OpenApiResponse(description="An HTML form post (Accept: text/html): to the success URL."),
+            400: OpenApiResponse(description='{"errors": {field: [messages]}}'),
+            403: OpenApiResponse(description="A browser Origin the source does not allow."),
+            413: OpenApiResponse(description="Body over 64 KiB."),
+            415: OpenApiResponse(description="Not JSON or form-encoded."),
+            429: OpenApiResponse(description="Per-IP throttle."),
+        },
+    )
     def post(self, request):
         serializer = self.InputSerializer(data=_input_of(request), context={})
         serializer.is_valid(raise_exception=True)
@@ -205,3 +232,7 @@ class LeadIntakeApi(APIView):
             raise exceptions.ValidationError({"Idempotency-Key": ["At most 255 characters."]})
         return key
 
+
+@extend_schema(exclude=True)
+class LeadIntakeNoSlashApi(LeadIntakeApi):
+    """The same endpoint without the trailing slash (for mistyped form-builder URLs; not in the API docs)."""

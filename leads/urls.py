@@ -3,13 +3,13 @@
 from django.conf import settings
 from django.urls import path
 
-from .apis import LeadIntakeApi
+from .apis import LeadIntakeApi, LeadIntakeNoSlashApi
 
 urlpatterns = [
     path("api/leads/", LeadIntakeApi.as_view(), name="lead-intake"),
     # Without the slash too: a form builder's webhook URL is easily mistyped, and a redirect would
     # turn the POST into a GET.
-    path("api/leads", LeadIntakeApi.as_view()),
+    path("api/leads", LeadIntakeNoSlashApi.as_view()),
 ]
 
 if settings.BENCH_BARE_VIEW:

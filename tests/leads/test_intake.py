@@ -291,3 +291,12 @@ def test_the_source_cache_forgets_a_deactivated_source(client, source):
 def test_the_benchmark_baseline_view_is_not_routed_unless_asked_for(client, source):
     response = client.post("/bench/bare-insert/", data=json.dumps(valid(source)), content_type="application/json")
     assert response.status_code == 404 and Lead.objects.count() == 0
+
+
+def test_the_api_docs_describe_the_intake_once(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    assert "/api/leads/" in schema["paths"] and "/api/leads" not in schema["paths"]
+    operation = schema["paths"]["/api/leads/"]["post"]
+    assert set(operation["responses"]) == {"201", "303", "400", "403", "413", "415", "429"}
+    assert [parameter["name"] for parameter in operation["parameters"]] == ["Idempotency-Key"]
+    assert set(schema["components"]["schemas"]["LeadAccepted"]["properties"]) == {"id", "status"}
