@@ -810,6 +810,9 @@ class _Pusher:
             Lead.objects.filter(_due(), account_id=self.account.pk, status=Lead.Status.SENT, note_pending=True)
             .select_related("source").order_by("sent_at")[:BATCH_SIZE]
         )
+        orphans = [lead.pk for lead in leads if not lead.amocrm_deal_id]
+        if orphans:  # no deal to note (never expected): do not keep asking for a push
+            Lead.objects.filter(pk__in=orphans).update(note_pending=False)
         leads = [lead for lead in leads if lead.amocrm_deal_id]
         if not leads:
             return False

@@ -423,3 +423,10 @@ def test_a_push_comes_back_for_leads_still_backing_off_from_an_earlier_run(sourc
     assert 19 <= outcome.retry_in <= 21.5
     with pytest.raises(Retry):
         push_account_leads(account.pk)
+
+
+def test_a_note_without_a_deal_is_dropped_instead_of_asking_for_pushes_forever(source, account, mocked):
+    lead = make_lead(source, status=Lead.Status.SENT, note_pending=True, amocrm_deal_id=None, message="hi")
+    outcome = services.leads_push(account_id=account.pk)
+    lead.refresh_from_db()
+    assert not lead.note_pending and not outcome.more and outcome.retry_in is None and len(mocked.calls) == 0
