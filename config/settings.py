@@ -255,6 +255,8 @@ BENCH_BARE_VIEW = env.bool("BENCH_BARE_VIEW", default=False)
 # amoCRM
 # ------------------------------------------------------------------------------
 AMOCRM_RATE_LIMIT = env.float("AMOCRM_RATE_LIMIT", default=7)
+# Length of the limiter's sliding window, seconds: a little over amoCRM's second absorbs timing jitter.
+AMOCRM_RATE_WINDOW = env.float("AMOCRM_RATE_WINDOW", default=1.2)
 AMOCRM_PROXY = env.str("AMOCRM_PROXY", default="")
 # Extra origins accepted as account hosts besides *.amocrm.ru, *.amocrm.com, *.kommo.com.
 AMOCRM_TRUSTED_HOSTS = env.list("AMOCRM_TRUSTED_HOSTS", default=[])
