@@ -11,16 +11,15 @@ import asyncio
 import multiprocessing
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
-import redis
 import requests
 
+from bench._support import clear_redis, database_url, manage
 from tests.e2e.harness import ROOT, Processes, free_port, wait_until
 
 CLIENTS = 32
@@ -143,19 +142,6 @@ def measure(base_url: str, path: str, key: str, with_key: bool, tag: str, rate: 
 # ---------------------------------------------------------------------------- setup
 
 
-def _database_url(admin_url: str, name: str) -> str:
-    parts = urlsplit(admin_url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
-
-
-def _manage(env: dict, *args: str) -> str:
-    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=300)
-    if result.returncode:
-        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result.stdout
-
-
 SETUP = """
 from amocrm.models import Account
 from leads.models import LeadSource
@@ -177,7 +163,7 @@ def main() -> int:
         "DJANGO_SETTINGS_MODULE": "config.settings", "ENV_FILE": "", "DEBUG": "false",
         "SECRET_KEY": "bench-" + "x" * 50, "FIELD_ENCRYPTION_KEY": "ZGV2ZWxvcG1lbnQtb25seS1rZXktMzItYnl0ZXMtISE=",
         "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "false", "SITE_URL": base_url,
-        "DATABASE_URL": _database_url(admin_url, database), "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING",
+        "DATABASE_URL": database_url(admin_url, database), "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING",
         # The throttle still runs on every request; it just must not stop a single-IP benchmark.
         "LEAD_INTAKE_THROTTLE": "100000000/min", "BENCH_BARE_VIEW": "true", "PYTHONPATH": str(ROOT),
         # Production recycles a worker every ~5000 requests; in a benchmark that restart lands on whichever
@@ -188,8 +174,8 @@ def main() -> int:
         admin.execute(f'CREATE DATABASE "{database}"')
     processes = Processes()
     try:
-        _manage(env, "migrate", "--noinput")
-        key = _manage(env, "shell", "-c", SETUP).strip().splitlines()[-1]
+        manage(env, "migrate", "--noinput")
+        key = manage(env, "shell", "-c", SETUP).strip().splitlines()[-1]
         processes.start("bench-gunicorn", [str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", "python:config.gunicorn",
                                            "config.wsgi", "--bind", f"127.0.0.1:{port}"], env)
         wait_until(lambda: requests.get(base_url + "/healthz/", timeout=2).status_code == 200, timeout=30,
@@ -210,10 +196,7 @@ def main() -> int:
         processes.stop()
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter("amo:*")) + [b"default", b"_kombu.binding.default"]
-        client.delete(*keys)
-        client.close()
+        clear_redis(redis_url)
 
 
 def report(saturated: dict[str, list[dict]], fixed: dict[str, dict], stored: int) -> int:

@@ -15,11 +15,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-import redis
 
+from bench._support import clear_redis, database_url
 from tests.e2e.harness import ROOT, Processes, free_port, wait_until
 
 LEADS = 300
@@ -27,11 +26,6 @@ TARGET_NEW = 1.05
 TARGET_UNSORTED = 0.05
 CLIENT_ID = "bench-client-id"
 CLIENT_SECRET = "bench-client-secret-0123456789abcdef"
-
-
-def _database_url(admin_url: str, name: str) -> str:
-    parts = urlsplit(admin_url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
 
 
 def people(start: int, count: int) -> list[dict]:
@@ -84,7 +78,7 @@ def main() -> int:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "DJANGO_"))}
     env.update({
         "DJANGO_SETTINGS_MODULE": "config.settings", "ENV_FILE": "", "DEBUG": "true", "SITE_URL": site_url,
-        "DATABASE_URL": _database_url(admin_url, database), "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING",
+        "DATABASE_URL": database_url(admin_url, database), "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING",
         "AMOCRM_TRUSTED_HOSTS": origin, "AMOCRM_RATE_LIMIT": "7", "PYTHONPATH": str(ROOT),
     })
     os.environ.update(env)
@@ -130,9 +124,7 @@ def main() -> int:
         connections.close_all()
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        client = redis.Redis.from_url(redis_url)
-        client.delete(*list(client.scan_iter("amo:*")), b"default", b"_kombu.binding.default")
-        client.close()
+        clear_redis(redis_url)
 
 
 def report(results: list[dict], duplicates: dict, stats: dict) -> int:

@@ -17,10 +17,9 @@ import json
 import multiprocessing
 import os
 import statistics
-import subprocess
 import sys
 import time
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit
 
 import psycopg
 import redis
@@ -29,6 +28,7 @@ import requests
 from amocrm.sandbox.control import SandboxControl
 from amocrm.sandbox.server import Sandbox
 from amocrm.sandbox.state import default_accounts
+from bench._support import clear_redis, database_url, manage
 from tests.e2e.harness import ROOT, Processes, free_port, wait_until
 
 CLIENT_ID = "bench-client-id"
@@ -169,19 +169,6 @@ def measure_concurrent(url: str, body: bytes) -> dict:
 # ---------------------------------------------------------------------------- setup
 
 
-def _database_url(admin_url: str, name: str) -> str:
-    parts = urlsplit(admin_url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
-
-
-def _manage(env: dict, *args: str) -> str:
-    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=300)
-    if result.returncode:
-        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result.stdout
-
-
 def _api(token: str) -> requests.Session:
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
@@ -216,7 +203,7 @@ def main() -> int:
                       redirect_uri=base_url + "/amocrm/oauth/callback/").start()
     account = sandbox.accounts[0]
     control = SandboxControl(account.origin)
-    db_url = _database_url(admin_url, database)
+    db_url = database_url(admin_url, database)
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "DJANGO_"))}
     env.update({
         "DJANGO_SETTINGS_MODULE": "config.settings", "ENV_FILE": "", "DEBUG": "false",
@@ -237,12 +224,12 @@ def main() -> int:
         open_deals = _create_deals(api, account.origin, SINGLE_DEAL_MOVES)
         won_deals = _create_deals(api, account.origin, DEALS_PER_DELIVERY, status_id=142, pipeline_id=main_pipeline)
 
-        _manage(env, "migrate", "--noinput")
+        manage(env, "migrate", "--noinput")
         processes.start("bench-gunicorn", [str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", "python:config.gunicorn",
                                            "config.wsgi", "--bind", f"127.0.0.1:{port}"], env)
         wait_until(lambda: requests.get(base_url + "/healthz/", timeout=2).status_code in (200, 503), timeout=30,
                    what="gunicorn")
-        connected = json.loads(_manage(env, "amocrm_connect", "--host", account.origin, "--client-id", CLIENT_ID,
+        connected = json.loads(manage(env, "amocrm_connect", "--host", account.origin, "--client-id", CLIENT_ID,
                                        "--client-secret", CLIENT_SECRET, "--redirect-uri",
                                        base_url + "/amocrm/oauth/callback/", "--long-lived-token",
                                        control.long_lived_token(client_id=CLIENT_ID), "--json")
@@ -296,10 +283,7 @@ def main() -> int:
         sandbox.stop()
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter("amo:*")) + [b"default", b"_kombu.binding.default"]
-        client.delete(*keys)
-        client.close()
+        clear_redis(redis_url)
 
 
 def report(sequential, concurrent, stored, single_seconds, single_stats, bulk_seconds, bulk_stats, failed) -> int:
