@@ -81,16 +81,17 @@ class Lead(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     source = models.ForeignKey(LeadSource, on_delete=models.PROTECT, related_name="leads")
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="leads")
+    # Indexed through leads_lead_deal_idx, whose first column it is.
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="leads", db_index=False)
 
     name = models.CharField(max_length=255, blank=True)
     phone_raw = models.CharField(max_length=64, blank=True)
-    phone = models.CharField(max_length=20, blank=True, db_index=True, help_text="E.164")
-    email = models.EmailField(max_length=254, blank=True, db_index=True)
+    phone = models.CharField(max_length=20, blank=True, help_text="E.164")
+    email = models.EmailField(max_length=254, blank=True)
     message = models.TextField(max_length=5000, blank=True)
-    utm_source = models.CharField(max_length=255, blank=True, db_index=True)
+    utm_source = models.CharField(max_length=255, blank=True)
     utm_medium = models.CharField(max_length=255, blank=True)
-    utm_campaign = models.CharField(max_length=255, blank=True, db_index=True)
+    utm_campaign = models.CharField(max_length=255, blank=True)
     utm_term = models.CharField(max_length=255, blank=True)
     utm_content = models.CharField(max_length=255, blank=True)
     referrer = models.CharField(max_length=2000, blank=True)
@@ -99,10 +100,10 @@ class Lead(models.Model):
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=500, blank=True)
     idempotency_key = models.CharField(max_length=255, blank=True)
-    fingerprint = models.CharField(max_length=64, blank=True, db_index=True,
+    fingerprint = models.CharField(max_length=64, blank=True,
                                    help_text="Hash of source + phone/email + message, to collapse double clicks.")
 
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
@@ -118,7 +119,7 @@ class Lead(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
 
     amocrm_deal_id = models.BigIntegerField(null=True, blank=True)
-    amocrm_contact_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    amocrm_contact_id = models.BigIntegerField(null=True, blank=True)
     amocrm_unsorted_uid = models.CharField(max_length=100, blank=True)
     # Mirrored from amoCRM webhooks: where the deal is now.
     pipeline_id = models.BigIntegerField(null=True, blank=True)
@@ -134,9 +135,15 @@ class Lead(models.Model):
             models.UniqueConstraint(fields=["source", "idempotency_key"], condition=~models.Q(idempotency_key=""),
                                     name="leads_lead_unique_idempotency_key"),
         ]
+        # Every index is paid for by each intake INSERT, so only the ones a query needs. The outbox
+        # index holds only the leads that still need work, which keeps it small and the claim, the
+        # notes pass and the sweeper fast however many sent leads pile up.
         indexes = [
-            models.Index(fields=["account", "status", "created_at"], name="leads_lead_outbox_idx"),
+            models.Index(fields=["account", "created_at"], name="leads_lead_outstanding_idx",
+                         condition=models.Q(status__in=["pending", "sending"]) | models.Q(note_pending=True)),
             models.Index(fields=["account", "amocrm_deal_id"], name="leads_lead_deal_idx"),
+            models.Index(fields=["account", "amocrm_contact_id"], name="leads_lead_contact_idx",
+                         condition=models.Q(amocrm_contact_id__isnull=False)),
         ]
 
     def __str__(self) -> str:
