@@ -321,12 +321,6 @@ class AmoCRMClient:
                             params={"query": query, "limit": 50}, context=context)
         return ((data or {}).get("_embedded") or {}).get("contacts") or []
 
-    def leads_search(self, query: str, *, context: dict | None = None) -> list[dict]:
-        """GET /api/v4/leads?query= (full-text over deals; 204 = none) — .../crm_platform/leads-api"""
-        data = self.request("GET", "/api/v4/leads", operation="leads.search",
-                            params={"query": query, "limit": 250}, context=context)
-        return ((data or {}).get("_embedded") or {}).get("leads") or []
-
     def leads_complex_create(self, deals: list[dict], *, context: dict | None = None) -> list[dict]:
         """POST /api/v4/leads/complex (≤ 50 deals, one contact each) — .../crm_platform/leads-api#leads-complex-add"""
         return self.request("POST", "/api/v4/leads/complex", operation="leads.complex", json_body=deals,

@@ -193,7 +193,8 @@ def test_the_cli_connects_with_a_code_and_prints_json(mocked):
     assert result["account"] == account.pk
     assert result["amocrm_account_id"] == 31000001
     assert result["webhook_url"] == account.webhook_url and result["webhook_url"].startswith("http://testserver/")
-    assert "lead_source_key" in result
+    # The default lead source created on connect, by its public key (never the database id).
+    assert result["lead_source_key"] == account.lead_sources.get(is_default=True).public_key
     # Idempotent: the same host updates the same account.
     mocked.post(TOKEN_URL, json=TOKEN_ANSWER)
     call_command("amocrm_connect", *args[:-3], "--code", "c2", "--name", "Renamed", stdout=StringIO())
