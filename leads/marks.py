@@ -1,39 +1,112 @@
 """Race-free counters and one-shot marks in the shared cache, one Redis round trip each.
 
 The intake is hot: Django's Redis cache builds a new client object per call and needs two round
-trips for an `incr`, which together cost more than the request's INSERT. With REDIS_URL set these
-go straight to Redis through one connection pool per process; without it (embedded mode) they use
-Django's cache. Keys get the cache's prefix, so they live in the same namespace either way.
+trips for an `incr`, and even redis-py's client spends more on checking a connection out of its
+pool (locks, health checks, metrics) than on the command. With REDIS_URL set these go straight to
+Redis over one connection per thread, held for the thread's life; without it (embedded mode) they
+use Django's cache. Keys get the cache's prefix, so they live in the same namespace either way.
+
+No call is retried: a command whose answer was lost may have been applied, and repeating a
+set-if-absent would then report our own mark as somebody else's. Errors reach the caller, which
+decides how to do without the cache.
 """
 
+import hashlib
+import os
 import threading
+from dataclasses import dataclass
 
 import redis
 from django.conf import settings
 from django.core.cache import cache
+from redis.exceptions import NoScriptError, ResponseError
 
-_client: redis.Redis | None = None
-_client_lock = threading.Lock()
-_count_script = None
-# INCR and, for the window's first request, EXPIRE: atomic, one round trip, no key left without a lifetime.
+# INCR and, for the window's first request, EXPIRE: atomic, no key left without a lifetime.
 COUNT_LUA = """
 local value = redis.call('INCR', KEYS[1])
 if value == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return value
 """
+# SET NX, and when the key is taken, what it holds (false = set by this call).
+CLAIM_LUA = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return false end
+return redis.call('GET', KEYS[1]) or ''
+"""
+# COUNT_LUA, then CLAIM_LUA only while the count is within the limit: {count, nil | holder}.
+COUNT_THEN_CLAIM_LUA = """
+local value = redis.call('INCR', KEYS[1])
+if value == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+if value > tonumber(ARGV[2]) then return {value} end
+if redis.call('SET', KEYS[2], ARGV[3], 'NX', 'EX', ARGV[4]) then return {value} end
+return {value, redis.call('GET', KEYS[2]) or ''}
+"""
+# DEL only while the key holds the given value.
+RELEASE_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class _Script:
+    def __init__(self, source: str):
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 — the name Redis gives a script
+
+
+_COUNT, _CLAIM, _COUNT_THEN_CLAIM, _RELEASE = map(_Script, (COUNT_LUA, CLAIM_LUA, COUNT_THEN_CLAIM_LUA, RELEASE_LUA))
+_local = threading.local()
+_pools: dict[str, redis.ConnectionPool] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool(url: str) -> redis.ConnectionPool:
+    pool = _pools.get(url)
+    if pool is None:
+        with _pools_lock:
+            pool = _pools.setdefault(url, redis.ConnectionPool.from_url(url, socket_connect_timeout=2,
+                                                                         socket_timeout=2))
+    return pool
+
+
+def _connection() -> redis.connection.AbstractConnection | None:
+    """This thread's connection to REDIS_URL (None in embedded mode); a forked child makes its own."""
+    url = settings.REDIS_URL
+    if not url:
+        return None
+    held = getattr(_local, "held", None)
+    if held is None or held[0] != url or held[1] != os.getpid():
+        pool = _pool(url)
+        held = (url, os.getpid(), pool.connection_class(**pool.connection_kwargs))
+        _local.held = held
+    return held[2]
 
 
 def _redis() -> redis.Redis | None:
-    global _client, _count_script
-    if not settings.REDIS_URL:
-        return None
-    if _client is None:
-        with _client_lock:
-            if _client is None:
-                client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
-                _count_script = client.register_script(COUNT_LUA)
-                _client = client
-    return _client
+    """A client on the same server, for the odd call that is not on the hot path (and for tests)."""
+    url = settings.REDIS_URL
+    return redis.Redis(connection_pool=_pool(url)) if url else None
+
+
+def _command(connection, *args):
+    try:
+        connection.send_command(*args)
+        return connection.read_response()
+    except ResponseError:
+        raise  # a whole error answer was read: the connection is still in step
+    except BaseException:
+        connection.disconnect()  # half an answer may be waiting: never let the next command read it
+        raise
+
+
+def _run(connection, script: _Script, keys: list[str], args: list):
+    try:
+        return _command(connection, "EVALSHA", script.sha, len(keys), *keys, *args)
+    except NoScriptError:  # a restarted server has forgotten it
+        return _command(connection, "EVAL", script.source, len(keys), *keys, *args)  # and Redis keeps it
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def full_key(key: str) -> str:
@@ -42,43 +115,67 @@ def full_key(key: str) -> str:
 
 def count(key: str, *, seconds: int) -> int:
     """Increment the counter `key` (created with a `seconds` lifetime) and return its new value."""
-    client = _redis()
-    if client is None:
+    connection = _connection()
+    if connection is None:
         if cache.add(key, 1, timeout=seconds):
             return 1
         return cache.incr(key)
-    return int(_count_script(keys=[full_key(key)], args=[seconds]))
+    return int(_run(connection, _COUNT, [full_key(key)], [seconds]))
 
 
 def claim(key: str, value: str, *, seconds: int) -> str | None:
     """Set `key` to `value` unless it is set: None when this call set it, else the value already there."""
-    client = _redis()
-    if client is None:
+    connection = _connection()
+    if connection is None:
         if cache.add(key, value, timeout=seconds):
             return None
         return cache.get(key) or ""
-    if client.set(full_key(key), value, nx=True, ex=seconds):
-        return None
-    existing = client.get(full_key(key))
-    return existing.decode() if existing is not None else ""
+    holder = _run(connection, _CLAIM, [full_key(key)], [value, seconds])
+    return None if holder is None else _text(holder)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most `limit` counts of `key` per window of `seconds` (a fixed window: the key names it)."""
+
+    key: str
+    limit: int
+    seconds: int
+
+
+def count_then_claim(limit: Limit, key: str, value: str, *, seconds: int) -> tuple[bool, str | None]:
+    """`count(limit.key)`, then, only when that is within the limit, `claim(key, value)`: one round trip.
+
+    Returns (within the limit, the claim's answer); over the limit nothing is claimed (None).
+    """
+    connection = _connection()
+    if connection is None:
+        if count(limit.key, seconds=limit.seconds) > limit.limit:
+            return False, None
+        return True, claim(key, value, seconds=seconds)
+    answer = _run(connection, _COUNT_THEN_CLAIM, [full_key(limit.key), full_key(key)],
+                  [limit.seconds, limit.limit, value, seconds])
+    if int(answer[0]) > limit.limit:
+        return False, None
+    return True, _text(answer[1]) if len(answer) > 1 else None
 
 
 def mark(key: str, *, seconds: int) -> bool:
     """Set `key` unless it is set; True when this call set it."""
-    client = _redis()
-    if client is None:
+    connection = _connection()
+    if connection is None:
         return cache.add(key, 1, timeout=seconds)
-    return bool(client.set(full_key(key), 1, nx=True, ex=seconds))
+    return _command(connection, "SET", full_key(key), 1, "NX", "EX", seconds) is not None
 
 
 def release(key: str, value: str | None = None) -> None:
     """Delete `key` (only while it still holds `value`, when one is given)."""
-    client = _redis()
-    if client is None:
+    connection = _connection()
+    if connection is None:
         if value is None or cache.get(key) == value:
             cache.delete(key)
         return
     if value is None:
-        client.delete(full_key(key))
-    elif (client.get(full_key(key)) or b"").decode() == value:
-        client.delete(full_key(key))
+        _command(connection, "DEL", full_key(key))
+    else:
+        _run(connection, _RELEASE, [full_key(key)], [value])

@@ -5,6 +5,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+import redis
 from django.conf import settings
 from django.db import connection
 from django.test import Client
@@ -102,6 +103,51 @@ def test_bad_requests_count_against_the_throttle_too(client, source, three_per_m
     for _ in range(3):
         assert post_json(client, {"source": "nope"}, REMOTE_ADDR="198.51.100.3").status_code == 400
     assert post_json(client, valid(source), REMOTE_ADDR="198.51.100.3").status_code == 429
+
+
+@pytest.mark.django_db
+def test_every_kind_of_refused_request_counts_once(client, source, three_per_minute):
+    ip = {"REMOTE_ADDR": "198.51.100.5"}
+    assert client.post(URL, data="<xml/>", content_type="application/xml", **ip).status_code == 415
+    assert post_json(client, valid(source), HTTP_ORIGIN="https://elsewhere.example", **ip).status_code == 403
+    assert client.get(URL, **ip).status_code == 405
+    response = post_json(client, valid(source), **ip)
+    assert response.status_code == 429 and Lead.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_valid_post_counts_once_with_its_double_click_check(client, source, three_per_minute):
+    ip = {"REMOTE_ADDR": "198.51.100.6"}
+    answers = [post_json(client, valid(source, phone=f"+7912000002{i}"), **ip).status_code for i in range(4)]
+    assert answers == [201, 201, 201, 429]
+
+
+@pytest.mark.django_db
+def test_a_throttled_post_reserves_no_double_click_window(client, source, three_per_minute):
+    from leads import marks, services
+
+    ip = {"REMOTE_ADDR": "198.51.100.7"}
+    for i in range(3):
+        post_json(client, valid(source, phone=f"+7912000003{i}"), **ip)
+    assert post_json(client, valid(source, message="Throttled"), **ip).status_code == 429
+    fingerprint = services._fingerprint(source=source, phone="+79123456789", email="", message="Throttled")
+    # Nothing holds the window, so the same form from another visitor is stored, not collapsed into a lead
+    # that was never created.
+    assert marks.claim(f"leads:fp:{fingerprint}", "probe", seconds=1) is None
+    marks.release(f"leads:fp:{fingerprint}")
+    assert post_json(client, valid(source, message="Throttled"), REMOTE_ADDR="198.51.100.8").status_code == 201
+    assert Lead.objects.filter(message="Throttled").count() == 1
+
+
+@pytest.mark.django_db
+def test_with_redis_unreachable_posts_are_stored_and_double_clicks_still_collapse(
+        client, source, three_per_minute, monkeypatch):
+    monkeypatch.setattr(settings, "REDIS_URL", "redis://127.0.0.1:1/0")  # nothing listens there
+    answers = [post_json(client, valid(source, message=f"Hello {i}"), REMOTE_ADDR="198.51.100.9") for i in range(4)]
+    assert [answer.status_code for answer in answers] == [201] * 4  # the throttle fails open
+    again = post_json(client, valid(source, message="Hello 0"), REMOTE_ADDR="198.51.100.9")
+    assert again.status_code == 201 and again.json()["id"] == answers[0].json()["id"]  # found in the database
+    assert Lead.objects.count() == 4
 
 
 @pytest.mark.django_db(transaction=True)
@@ -236,7 +282,7 @@ def test_marks_count_claim_and_release_the_same_with_or_without_redis(redis_url,
     monkeypatch.setattr(settings, "REDIS_URL", redis_url)
     assert [marks.count("t:count", seconds=5) for _ in range(3)] == [1, 2, 3]
     if redis_url:  # every counter dies with its window
-        assert 0 < marks._redis().ttl(marks.full_key("t:count")) <= 5
+        assert 0 < redis.Redis.from_url(redis_url).ttl(marks.full_key("t:count")) <= 5
     assert marks.claim("t:claim", "first", seconds=5) is None
     assert marks.claim("t:claim", "second", seconds=5) == "first"
     marks.release("t:claim", "second")  # not the holder: nothing happens
@@ -246,3 +292,45 @@ def test_marks_count_claim_and_release_the_same_with_or_without_redis(redis_url,
     assert marks.mark("t:mark", seconds=5) is True and marks.mark("t:mark", seconds=5) is False
     marks.release("t:mark")
     assert marks.mark("t:mark", seconds=5) is True
+
+
+@pytest.mark.parametrize("redis_url", [settings.REDIS_URL, ""], ids=["redis", "embedded-cache"])
+def test_count_then_claim_counts_always_and_claims_only_within_the_limit(redis_url, monkeypatch):
+    from leads import marks
+
+    monkeypatch.setattr(settings, "REDIS_URL", redis_url)
+    limit = marks.Limit(key="t:limit", limit=2, seconds=5)
+    assert marks.count_then_claim(limit, "t:a", "first", seconds=5) == (True, None)
+    assert marks.count_then_claim(limit, "t:a", "second", seconds=5) == (True, "first")
+    assert marks.count_then_claim(limit, "t:b", "third", seconds=5) == (False, None)
+    assert marks.claim("t:b", "fourth", seconds=5) is None  # the refused call reserved nothing
+    assert marks.count("t:limit", seconds=5) == 4
+    if redis_url:
+        assert 0 < redis.Redis.from_url(redis_url).ttl(marks.full_key("t:limit")) <= 5
+
+
+def test_marks_survive_a_redis_that_forgot_its_scripts_and_a_dropped_connection():
+    from leads import marks
+
+    server = redis.Redis.from_url(settings.REDIS_URL)
+    assert marks.count("t:survive", seconds=5) == 1
+    server.script_flush()
+    assert marks.count("t:survive", seconds=5) == 2  # loaded again under the same name
+    server.client_kill_filter(_id=marks._command(marks._connection(), "CLIENT", "ID"))  # as a restart would
+    with pytest.raises(redis.ConnectionError):
+        marks.count("t:survive", seconds=5)
+    assert marks.count("t:survive", seconds=5) == 3  # reconnected; the failed call changed nothing
+
+
+def test_each_thread_has_its_own_redis_connection():
+    from leads import marks
+
+    def connection_of_a_new_thread():
+        held = []
+        thread = threading.Thread(target=lambda: held.append(marks._connection()))
+        thread.start()
+        thread.join()
+        return held[0]
+
+    assert marks._connection() is marks._connection()
+    assert connection_of_a_new_thread() is not marks._connection()
