@@ -1,9 +1,11 @@
 """POST /api/leads/: the public lead intake (DESIGN.md "Lead intake"): validate, store, answer — never call amoCRM."""
 
 import re
+import threading
 
 from django.core.validators import EmailValidator
 from django.http import HttpResponseRedirect
+from django.utils.functional import cached_property
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -16,19 +18,21 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser
 from rest_framework.response import Response
+from rest_framework.utils.serializer_helpers import BindingDict
 from rest_framework.views import APIView
 
 from config.net import client_ip
 
 from . import payloads, services
 from .cors import ORIGIN_VERDICT_ATTR
-from .throttles import LeadIntakeThrottle
+from .throttles import IntakeWindow
 
 MAX_BODY_BYTES = 64 * 1024
 # Hidden in the embed snippet: people leave it empty, form-filling bots do not.
 HONEYPOT_FIELD = "website"
 MAX_EXTRA_FIELDS = 50
 EXTRA_FIELD_KEY = re.compile(r"^fields(?:\[([^\]]+)\]|\.(.+))$")
+_thread_fields = threading.local()  # the input serializer's fields, one set per thread
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -42,12 +46,6 @@ class JsonAnswers(DefaultContentNegotiation):
 
     def select_renderer(self, request, renderers, format_suffix=None):
         return renderers[0], renderers[0].media_type
-
-
-def _fresh(field):
-    kwargs = {key: _fresh(value) if isinstance(value, serializers.Field) else value
-              for key, value in field._kwargs.items()}
-    return field.__class__(*field._args, **kwargs)
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -82,6 +80,30 @@ class Text(serializers.Field):
         return value
 
 
+class ThreadFieldsSerializer(serializers.Serializer):
+    """A serializer whose fields are built once per thread instead of once per instance.
+
+    DRF deep-copies and binds a new set of fields for every serializer, which costs the hot intake
+    more than its INSERT. Each thread builds the set once and lends it to one serializer at a time:
+    plain fields keep nothing between validations but their parent, which is set on every loan.
+    """
+
+    @cached_property
+    def fields(self):
+        lent = _thread_fields.__dict__.setdefault("by_class", {})
+        fields = lent.get(type(self))
+        if fields is None:
+            fields = BindingDict(self)
+            for name, field in self.get_fields().items():
+                fields[name] = field
+            lent[type(self)] = fields
+        else:
+            fields.serializer = self
+            for field in fields.values():
+                field.parent = self
+        return fields
+
+
 def _input_of(request) -> dict:
     """The posted values as one dict. Form posts may send `fields[city]` or `fields.city`, and a form
     builder that cannot add a hidden field may name the source in the URL (`?source=KEY`)."""
@@ -109,11 +131,14 @@ class LeadIntakeApi(APIView):
 
     authentication_classes: list = []
     permission_classes: list = []
-    throttle_classes = [LeadIntakeThrottle]
+    # The per-IP throttle counts each request once: a valid post in lead_create, in the same Redis call
+    # as its double-click check; a request refused before that in handle_exception (see throttles.py).
+    throttle_classes: list = []
+    throttle_window: IntakeWindow | None = None
     parser_classes = [JSONParser, FormParser]
     content_negotiation_class = JsonAnswers
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(ThreadFieldsSerializer):
         source = serializers.CharField(max_length=64)
         name = Text(255)
         phone = Text(64)
@@ -134,11 +159,6 @@ class LeadIntakeApi(APIView):
 
         class Meta:
             ref_name = "LeadIntake"  # the OpenAPI component's name
-
-        def get_fields(self):
-            # DRF deep-copies the declared fields for every instance, which costs the hot intake more
-            # than its INSERT; fresh fields from the same arguments are equivalent and much cheaper.
-            return {name: _fresh(field) for name, field in self._declared_fields.items()}
 
         def validate_source(self, value):
             source = services.lead_source_get_active(public_key=value.strip())
@@ -185,7 +205,15 @@ class LeadIntakeApi(APIView):
             declared = 0
         if declared > MAX_BODY_BYTES or len(request._request.body) > MAX_BODY_BYTES:
             raise PayloadTooLarge()
+        self.throttle_window = IntakeWindow.of(request)
         super().initial(request, *args, **kwargs)
+
+    def handle_exception(self, exc):
+        # A request refused before lead_create counted it is counted now; over the limit, 429 wins.
+        window, self.throttle_window = self.throttle_window, None
+        if window is not None and not window.count():
+            exc = exceptions.Throttled(wait=window.wait)
+        return super().handle_exception(exc)
 
     @extend_schema(
         operation_id="leads_create",
@@ -208,10 +236,15 @@ class LeadIntakeApi(APIView):
         values = dict(serializer.validated_data)
         source, spam = values.pop("source"), bool(values.pop(HONEYPOT_FIELD).strip())
         self._check_origin(request, source)
-        accepted = services.lead_create(
-            source=source, data=values, ip=client_ip(request), user_agent=request.headers.get("user-agent", ""),
-            idempotency_key=self._idempotency_key(request), spam=spam,
-        )
+        idempotency_key = self._idempotency_key(request)
+        window, self.throttle_window = self.throttle_window, None  # lead_create counts it from here
+        try:
+            accepted = services.lead_create(
+                source=source, data=values, ip=client_ip(request), user_agent=request.headers.get("user-agent", ""),
+                idempotency_key=idempotency_key, spam=spam, rate_limit=window.limit if window else None,
+            )
+        except services.LeadRateLimited:
+            raise exceptions.Throttled(wait=window.wait) from None
         if source.success_url and "text/html" in request.headers.get("accept", ""):
             return HttpResponseRedirect(source.success_url, status=status.HTTP_303_SEE_OTHER)
         return Response({"id": str(accepted.id), "status": accepted.status}, status=status.HTTP_201_CREATED)

@@ -300,3 +300,36 @@ def test_the_api_docs_describe_the_intake_once(client):
     assert set(operation["responses"]) == {"201", "303", "400", "403", "413", "415", "429"}
     assert [parameter["name"] for parameter in operation["parameters"]] == ["Idempotency-Key"]
     assert set(schema["components"]["schemas"]["LeadAccepted"]["properties"]) == {"id", "status"}
+
+
+def test_one_posts_values_and_errors_never_reach_the_next(client, source):
+    first = post_json(client, valid(source, message="A", fields={"city": "Москва"}))
+    bad = post_json(client, {"source": source.public_key, "phone": "12", "fields": {"x": "y"}})
+    second = post_json(client, valid(source, message="B"))
+    assert (first.status_code, bad.status_code, second.status_code) == (201, 400, 201)
+    assert set(bad.json()["errors"]) == {"phone"}
+    assert {lead.message: lead.fields for lead in Lead.objects.all()} == {"A": {"city": "Москва"}, "B": {}}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_posts_validated_at_the_same_time_in_many_threads_keep_their_own_values(source):
+    import threading
+
+    from django.test import Client
+
+    barrier, answers = threading.Barrier(8), {}
+
+    def post(i):
+        barrier.wait()
+        answers[i] = post_json(Client(), valid(source, phone=f"+7912000004{i}", message=f"m{i}",
+                                               fields={"n": str(i)})).status_code
+        connection.close()
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == {i: 201 for i in range(8)}
+    stored = {(lead.phone, lead.message, lead.fields["n"]) for lead in Lead.objects.all()}
+    assert stored == {(f"+7912000004{i}", f"m{i}", str(i)) for i in range(8)}
