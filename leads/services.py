@@ -134,15 +134,30 @@ def _fingerprint(*, source: LeadSource, phone: str, email: str, message: str) ->
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def _first_of_double_submit(*, source: LeadSource, fingerprint: str, lead_id: uuid.UUID) -> uuid.UUID | None:
+class LeadRateLimited(Exception):
+    """The sender is over its intake limit: nothing was stored."""
+
+
+def _first_of_double_submit(*, source: LeadSource, fingerprint: str, lead_id: uuid.UUID,
+                            rate_limit: marks.Limit | None) -> uuid.UUID | None:
     """The id of an identical submission within the window, or None after reserving the window for `lead_id`.
 
     An atomic set-if-absent makes two simultaneous clicks race-safe: exactly one of them reserves
-    the fingerprint. Without the cache (Redis down) a database lookup still catches the usual case.
+    the fingerprint. The sender's `rate_limit` is counted in the same round trip, and over it
+    nothing is reserved (LeadRateLimited). Without the cache (Redis down) the limit is not applied
+    and a database lookup still catches the usual double click.
     """
+    key = f"leads:fp:{fingerprint}"
     try:
-        first = marks.claim(f"leads:fp:{fingerprint}", str(lead_id), seconds=DOUBLE_SUBMIT_SECONDS)
+        if rate_limit is None:
+            first = marks.claim(key, str(lead_id), seconds=DOUBLE_SUBMIT_SECONDS)
+        else:
+            within, first = marks.count_then_claim(rate_limit, key, str(lead_id), seconds=DOUBLE_SUBMIT_SECONDS)
+            if not within:
+                raise LeadRateLimited()
         return uuid.UUID(first) if first else None
+    except LeadRateLimited:
+        raise
     except Exception as exc:  # noqa: BLE001 — a cache outage must not lose the lead
         logger.warning("double-submit check without cache", extra={"error": repr(exc)})
         since = timezone.now() - timedelta(seconds=DOUBLE_SUBMIT_SECONDS)
@@ -158,19 +173,21 @@ def _forget_double_submit(fingerprint: str, lead_id: uuid.UUID) -> None:
 
 
 def lead_create(*, source: LeadSource, data: dict, ip: str | None = None, user_agent: str = "",
-                idempotency_key: str = "", spam: bool = False) -> LeadAccepted:
+                idempotency_key: str = "", spam: bool = False, rate_limit: marks.Limit | None = None) -> LeadAccepted:
     """Store one validated form submission and schedule its push after commit; never calls amoCRM.
 
     `data` holds normalized values (phone in E.164, email lower-case). The same `idempotency_key`
     for the same source, or an identical submission within DOUBLE_SUBMIT_SECONDS, answers with the
     first lead and stores nothing. A `spam` lead (honeypot filled) is stored but never pushed.
     The key is checked by the INSERT itself (a unique constraint): a new key costs no extra query,
-    a repeated one a lookup after the refused INSERT.
+    a repeated one a lookup after the refused INSERT. `rate_limit`, the sender's throttle window,
+    is counted first; over it, LeadRateLimited and nothing stored.
     """
     phone, email, message = data.get("phone", ""), data.get("email", ""), data.get("message", "")
     fingerprint = _fingerprint(source=source, phone=phone, email=email, message=message)
     lead_id = uuid.uuid4()
-    first = _first_of_double_submit(source=source, fingerprint=fingerprint, lead_id=lead_id)
+    first = _first_of_double_submit(source=source, fingerprint=fingerprint, lead_id=lead_id,
+                                    rate_limit=rate_limit)
     if first is not None:
         return LeadAccepted(id=first, created=False)
     lead = Lead(
