@@ -32,13 +32,32 @@ CLAIM_LUA = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return false end
 return redis.call('GET', KEYS[1]) or ''
 """
-# COUNT_LUA, then CLAIM_LUA only while the count is within the limit: {count, nil | holder}.
-COUNT_THEN_CLAIM_LUA = """
-local value = redis.call('INCR', KEYS[1])
-if value == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-if value > tonumber(ARGV[2]) then return {value} end
-if redis.call('SET', KEYS[2], ARGV[3], 'NX', 'EX', ARGV[4]) then return {value} end
-return {value, redis.call('GET', KEYS[2]) or ''}
+# A hot request's checks in one round trip, each step only when the one before let it through:
+# count the sender (KEYS[1]; ARGV[2] < 0: no limit), claim KEYS[2], then set the mark KEYS[3] or, when it
+# is already set, add one to its tally KEYS[4] (ARGV[5] = 0: neither).
+# Answers {within the limit, holder of KEYS[2] ('' = claimed now), 1 when this call set the mark}.
+ADMIT_LUA = """
+local limit = tonumber(ARGV[2])
+if limit >= 0 then
+  local count = redis.call('INCR', KEYS[1])
+  if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+  if count > limit then return {0, '', 0} end
+end
+if not redis.call('SET', KEYS[2], ARGV[3], 'NX', 'EX', ARGV[4]) then
+  return {1, redis.call('GET', KEYS[2]) or '', 0}
+end
+if ARGV[5] == '0' then return {1, '', 0} end
+if redis.call('SET', KEYS[3], 1, 'NX', 'EX', ARGV[5]) then return {1, '', 1} end
+redis.call('INCR', KEYS[4])
+redis.call('EXPIRE', KEYS[4], ARGV[5])
+return {1, '', 0}
+"""
+# Remove the mark KEYS[1] and answer its tally KEYS[2] (removed too), atomically.
+TAKE_MARK_LUA = """
+redis.call('DEL', KEYS[1])
+local tally = redis.call('GET', KEYS[2])
+redis.call('DEL', KEYS[2])
+return tonumber(tally or 0)
 """
 # DEL only while the key holds the given value.
 RELEASE_LUA = """
@@ -53,7 +72,8 @@ class _Script:
         self.sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 — the name Redis gives a script
 
 
-_COUNT, _CLAIM, _COUNT_THEN_CLAIM, _RELEASE = map(_Script, (COUNT_LUA, CLAIM_LUA, COUNT_THEN_CLAIM_LUA, RELEASE_LUA))
+_COUNT, _CLAIM, _ADMIT, _TAKE_MARK, _RELEASE = map(_Script, (COUNT_LUA, CLAIM_LUA, ADMIT_LUA, TAKE_MARK_LUA,
+                                                              RELEASE_LUA))
 _local = threading.local()
 _pools: dict[str, redis.ConnectionPool] = {}
 _pools_lock = threading.Lock()
@@ -143,21 +163,67 @@ class Limit:
     seconds: int
 
 
-def count_then_claim(limit: Limit, key: str, value: str, *, seconds: int) -> tuple[bool, str | None]:
-    """`count(limit.key)`, then, only when that is within the limit, `claim(key, value)`: one round trip.
+@dataclass(frozen=True)
+class Claim:
+    key: str
+    value: str
+    seconds: int
 
-    Returns (within the limit, the claim's answer); over the limit nothing is claimed (None).
+
+@dataclass(frozen=True)
+class Mark:
+    """A mark that, while it is set, counts in `tally_key` the callers that found it set (see `take_mark`)."""
+
+    key: str
+    tally_key: str
+    seconds: int
+
+
+@dataclass(frozen=True)
+class Admission:
+    within_limit: bool
+    holder: str | None  # the claim's value when somebody else holds it; None when this call claimed it
+    marked: bool  # this call set the mark
+
+
+def admit(*, limit: Limit | None, claim: Claim, mark: Mark | None) -> Admission:
+    """Count `limit`; within it, `claim`; when that is ours, set `mark` or add one to its tally. One round trip.
+
+    Over the limit nothing is claimed or marked; a claim held by somebody else marks nothing.
     """
     connection = _connection()
     if connection is None:
-        if count(limit.key, seconds=limit.seconds) > limit.limit:
-            return False, None
-        return True, claim(key, value, seconds=seconds)
-    answer = _run(connection, _COUNT_THEN_CLAIM, [full_key(limit.key), full_key(key)],
-                  [limit.seconds, limit.limit, value, seconds])
-    if int(answer[0]) > limit.limit:
-        return False, None
-    return True, _text(answer[1]) if len(answer) > 1 else None
+        return _admit_in_cache(limit, claim, mark)
+    answer = _run(connection, _ADMIT, [full_key(limit.key if limit else "-"), full_key(claim.key),
+                                       full_key(mark.key if mark else "-"), full_key(mark.tally_key if mark else "-")],
+                  [limit.seconds if limit else 0, limit.limit if limit else -1, claim.value, claim.seconds,
+                   mark.seconds if mark else 0])
+    within, holder, marked = int(answer[0]), _text(answer[1]), int(answer[2])
+    return Admission(within_limit=bool(within), holder=holder or None, marked=bool(marked))
+
+
+def _admit_in_cache(limit: Limit | None, claim_: Claim, mark_: Mark | None) -> Admission:
+    # Embedded mode, one web process: the same steps, not atomic together.
+    if limit is not None and count(limit.key, seconds=limit.seconds) > limit.limit:
+        return Admission(within_limit=False, holder=None, marked=False)
+    holder = claim(claim_.key, claim_.value, seconds=claim_.seconds)
+    if holder is not None or mark_ is None:
+        return Admission(within_limit=True, holder=holder, marked=False)
+    if cache.add(mark_.key, 1, timeout=mark_.seconds):
+        return Admission(within_limit=True, holder=None, marked=True)
+    count(mark_.tally_key, seconds=mark_.seconds)
+    return Admission(within_limit=True, holder=None, marked=False)
+
+
+def take_mark(mark: Mark) -> int:
+    """Remove `mark` and answer how many `admit` calls found it set since it was set (its tally, reset)."""
+    connection = _connection()
+    if connection is None:
+        cache.delete(mark.key)
+        tally = cache.get(mark.tally_key) or 0
+        cache.delete(mark.tally_key)
+        return int(tally)
+    return int(_run(connection, _TAKE_MARK, [full_key(mark.key), full_key(mark.tally_key)], []))
 
 
 def mark(key: str, *, seconds: int) -> bool:

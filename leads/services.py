@@ -33,6 +33,8 @@ BATCH_SIZE = 50
 PUSH_TIME_BUDGET = 120
 # While a push task is queued for an account, new leads do not queue another one.
 PUSH_SCHEDULED_SECONDS = 10
+# A push told that leads were on their way when it started gives them this long to commit (see the mark).
+PUSH_TAKE_GRACE = 1.0
 # A lead that keeps failing transiently becomes `failed` (visible, retryable) after this many attempts.
 MAX_ATTEMPTS = 15
 BACKOFF_BASE_SECONDS = 5
@@ -138,31 +140,37 @@ class LeadRateLimited(Exception):
     """The sender is over its intake limit: nothing was stored."""
 
 
-def _first_of_double_submit(*, source: LeadSource, fingerprint: str, lead_id: uuid.UUID,
-                            rate_limit: marks.Limit | None) -> uuid.UUID | None:
-    """The id of an identical submission within the window, or None after reserving the window for `lead_id`.
+@dataclass(frozen=True)
+class _Admission:
+    first: uuid.UUID | None  # an identical submission within the window: answer with it, store nothing
+    push: str  # "queue": queue the account's push after commit; "queued": one is queued already; "unknown"
 
-    An atomic set-if-absent makes two simultaneous clicks race-safe: exactly one of them reserves
-    the fingerprint. The sender's `rate_limit` is counted in the same round trip, and over it
-    nothing is reserved (LeadRateLimited). Without the cache (Redis down) the limit is not applied
-    and a database lookup still catches the usual double click.
+
+def _admit(*, source: LeadSource, fingerprint: str, lead_id: uuid.UUID, rate_limit: marks.Limit | None,
+           schedule: bool) -> _Admission:
+    """The intake's one Redis round trip before its INSERT: count the sender, reserve the double-click
+    window for `lead_id`, and find out whether the account's push must be queued (see lead_schedule_push).
+
+    An atomic set-if-absent makes two simultaneous clicks race-safe: exactly one of them reserves the
+    fingerprint. Over `rate_limit`: LeadRateLimited, and nothing reserved. Without the cache (Redis
+    down) the limit is not applied, a database lookup still catches the usual double click, and the
+    push is scheduled the slow way.
     """
-    key = f"leads:fp:{fingerprint}"
     try:
-        if rate_limit is None:
-            first = marks.claim(key, str(lead_id), seconds=DOUBLE_SUBMIT_SECONDS)
-        else:
-            within, first = marks.count_then_claim(rate_limit, key, str(lead_id), seconds=DOUBLE_SUBMIT_SECONDS)
-            if not within:
-                raise LeadRateLimited()
-        return uuid.UUID(first) if first else None
-    except LeadRateLimited:
-        raise
+        admission = marks.admit(
+            limit=rate_limit, claim=marks.Claim(f"leads:fp:{fingerprint}", str(lead_id), DOUBLE_SUBMIT_SECONDS),
+            mark=_push_scheduled_mark(source.account_id) if schedule else None)
     except Exception as exc:  # noqa: BLE001 — a cache outage must not lose the lead
         logger.warning("double-submit check without cache", extra={"error": repr(exc)})
         since = timezone.now() - timedelta(seconds=DOUBLE_SUBMIT_SECONDS)
-        return (Lead.objects.filter(source=source, fingerprint=fingerprint, created_at__gte=since)
-                .values_list("id", flat=True).first())
+        first = (Lead.objects.filter(source=source, fingerprint=fingerprint, created_at__gte=since)
+                 .values_list("id", flat=True).first())
+        return _Admission(first=first, push="unknown")
+    if not admission.within_limit:
+        raise LeadRateLimited()
+    if admission.holder is not None:
+        return _Admission(first=uuid.UUID(admission.holder), push="queued")
+    return _Admission(first=None, push="queue" if admission.marked else "queued")
 
 
 def _forget_double_submit(fingerprint: str, lead_id: uuid.UUID) -> None:
@@ -186,10 +194,10 @@ def lead_create(*, source: LeadSource, data: dict, ip: str | None = None, user_a
     phone, email, message = data.get("phone", ""), data.get("email", ""), data.get("message", "")
     fingerprint = _fingerprint(source=source, phone=phone, email=email, message=message)
     lead_id = uuid.uuid4()
-    first = _first_of_double_submit(source=source, fingerprint=fingerprint, lead_id=lead_id,
-                                    rate_limit=rate_limit)
-    if first is not None:
-        return LeadAccepted(id=first, created=False)
+    admission = _admit(source=source, fingerprint=fingerprint, lead_id=lead_id, rate_limit=rate_limit,
+                       schedule=not spam)
+    if admission.first is not None:
+        return LeadAccepted(id=admission.first, created=False)
     lead = Lead(
         id=lead_id, source=source, account_id=source.account_id,
         name=data.get("name", ""), phone_raw=data.get("phone_raw", ""), phone=phone, email=email, message=message,
@@ -210,6 +218,7 @@ def lead_create(*, source: LeadSource, data: dict, ip: str | None = None, user_a
             lead.save(force_insert=True)
     except IntegrityError:
         _forget_double_submit(fingerprint, lead_id)
+        _give_back_push_mark(source.account_id, admission)
         first = (Lead.objects.filter(source=source, idempotency_key=idempotency_key)
                  .values_list("id", flat=True).first()) if idempotency_key else None
         if first is None:
@@ -217,46 +226,82 @@ def lead_create(*, source: LeadSource, data: dict, ip: str | None = None, user_a
         return LeadAccepted(id=first, created=False)
     except Exception:
         _forget_double_submit(fingerprint, lead_id)
+        _give_back_push_mark(source.account_id, admission)
         raise
-    if not spam:
+    if admission.push == "queue":
+        transaction.on_commit(lambda: _publish_marked_push(source.account_id))
+    elif admission.push == "unknown" and not spam:
         lead_schedule_push(account_id=source.account_id)
     return LeadAccepted(id=lead_id, created=True)
 
 
-def _push_scheduled_key(account_id: int) -> str:
-    return f"leads:push-scheduled:{account_id}"
+# ---------------------------------------------------------------------------- the "push queued" mark
+#
+# While a push task is queued for an account, new leads do not queue another: a mark in the cache
+# says one is on its way. The push takes the mark (removes it) first thing, before it claims leads.
+#
+# A caller that checks the mark after its transaction committed (lead_schedule_push) is race-free: a
+# push whose mark it finds has not claimed yet, so it will see the lead. The intake checks before
+# its INSERT instead, in the round trip it makes anyway, which saves a blocking round trip per lead.
+# A lead that found the mark can then commit after the queued push has claimed. So the intake adds
+# itself to the mark's tally, and a push that takes a non-zero tally waits until PUSH_TAKE_GRACE has
+# passed since the take before its last look for pending leads (or, when another push holds the
+# account, hands over to a run after the grace). A lead is missed only when its request stalls
+# longer than that between its Redis call and its commit; the sweeper then queues it.
+
+
+def _push_scheduled_mark(account_id: int) -> marks.Mark:
+    return marks.Mark(key=f"leads:push-scheduled:{account_id}", tally_key=f"leads:push-tally:{account_id}",
+                      seconds=PUSH_SCHEDULED_SECONDS)
 
 
 def lead_schedule_push(*, account_id: int) -> None:
     """After the current transaction commits, queue a push for the account unless one is already queued.
 
-    The running push clears the mark before it claims leads, so a lead committed after that claim
-    always finds the mark gone and queues the next run. A broker that is down loses nothing: the
-    lead stays pending and the sweeper queues it.
+    A broker that is down loses nothing: the lead stays pending and the sweeper queues it.
     """
     transaction.on_commit(lambda: _publish_push(account_id))
 
 
 def _publish_push(account_id: int) -> bool:
-    from .tasks import push_account_leads
-
-    key = _push_scheduled_key(account_id)
     try:
-        if not marks.mark(key, seconds=PUSH_SCHEDULED_SECONDS):
+        if not marks.mark(_push_scheduled_mark(account_id).key, seconds=PUSH_SCHEDULED_SECONDS):
             return False
     except Exception as exc:  # noqa: BLE001 — without the cache, queue every time
         logger.warning("push debounce unavailable", extra={"error": repr(exc)})
+    return _publish_marked_push(account_id)
+
+
+def _publish_marked_push(account_id: int) -> bool:
+    """Queue the push whose mark this caller set; give the mark back when the broker is down."""
+    from .tasks import push_account_leads
+
     if publish(push_account_leads, account_id):
         return True
     _clear_push_scheduled(account_id)
     return False
 
 
+def _give_back_push_mark(account_id: int, admission: _Admission) -> None:
+    # The mark was set for a lead that was not stored: nothing will queue the push it announces.
+    if admission.push == "queue":
+        _clear_push_scheduled(account_id)
+
+
 def _clear_push_scheduled(account_id: int) -> None:
     try:
-        marks.release(_push_scheduled_key(account_id))
+        marks.release(_push_scheduled_mark(account_id).key)
     except Exception as exc:  # noqa: BLE001
         logger.warning("push debounce not cleared", extra={"error": repr(exc)})
+
+
+def _take_push_scheduled(account_id: int) -> int:
+    """Remove the account's mark; how many intake requests found it set (their leads may not be committed)."""
+    try:
+        return marks.take_mark(_push_scheduled_mark(account_id))
+    except Exception as exc:  # noqa: BLE001 — assume the worst: wait out the grace
+        logger.warning("push mark not taken", extra={"error": repr(exc)})
+        return 1
 
 
 # ============================================================================ operator actions
@@ -359,7 +404,7 @@ def leads_push(*, account_id: int, time_budget: float = PUSH_TIME_BUDGET) -> Pus
     asks for a retry; 429/blocked/not connected leave leads pending for later; a validation error
     fails only the leads amoCRM named, with its message.
     """
-    _clear_push_scheduled(account_id)
+    taken_at, on_their_way = time.monotonic(), _take_push_scheduled(account_id)
     outcome = PushOutcome()
     account = Account.objects.filter(pk=account_id).first()
     if account is None or not account.can_call_api:
@@ -368,6 +413,9 @@ def leads_push(*, account_id: int, time_budget: float = PUSH_TIME_BUDGET) -> Pus
     with _account_push_lock(account_id) as locked:
         if not locked:
             outcome.stopped = "busy"
+            if on_their_way:
+                # The running push may take its last look before these leads commit: look again later.
+                outcome.retry_after(PUSH_TAKE_GRACE)
             return outcome
         # No other push can run for this account now: a lead still `sending` was left by one that died.
         Lead.objects.filter(account_id=account_id, status=Lead.Status.SENDING).update(
@@ -384,6 +432,8 @@ def leads_push(*, account_id: int, time_budget: float = PUSH_TIME_BUDGET) -> Pus
             if stop.retry_in is not None:
                 outcome.retry_after(stop.retry_in)
     if not outcome.stopped and not outcome.more:
+        if on_their_way:  # leads whose requests found this push queued: give them time to commit
+            time.sleep(max(0.0, PUSH_TAKE_GRACE - (time.monotonic() - taken_at)))
         # Checked after the lock is released: a lead whose task found the lock taken is seen here.
         outcome.more = _outstanding(account_id).filter(_due()).exists()
         if not outcome.more:

@@ -222,10 +222,36 @@ def test_an_accepted_lead_queues_one_push_for_its_account_after_commit(client, s
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         post_json(client, valid(source))
         post_json(client, valid(source, phone="+79120000003"))
-    assert len(callbacks) == 2
-    # The second lead finds a push already queued for the account and does not queue another.
+        post_json(client, valid(source, phone="+79120000004"))
+    # The later leads find a push already queued for the account: they queue nothing after commit and
+    # are counted in the mark's tally, so the push knows two more leads were on their way.
+    assert len(callbacks) == 1
     assert queued_task_names() == ["leads.tasks.push_account_leads"]
     assert queued_task_args() == [[source.account_id]]
+    assert services._take_push_scheduled(source.account_id) == 2
+
+
+def test_once_the_push_has_taken_its_mark_the_next_lead_queues_another(client, source,
+                                                                       django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        post_json(client, valid(source))
+        assert services._take_push_scheduled(source.account_id) == 0  # what the push does first
+        post_json(client, valid(source, phone="+79120000003"))
+    assert queued_task_args() == [[source.account_id], [source.account_id]]
+
+
+def test_a_lead_refused_by_its_insert_gives_back_the_push_mark_it_set(client, source,
+                                                                      django_capture_on_commit_callbacks):
+    from leads import marks
+
+    with django_capture_on_commit_callbacks(execute=True):
+        first = post_json(client, valid(source, message="A"), HTTP_IDEMPOTENCY_KEY="k1")
+        services._take_push_scheduled(source.account_id)
+        # Same key, other message: past the double-click window, then refused by the unique key.
+        again = post_json(client, valid(source, message="B"), HTTP_IDEMPOTENCY_KEY="k1")
+    assert again.json()["id"] == first.json()["id"] and Lead.objects.count() == 1
+    assert queued_task_args() == [[source.account_id]]  # the first lead's push only
+    assert marks.mark(services._push_scheduled_mark(source.account_id).key, seconds=5) is True  # given back
 
 
 def test_an_html_form_post_is_redirected_303_to_the_success_url(client, source):

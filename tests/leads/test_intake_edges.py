@@ -295,16 +295,26 @@ def test_marks_count_claim_and_release_the_same_with_or_without_redis(redis_url,
 
 
 @pytest.mark.parametrize("redis_url", [settings.REDIS_URL, ""], ids=["redis", "embedded-cache"])
-def test_count_then_claim_counts_always_and_claims_only_within_the_limit(redis_url, monkeypatch):
+def test_admit_counts_always_claims_within_the_limit_and_marks_or_tallies(redis_url, monkeypatch):
     from leads import marks
 
     monkeypatch.setattr(settings, "REDIS_URL", redis_url)
-    limit = marks.Limit(key="t:limit", limit=2, seconds=5)
-    assert marks.count_then_claim(limit, "t:a", "first", seconds=5) == (True, None)
-    assert marks.count_then_claim(limit, "t:a", "second", seconds=5) == (True, "first")
-    assert marks.count_then_claim(limit, "t:b", "third", seconds=5) == (False, None)
-    assert marks.claim("t:b", "fourth", seconds=5) is None  # the refused call reserved nothing
-    assert marks.count("t:limit", seconds=5) == 4
+    limit, mark = marks.Limit(key="t:limit", limit=3, seconds=5), marks.Mark("t:mark", "t:tally", seconds=5)
+
+    def admit(claim_key, value):
+        return marks.admit(limit=limit, claim=marks.Claim(claim_key, value, 5), mark=mark)
+
+    assert admit("t:a", "first") == marks.Admission(within_limit=True, holder=None, marked=True)
+    # Somebody else's claim: nothing marked or tallied.
+    assert admit("t:a", "second") == marks.Admission(within_limit=True, holder="first", marked=False)
+    assert admit("t:b", "third") == marks.Admission(within_limit=True, holder=None, marked=False)  # tallied
+    assert admit("t:c", "fourth") == marks.Admission(within_limit=False, holder=None, marked=False)
+    assert marks.claim("t:c", "fifth", seconds=5) is None  # the refused call claimed nothing
+    assert marks.count("t:limit", seconds=5) == 5
+    assert marks.take_mark(mark) == 1 and marks.take_mark(mark) == 0
+    assert marks.mark("t:mark", seconds=5) is True  # taken means gone
+    # Without a limit or a mark, only the claim.
+    assert marks.admit(limit=None, claim=marks.Claim("t:d", "x", 5), mark=None) == marks.Admission(True, None, False)
     if redis_url:
         assert 0 < redis.Redis.from_url(redis_url).ttl(marks.full_key("t:limit")) <= 5
 

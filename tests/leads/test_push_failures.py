@@ -2,6 +2,7 @@
 
 import itertools
 import json
+import threading
 import time
 from datetime import timedelta
 
@@ -395,6 +396,22 @@ def test_a_second_push_for_the_same_account_steps_aside(source, account, mocked)
     assert Lead.objects.get().status == Lead.Status.PENDING
 
 
+def test_a_push_that_leads_were_on_their_way_to_comes_back_after_the_grace_when_another_holds_the_account(
+        source, account, mocked):
+    from leads import marks
+
+    # The mark as the intake leaves it: set by one lead, found set by another.
+    mark = services._push_scheduled_mark(account.pk)
+    marks.admit(limit=None, claim=marks.Claim("t:x", "1", 5), mark=mark)
+    marks.admit(limit=None, claim=marks.Claim("t:y", "1", 5), mark=mark)
+    db = connection.settings_dict
+    with psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"],
+                         password=db["PASSWORD"] or None, dbname=db["NAME"], autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s, %s)", [services.PUSH_LOCK_NAMESPACE, account.pk])
+        outcome = services.leads_push(account_id=account.pk)
+    assert outcome.stopped == "busy" and outcome.retry_in == services.PUSH_TAKE_GRACE
+
+
 def test_the_task_queues_itself_again_when_its_time_budget_is_spent(source, account, mocked, monkeypatch):
     make_lead(source)
     mocked.get(f"{API}/contacts", status=204, body=b"")
@@ -430,3 +447,42 @@ def test_a_note_without_a_deal_is_dropped_instead_of_asking_for_pushes_forever(s
     outcome = services.leads_push(account_id=account.pk)
     lead.refresh_from_db()
     assert not lead.note_pending and not outcome.more and outcome.retry_in is None and len(mocked.calls) == 0
+
+
+# ---------------------------------------------------------------------------- leads on their way
+
+
+def _commit_a_lead_in(seconds: float, source) -> threading.Thread:
+    def later():
+        time.sleep(seconds)
+        make_lead(source)
+        connection.close()
+
+    thread = threading.Thread(target=later)
+    thread.start()
+    return thread
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_push_gives_leads_that_found_it_queued_the_grace_to_commit(source, account, mocked, monkeypatch):
+    """A request that found the push queued checked before its INSERT: the push must look again after it commits."""
+    from leads import marks
+
+    monkeypatch.setattr(services, "PUSH_TAKE_GRACE", 1.2)
+    mark = services._push_scheduled_mark(account.pk)
+    marks.admit(limit=None, claim=marks.Claim("t:0", "1", 5), mark=mark)  # sets the mark, queues the push
+    marks.admit(limit=None, claim=marks.Claim("t:1", "1", 5), mark=mark)  # finds it set: on its way
+    late = _commit_a_lead_in(0.4, source)  # after the push's first claim, within the grace
+    outcome = services.leads_push(account_id=account.pk)
+    late.join()
+    assert outcome.more is True  # it waited, saw the late lead, and runs again
+
+
+def test_a_push_nobody_was_on_the_way_to_does_not_wait(source, account, mocked, monkeypatch):
+    from leads import marks
+
+    slept = []
+    monkeypatch.setattr(services.time, "sleep", slept.append)
+    marks.admit(limit=None, claim=marks.Claim("t:0", "1", 5), mark=services._push_scheduled_mark(account.pk))
+    outcome = services.leads_push(account_id=account.pk)
+    assert outcome.more is False and slept == []
