@@ -101,12 +101,6 @@ def _connection() -> redis.connection.AbstractConnection | None:
     return held[2]
 
 
-def _redis() -> redis.Redis | None:
-    """A client on the same server, for the odd call that is not on the hot path (and for tests)."""
-    url = settings.REDIS_URL
-    return redis.Redis(connection_pool=_pool(url)) if url else None
-
-
 def _command(connection, *args):
     try:
         connection.send_command(*args)
