@@ -27,11 +27,6 @@ local value = redis.call('INCR', KEYS[1])
 if value == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return value
 """
-# SET NX, and when the key is taken, what it holds (false = set by this call).
-CLAIM_LUA = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return false end
-return redis.call('GET', KEYS[1]) or ''
-"""
 # A hot request's checks in one round trip, each step only when the one before let it through:
 # count the sender (KEYS[1]; ARGV[2] < 0: no limit), claim KEYS[2], then set the mark KEYS[3] or, when it
 # is already set, add one to its tally KEYS[4] (ARGV[5] = 0: neither).
@@ -72,8 +67,7 @@ class _Script:
         self.sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 — the name Redis gives a script
 
 
-_COUNT, _CLAIM, _ADMIT, _TAKE_MARK, _RELEASE = map(_Script, (COUNT_LUA, CLAIM_LUA, ADMIT_LUA, TAKE_MARK_LUA,
-                                                              RELEASE_LUA))
+_COUNT, _ADMIT, _TAKE_MARK, _RELEASE = map(_Script, (COUNT_LUA, ADMIT_LUA, TAKE_MARK_LUA, RELEASE_LUA))
 _local = threading.local()
 _pools: dict[str, redis.ConnectionPool] = {}
 _pools_lock = threading.Lock()
@@ -137,17 +131,6 @@ def count(key: str, *, seconds: int) -> int:
     return int(_run(connection, _COUNT, [full_key(key)], [seconds]))
 
 
-def claim(key: str, value: str, *, seconds: int) -> str | None:
-    """Set `key` to `value` unless it is set: None when this call set it, else the value already there."""
-    connection = _connection()
-    if connection is None:
-        if cache.add(key, value, timeout=seconds):
-            return None
-        return cache.get(key) or ""
-    holder = _run(connection, _CLAIM, [full_key(key)], [value, seconds])
-    return None if holder is None else _text(holder)
-
-
 @dataclass(frozen=True)
 class Limit:
     """At most `limit` counts of `key` per window of `seconds` (a fixed window: the key names it)."""
@@ -196,11 +179,11 @@ def admit(*, limit: Limit | None, claim: Claim, mark: Mark | None) -> Admission:
     return Admission(within_limit=bool(within), holder=holder or None, marked=bool(marked))
 
 
-def _admit_in_cache(limit: Limit | None, claim_: Claim, mark_: Mark | None) -> Admission:
+def _admit_in_cache(limit: Limit | None, claim: Claim, mark_: Mark | None) -> Admission:
     # Embedded mode, one web process: the same steps, not atomic together.
     if limit is not None and count(limit.key, seconds=limit.seconds) > limit.limit:
         return Admission(within_limit=False, holder=None, marked=False)
-    holder = claim(claim_.key, claim_.value, seconds=claim_.seconds)
+    holder = None if cache.add(claim.key, claim.value, timeout=claim.seconds) else cache.get(claim.key) or ""
     if holder is not None or mark_ is None:
         return Admission(within_limit=True, holder=holder, marked=False)
     if cache.add(mark_.key, 1, timeout=mark_.seconds):

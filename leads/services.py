@@ -264,8 +264,9 @@ def lead_schedule_push(*, account_id: int) -> None:
 
 
 def _publish_push(account_id: int) -> bool:
+    mark = _push_scheduled_mark(account_id)
     try:
-        if not marks.mark(_push_scheduled_mark(account_id).key, seconds=PUSH_SCHEDULED_SECONDS):
+        if not marks.mark(mark.key, seconds=mark.seconds):
             return False
     except Exception as exc:  # noqa: BLE001 — without the cache, queue every time
         logger.warning("push debounce unavailable", extra={"error": repr(exc)})

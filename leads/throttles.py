@@ -1,7 +1,7 @@
 """Per-IP throttle for the lead intake: an atomic counter in the shared cache, so every web process counts together.
 
 Every request is counted exactly once, in fixed windows. The intake counts a valid post in the same
-Redis call as its double-click check (`marks.count_then_claim`, through `lead_create`), and a request
+Redis call as its double-click check (`marks.admit`, through `lead_create`), and a request
 refused before that (bad input, a foreign origin, a wrong media type) on its way out; so a flood of
 bad posts is throttled like good ones, and a good post costs one round trip instead of two.
 """

@@ -27,6 +27,13 @@ def valid(source, **extra):
     return {"source": source.public_key, "name": "Иван", "phone": "+79123456789", **extra}
 
 
+def claim(key: str, value: str) -> str | None:
+    """marks.admit with the claim only: None when this call took `key`, else its holder."""
+    from leads import marks
+
+    return marks.admit(limit=None, claim=marks.Claim(key, value, 5), mark=None).holder
+
+
 # ---------------------------------------------------------------------------- CORS
 
 
@@ -133,7 +140,7 @@ def test_a_throttled_post_reserves_no_double_click_window(client, source, three_
     fingerprint = services._fingerprint(source=source, phone="+79123456789", email="", message="Throttled")
     # Nothing holds the window, so the same form from another visitor is stored, not collapsed into a lead
     # that was never created.
-    assert marks.claim(f"leads:fp:{fingerprint}", "probe", seconds=1) is None
+    assert claim(f"leads:fp:{fingerprint}", "probe") is None
     marks.release(f"leads:fp:{fingerprint}")
     assert post_json(client, valid(source, message="Throttled"), REMOTE_ADDR="198.51.100.8").status_code == 201
     assert Lead.objects.filter(message="Throttled").count() == 1
@@ -283,12 +290,12 @@ def test_marks_count_claim_and_release_the_same_with_or_without_redis(redis_url,
     assert [marks.count("t:count", seconds=5) for _ in range(3)] == [1, 2, 3]
     if redis_url:  # every counter dies with its window
         assert 0 < redis.Redis.from_url(redis_url).ttl(marks.full_key("t:count")) <= 5
-    assert marks.claim("t:claim", "first", seconds=5) is None
-    assert marks.claim("t:claim", "second", seconds=5) == "first"
+    assert claim("t:claim", "first") is None
+    assert claim("t:claim", "second") == "first"
     marks.release("t:claim", "second")  # not the holder: nothing happens
-    assert marks.claim("t:claim", "third", seconds=5) == "first"
+    assert claim("t:claim", "third") == "first"
     marks.release("t:claim", "first")
-    assert marks.claim("t:claim", "third", seconds=5) is None
+    assert claim("t:claim", "third") is None
     assert marks.mark("t:mark", seconds=5) is True and marks.mark("t:mark", seconds=5) is False
     marks.release("t:mark")
     assert marks.mark("t:mark", seconds=5) is True
@@ -309,7 +316,7 @@ def test_admit_counts_always_claims_within_the_limit_and_marks_or_tallies(redis_
     assert admit("t:a", "second") == marks.Admission(within_limit=True, holder="first", marked=False)
     assert admit("t:b", "third") == marks.Admission(within_limit=True, holder=None, marked=False)  # tallied
     assert admit("t:c", "fourth") == marks.Admission(within_limit=False, holder=None, marked=False)
-    assert marks.claim("t:c", "fifth", seconds=5) is None  # the refused call claimed nothing
+    assert claim("t:c", "fifth") is None  # the refused call claimed nothing
     assert marks.count("t:limit", seconds=5) == 5
     assert marks.take_mark(mark) == 1 and marks.take_mark(mark) == 0
     assert marks.mark("t:mark", seconds=5) is True  # taken means gone
