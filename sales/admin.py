@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
@@ -145,7 +146,11 @@ class SaleAdmin(admin.ModelAdmin):
 
     # ---- actions
 
-    @admin.action(description="Re-read from amoCRM")
+    def has_reread_permission(self, request):
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.{get_permission_codename('reread', opts)}")
+
+    @admin.action(description="Re-read from amoCRM", permissions=["reread"])
     def action_refresh(self, request, queryset):
         for sale in queryset.select_related("account"):
             try:

@@ -247,3 +247,47 @@ def test_the_report_is_for_staff_only(client, campaigns):
     response = client.get(reverse(REPORT))
     assert response.status_code == 302 and "/login/" in response["Location"]
     assert client.get(reverse(REPORT_CSV)).status_code == 302
+
+
+# --- Who may re-read ----------------------------------------------------------------------------
+
+
+def staff_with(django_user_model, username, *perms):
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user(username, f"{username}@example.com", "pw", is_staff=True)
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    return user
+
+
+def test_a_view_only_user_can_neither_see_nor_run_the_reread_action(client, django_user_model, account):
+    client.force_login(staff_with(django_user_model, "viewer", "sales.view_sale"))
+    sale = make_sale(account, 9001, amount="100")
+
+    assert 'value="action_refresh"' not in client.get(reverse(LIST)).content.decode()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as amo:
+        amo.get(f"{HOST}/api/v4/leads/9001", json=api_deal(9001, price=250, status_id=143, updated_at=1700009000))
+        response = client.post(reverse(LIST), {"action": "action_refresh", "_selected_action": [sale.pk]},
+                               follow=True)
+        assert len(amo.calls) == 0
+
+    assert "Deal #9001" not in response.content.decode()
+    sale.refresh_from_db()
+    assert (sale.state, sale.amount) == (Sale.State.WON, Decimal("100"))
+
+
+def test_an_operator_with_the_reread_permission_may_reread(client, django_user_model, account):
+    client.force_login(staff_with(django_user_model, "operator", "sales.view_sale", "sales.reread_sale"))
+    sale = make_sale(account, 9001, amount="100")
+
+    assert 'value="action_refresh"' in client.get(reverse(LIST)).content.decode()
+    with responses.RequestsMock() as amo:
+        amo.get(f"{HOST}/api/v4/leads/9001", json=api_deal(9001, price=250, status_id=143, updated_at=1700009000))
+        response = client.post(reverse(LIST), {"action": "action_refresh", "_selected_action": [sale.pk]},
+                               follow=True)
+
+    assert "Deal #9001: reverted." in response.content.decode()
+    sale.refresh_from_db()
+    assert sale.state == Sale.State.REVERTED
