@@ -1,6 +1,7 @@
 """Django settings, all driven by the environment (see .env.example for every variable)."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -286,6 +287,26 @@ SESSION_COOKIE_HTTPONLY = True
 # The intake endpoint caps bodies itself (64 KiB); this is the global ceiling for forms.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=[])
+
+# ------------------------------------------------------------------------------
+# Admin security: login lockout (django-axes)
+# ------------------------------------------------------------------------------
+# Failed admin log-ins are counted per user name and client address (the address as
+# config.net.client_ip sees it, so TRUSTED_PROXY_COUNT applies and a forged X-Forwarded-For
+# does not reset the count); AXES_FAILURE_LIMIT failures lock that pair out for
+# AXES_COOLOFF_MINUTES (0: until `manage.py axes_reset_username NAME`). Keyed on the pair, so
+# guessing from one address cannot lock the real operator out from another.
+INSTALLED_APPS += ["axes"]
+# Last: it turns axes' lockout signal into the lockout page.
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_MINUTES = env.int("AXES_COOLOFF_MINUTES", default=30)
+AXES_COOLOFF_TIME = timedelta(minutes=AXES_COOLOFF_MINUTES) if AXES_COOLOFF_MINUTES > 0 else None
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "config.net.client_ip"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/login_locked.html"
 
 # ------------------------------------------------------------------------------
 # Logging: one line of JSON per record on stdout, with the request id.
