@@ -5,6 +5,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -307,6 +308,40 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_CLIENT_IP_CALLABLE = "config.net.client_ip"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "admin/login_locked.html"
+
+# ------------------------------------------------------------------------------
+# Admin security: Content-Security-Policy (django-csp) and self-hosted API docs
+# ------------------------------------------------------------------------------
+# One policy for every response. Scripts only from our own origin, never inline, so an
+# injected <script> or onclick= cannot run; nothing is loaded from another origin. Styles allow
+# 'unsafe-inline' (and only styles): the admin's badges and pre blocks use style attributes and
+# Swagger UI sets inline styles, while injected CSS cannot send anything anywhere because every
+# fetch directive is 'self'. img-src allows data: for the icons inside Swagger UI's stylesheet.
+# No form-action: the Connect action's form answers with a redirect to amoCRM's consent page,
+# which browsers check against form-action.
+INSTALLED_APPS += ["csp", "drf_spectacular_sidecar"]
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "csp.middleware.CSPMiddleware")
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+    },
+}
+# Swagger UI from the drf-spectacular-sidecar package (collected into our static files), its
+# init script a separate file (SpectacularSwaggerSplitView in config/urls.py), no online
+# validator (it would send the schema URL to swagger.io).
+SPECTACULAR_SETTINGS.update({
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+})
 
 # ------------------------------------------------------------------------------
 # Logging: one line of JSON per record on stdout, with the request id.
