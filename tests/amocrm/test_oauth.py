@@ -283,3 +283,22 @@ def test_a_successful_reconnect_moves_the_account_to_the_new_host(client, staff,
     account.refresh_from_db()
     assert account.host == "http://moved.test"
     assert account.token.access_token == "new-access"
+
+
+def test_the_callback_refuses_a_user_who_may_no_longer_change_the_account(client, new_account, mocked,
+                                                                         django_user_model):
+    """A state issued before the user lost the change permission connects nothing."""
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user("viewer", "v@example.com", "pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_account"))
+    client.force_login(viewer)
+    state = oauth.make_state(account=new_account, user_id=viewer.pk)
+
+    response = client.get(CALLBACK, {"code": "c", "state": state, "referer": "sandbox.test"})
+
+    assert response.status_code == 403
+    assert "may not connect" in response.content.decode()
+    assert len(mocked.calls) == 0
+    new_account.refresh_from_db()
+    assert new_account.state == Account.State.NOT_CONNECTED and new_account.host == ""
