@@ -308,6 +308,9 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_CLIENT_IP_CALLABLE = "config.net.client_ip"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "admin/login_locked.html"
+# No start-up line on stdout (`manage.py amocrm_connect --json` prints exactly one JSON object);
+# failed and locked-out log-ins are still logged as warnings.
+AXES_VERBOSE = False
 
 # ------------------------------------------------------------------------------
 # Admin security: Content-Security-Policy (django-csp) and self-hosted API docs

@@ -91,3 +91,14 @@ def test_the_cool_off_ends_the_lockout(client, operator, settings):
     AccessAttempt.objects.update(attempt_time=AccessAttempt.objects.get().attempt_time - timedelta(hours=1))
 
     assert log_in(client, PASSWORD).status_code == 302
+
+
+@pytest.mark.slow
+def test_commands_print_nothing_of_axes_on_stdout(tmp_path):
+    """`manage.py amocrm_connect --json` must print one JSON object: no start-up line from axes before it."""
+    from tests.foundation.support import clean_env, manage
+
+    result = manage("check", env=clean_env(DEBUG="true", LOG_LEVEL="INFO", VAR_DIR=str(tmp_path)))
+
+    assert result.returncode == 0, result.stderr
+    assert "AXES" not in result.stdout
