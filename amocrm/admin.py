@@ -418,8 +418,12 @@ class SyncLogAdmin(ReadOnlyAdmin):
     list_select_related = ["account"]
     date_hierarchy = "created_at"
     fields = ["created_at", "account", "operation", "direction", "status", "method", "path", "http_status",
-              "duration_ms", "amocrm_request_id", "error", "request_pretty", "response_pretty", "context_pretty"]
+              "duration_ms", "amocrm_request_id", "error_text", "request_pretty", "response_pretty", "context_pretty"]
     readonly_fields = fields
+
+    @admin.display(description="error")
+    def error_text(self, obj):
+        return scrub(obj.error) or "—"
 
     @admin.display(description="request (redacted)")
     def request_pretty(self, obj):

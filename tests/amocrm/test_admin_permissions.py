@@ -248,8 +248,9 @@ def test_history_never_shows_the_secret(changer, account):
 def test_the_sync_log_page_does_not_show_the_webhook_key(viewer, account):
     from amocrm.models import SyncLog
 
-    log = SyncLog.objects.create(account=account, operation="webhooks.subscribe", status="ok", method="POST",
-                                 path="/api/v4/webhooks", request_body=f'{{"destination": "{account.webhook_url}"}}')
+    log = SyncLog.objects.create(account=account, operation="webhooks.subscribe", status="error", method="POST",
+                                 path="/api/v4/webhooks", request_body=f'{{"destination": "{account.webhook_url}"}}',
+                                 error=f"amoCRM answered 400: destination {account.webhook_url} refused")
 
     html = viewer.get(reverse("admin:amocrm_synclog_change", args=[log.pk])).content.decode()
 
