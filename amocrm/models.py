@@ -297,6 +297,9 @@ class WebhookEvent(models.Model):
     class Meta:
         ordering = ["-received_at", "-id"]
         indexes = [models.Index(fields=["account", "body_sha256", "received_at"], name="amocrm_webhook_dedupe_idx")]
+        # Deliveries are read-only records, so "change" cannot stand for "may reprocess": operators
+        # get this permission without any right to change accounts.
+        permissions = [("reprocess_webhookevent", "Can reprocess webhook events")]
 
     def __str__(self) -> str:
         return f"webhook #{self.pk} {self.state}"

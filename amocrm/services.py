@@ -1,12 +1,13 @@
 """Account services: connect, refresh tokens under a lock, sync metadata, manage the webhook subscription."""
 
 import base64
+import copy
 import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -144,20 +145,23 @@ def account_connect(*, account: Account, host: str, code: str | None = None,
                     long_lived_token: str | None = None) -> ConnectResult:
     """Connect an account with an authorization code (OAuth) or a long-lived token, then fetch its metadata.
 
-    The host is validated before any request carrying the client secret leaves. On failure the
-    account records the error and ConnectError says what to do.
+    The host is validated before any request carrying the client secret leaves, and it is saved
+    only together with the new token: the code is exchanged on the candidate host without
+    persisting it, so a failed exchange (an expired code, a callback whose `referer` names another
+    host) leaves the account as it was — same host, state and token — and later refreshes keep
+    going to the host that worked. On failure the account records the error and ConnectError
+    says what to do.
     """
     if bool(code) == bool(long_lived_token):
         raise ConnectError("Give either an authorization code or a long-lived token.")
     origin = _claim_host(account, host)
-    account.host = origin
     if account.pk is None:
         account.save()
-    else:
-        Account.objects.filter(pk=account.pk).update(host=origin)
-    client = AmoCRMClient(account, allow_any_state=True)
 
     if code:
+        candidate = copy.copy(account)
+        candidate.host = origin
+        client = AmoCRMClient(candidate, allow_any_state=True)
         try:
             grant = oauth.exchange_code(client, code)
         except errors.AmoCRMError as exc:
@@ -169,12 +173,16 @@ def account_connect(*, account: Account, host: str, code: str | None = None,
         values = {"access_token": long_lived_token, "refresh_token": "",
                   "expires_at": _long_lived_expiry(long_lived_token), "long_lived": True}
 
-    with transaction.atomic():
-        Token.objects.update_or_create(account=account, defaults={**values, "refreshed_at": timezone.now()})
-        now = timezone.now()
-        Account.objects.filter(pk=account.pk).update(
-            state=Account.State.CONNECTED, connected_at=now, last_error="", error_count=0
-        )
+    try:
+        with transaction.atomic():
+            Token.objects.update_or_create(account=account, defaults={**values, "refreshed_at": timezone.now()})
+            Account.objects.filter(pk=account.pk).update(
+                host=origin, state=Account.State.CONNECTED, connected_at=timezone.now(), last_error="",
+                error_count=0,
+            )
+    except IntegrityError as exc:  # another account claimed the same host meanwhile
+        raise ConnectError(f"{origin} is already connected as another account: use that account or delete it "
+                           "first.") from exc
     account.refresh_from_db()
     result = ConnectResult(account=account)
 

@@ -6,6 +6,7 @@ import logging
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.crypto import constant_time_compare
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -50,6 +51,11 @@ def oauth_callback(request):
     if account is None:
         return _result(request, ok=False, status=404, title="Account not found",
                        message="The account this connection was started for no longer exists.")
+    # As for the admin's Connect button: the state may predate a permission that was taken away since.
+    if not request.user.has_perm("amocrm.change_account"):
+        return _result(request, ok=False, status=403, title=_("Not allowed"),
+                       message=_("You may not connect amoCRM accounts: ask an administrator for the permission to "
+                                 "change accounts."))
     if request.GET.get("error"):
         message = "Access was not granted in amoCRM, so nothing was connected. Click Connect again and allow access."
         Account.objects.filter(pk=account.pk).update(last_error=f"OAuth: {request.GET['error']}: access denied")
