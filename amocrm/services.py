@@ -9,6 +9,9 @@ from datetime import UTC, datetime, timedelta
 from django.db import connection, transaction
 from django.dispatch import Signal
 from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from config.logging import mask_url_secrets
 
 from . import errors, oauth
 from .client import REFRESH_AHEAD, AmoCRMClient
@@ -285,9 +288,13 @@ def account_subscribe_webhook(*, account: Account) -> bool:
         if not ours or not set(WEBHOOK_EVENTS) <= set(ours[0].get("settings") or []):
             client.webhook_subscribe(destination, WEBHOOK_EVENTS)
     except errors.AmoCRMError as exc:
-        message = (f"amoCRM refused the webhook subscription ({exc}). Add the webhook by hand: amoCRM → Settings → "
-                   f"Integrations → Web hooks → Add: URL {destination}, events: deal added, changed, stage changed, "
-                   "deleted, restored, responsible changed.")
+        # Stored and shown on the account page, so without the URL (its key is a credential): the
+        # page shows the URL separately, to those allowed to see it.
+        message = _(
+            "amoCRM refused the webhook subscription (%(reason)s). Add the webhook by hand: amoCRM → Settings → "
+            "Integrations → Web hooks → Add, with the webhook URL shown on this account's page in the admin, for "
+            "the events: deal added, changed, stage changed, deleted, restored, responsible changed."
+        ) % {"reason": mask_url_secrets(str(exc))}
         Account.objects.filter(pk=account.pk).update(webhook_error=message, webhook_subscribed_at=None)
         return False
     Account.objects.filter(pk=account.pk).update(webhook_error="", webhook_subscribed_at=timezone.now())
