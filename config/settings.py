@@ -323,6 +323,9 @@ LOGGING = {
     },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
+        # Only the JSON handler: Django's own plain-text console handler (active with DEBUG) would
+        # print django.request lines a second time, unmasked ("Not Found: /api/webhooks/amocrm/<key>/").
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.db.backends": {"level": "INFO"},
         # runserver's request lines, JSON like the rest (Django gives them a plain-text handler).
         "django.server": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
