@@ -144,7 +144,8 @@ def _parse_form(body: bytes) -> dict:
         logger.info("Skipped %d unparseable piece(s) of a webhook body.", skipped)
     if not root:
         raise WebhookParseError("No key/value pair could be parsed.")
-    return _lists_from_indexed_dicts(root)
+    # The top level stays a dict even when every key is a number (`0=x`): a delivery is keyed by entity.
+    return {key: _lists_from_indexed_dicts(child) for key, child in root.items()}
 
 
 def _assign(root: dict, path: list[str], value: str, next_index: dict[int, int]) -> None:
@@ -217,7 +218,10 @@ def extract_delivery(parsed: dict) -> WebhookDelivery:
                     item_entity = "companies"
                 else:
                     item_entity = entity
-                items.append(WebhookItem(item_entity, str(action), data, _to_int(data.get("id")), index))
+                entity_id = _to_int(data.get("id"))
+                # amoCRM ids are positive: anything else names no entity (and must never reach an API path).
+                entity_id = entity_id if entity_id is not None and entity_id > 0 else None
+                items.append(WebhookItem(item_entity, str(action), data, entity_id, index))
 
     account = parsed.get("account")
     account = account if isinstance(account, dict) else {}
