@@ -38,8 +38,10 @@ SWEEP_AFTER = timedelta(seconds=60)
 SWEEP_BATCH = 500
 # The sweeper enqueues one delivery at most this often, so a long queue is not flooded with copies.
 SWEEP_REPEAT_SECONDS = 300
-# Item failures kept on the event (the count is exact; a delivery of thousands of bad items keeps the first ones).
+# Item failures kept on the event (the count is exact; a delivery of thousands of bad items keeps the first
+# ones), and how many of them its error text names.
 ITEM_ERRORS_KEPT = 200
+ITEM_ERRORS_NAMED = 25
 
 State = WebhookEvent.State
 # Deliveries in these states are waiting for (another) run; the others are final until "Reprocess".
@@ -225,14 +227,14 @@ def _item_error(label: str, deal_id: int | None, reason: str) -> dict:
 
 
 def _failed_items_text(failed: int, total: int, errors: list[dict]) -> str:
-    """The event's error: how many items failed, then each one by name (the first ITEM_ERRORS_KEPT)."""
+    """The event's error: how many items failed, then each one by name (the first ITEM_ERRORS_NAMED)."""
     lines = [ngettext(
         "%(failed)d item of %(total)d could not be processed; the rest of the delivery was. "
         "Fix the cause, then reprocess the event (processing it again changes nothing that is already right).",
         "%(failed)d items of %(total)d could not be processed; the rest of the delivery was. "
         "Fix the cause, then reprocess the event (processing it again changes nothing that is already right).",
         failed) % {"failed": failed, "total": total}]
-    for error in errors[:ITEM_ERRORS_KEPT]:
+    for error in errors[:ITEM_ERRORS_NAMED]:
         deal = _(", deal %(deal)s") % {"deal": error["deal"]} if error.get("deal") is not None else ""
         lines.append(f"- {error['item']}{deal}: {error['error']}.")
     if failed > len(lines) - 1:

@@ -241,3 +241,15 @@ def test_a_chunked_body_over_1_mib_is_refused_with_413(account):
 
     assert webhook_receive(request, key=account.webhook_key).status_code == 413
     assert not WebhookEvent.objects.exists()
+
+
+def test_a_delivery_of_many_bad_items_names_the_first_and_counts_them_all(client, account, amo):
+    body = delivery(*(lead_event("status", 9001 + i, status_id=555, last_modified=99_999_999_999_999, index=i)
+                      for i in range(60)))
+
+    event = deliver(client, account, body)
+    assert process(event) == State.FAILED
+
+    assert event.error.startswith("60 items of 60 could not be processed")
+    assert "leads[status][0], deal 9001" in event.error and "… and 35 more." in event.error
+    assert event.items_failed == 60 and len(event.item_errors) == 60
