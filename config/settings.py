@@ -1,6 +1,7 @@
 """Django settings, all driven by the environment (see .env.example for every variable)."""
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -269,6 +270,22 @@ SYNC_LOG_RETENTION_DAYS = env.int("SYNC_LOG_RETENTION_DAYS", default=30)
 PHONE_DEFAULT_REGION = env.str("PHONE_DEFAULT_REGION", default="RU")
 
 # ------------------------------------------------------------------------------
+# amoCRM webhooks: per-key rate, work per task run, retention
+# ------------------------------------------------------------------------------
+# Deliveries accepted per webhook key, as "N/period" (s, min, hour, day); more are answered 429
+# and not stored. Generous on purpose: amoCRM disables an endpoint after 100 failed deliveries in
+# two hours and a bulk change sends many deliveries at once, so this only stops a flood from a
+# leaked key.
+WEBHOOK_THROTTLE = env.str("WEBHOOK_THROTTLE", default="600/min")
+if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", WEBHOOK_THROTTLE):
+    raise ImproperlyConfigured(f"WEBHOOK_THROTTLE must look like 600/min, not {WEBHOOK_THROTTLE!r}.")
+# Items (events) of one delivery handled per task run; a larger delivery continues in follow-up
+# runs, so one run stays well inside the task time limit.
+WEBHOOK_ITEMS_PER_RUN = env.int("WEBHOOK_ITEMS_PER_RUN", default=1000)
+# Days of webhook deliveries kept before the periodic prune.
+WEBHOOK_EVENT_RETENTION_DAYS = env.int("WEBHOOK_EVENT_RETENTION_DAYS", default=30)
+
+# ------------------------------------------------------------------------------
 # Security
 # ------------------------------------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -365,6 +382,9 @@ LOGGING = {
     },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
+        # Only the JSON handler: Django's own plain-text console handler (active with DEBUG) would
+        # print django.request lines a second time, unmasked ("Not Found: /api/webhooks/amocrm/<key>/").
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.db.backends": {"level": "INFO"},
         # runserver's request lines, JSON like the rest (Django gives them a plain-text handler).
         "django.server": {"handlers": ["stdout"], "level": "INFO", "propagate": False},

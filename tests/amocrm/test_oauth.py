@@ -233,7 +233,9 @@ def test_a_refused_webhook_subscription_leaves_instructions(client, staff, new_a
     assert new_account.state == Account.State.CONNECTED
     assert new_account.webhook_subscribed_at is None
     assert "Add the webhook by hand" in new_account.webhook_error
-    assert new_account.webhook_url in new_account.webhook_error
+    # Without the URL: its key is a credential, and the admin shows the URL on its own (issue 10, item 5).
+    assert new_account.webhook_key not in new_account.webhook_error
+    assert "webhook URL shown on this account's page" in new_account.webhook_error
 
 
 def test_a_failed_reconnect_leaves_a_working_account_untouched(client, staff, mocked):

@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('amocrm', '0001_initial'),
+        ('amocrm', '0002_webhookevent_progress'),
     ]
 
     operations = [
