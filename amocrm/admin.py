@@ -1,7 +1,6 @@
 """Admin for amoCRM connections: status badges, connect and maintenance actions, read-only sync log and webhooks."""
 
 import json
-import re
 
 from django import forms
 from django.contrib import admin, messages
@@ -15,12 +14,12 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from config.logging import mask_url_secrets
+
 from . import errors, oauth, services
 from .crypto import redact
 from .models import Account, AmoUser, CustomField, Pipeline, Stage, SyncLog, Token, WebhookEvent
 
-# The webhook URL's last path segment is the key that authenticates amoCRM's deliveries.
-WEBHOOK_KEY_IN_URL = re.compile(r"(/api/webhooks/amocrm/)([A-Za-z0-9_-]+)")
 # Shorter "secrets" are not replaced inside texts: replacing every "ab" would garble the message.
 SCRUB_MIN_LENGTH = 8
 
@@ -46,9 +45,7 @@ def scrub(text: str, account: Account | None = None, *, hide_webhook_key: bool =
     for secret in secrets:
         if secret and len(secret) >= SCRUB_MIN_LENGTH:
             text = text.replace(secret, redact(secret))
-    if hide_webhook_key:
-        text = WEBHOOK_KEY_IN_URL.sub(lambda match: match.group(1) + redact(match.group(2)), text)
-    return text
+    return mask_url_secrets(text) if hide_webhook_key else text
 
 BADGES = {
     "connected": ("#1e7e34", "Connected"),
