@@ -173,6 +173,42 @@ def test_the_state_is_a_first_party_cookie_on_the_sites_domain_and_in_local_stor
     assert fields(page)["first_touch"]["utm_campaign"] == "spring"
 
 
+# Counts the page's writes to document.cookie and localStorage (installed before any script of the page).
+COUNT_WRITES = """(() => {
+  const cookie = Object.getOwnPropertyDescriptor(Document.prototype, 'cookie');
+  window.cookieWrites = [];
+  Object.defineProperty(document, 'cookie', {configurable: true, get: () => cookie.get.call(document),
+    set: value => { window.cookieWrites.push(value.split('=')[0]); cookie.set.call(document, value); }});
+  const setItem = Storage.prototype.setItem;
+  window.storageWrites = 0;
+  Storage.prototype.setItem = function () { window.storageWrites++; return setItem.apply(this, arguments); };
+})()"""
+
+
+def test_the_state_is_written_once_on_a_new_touch_and_not_again_on_later_pages(sites, context, page, screenshot):
+    """Each cookie or localStorage access can be a synchronous round trip to the browser's storage process."""
+    context.add_init_script(COUNT_WRITES)
+    tracker = tracker_url(sites)
+    sites.add(SHOP, "/landing", html("Sofas", tracker=tracker))
+    sofa = sites.add(SHOP, "/sofa", html("A sofa", tracker=tracker))
+    contacts = sites.add(SHOP, "/contacts", html("Contacts", FORM, tracker=tracker))
+
+    def writes():
+        return page.evaluate("[window.cookieWrites, window.storageWrites]")
+
+    visit(page, sites.url(SHOP, "/landing") + f"?{SPRING}")
+    # The probe for the cookie's domain (set and deleted), then the state, once in each store.
+    assert writes() == [[f"{COOKIE}_probe", f"{COOKIE}_probe", COOKIE], 1]
+    visit(page, sofa)
+    assert writes() == [[], 0]
+    visit(page, contacts)  # filling the form reads the state, writes nothing
+    assert page.locator("form [data-amocrm-tracker]").count() > 0
+    assert writes() == [[], 0]
+    visit(page, sites.url(SHOP, "/sofa") + "?utm_source=newsletter")
+    assert writes() == [[COOKIE], 1]
+    snap(page, screenshot)
+
+
 def test_a_referral_is_a_new_last_touch_and_a_direct_or_internal_visit_is_not(sites, page, screenshot):
     tracker = tracker_url(sites)
     sites.add(SHOP, "/landing", html("Sofas", tracker=tracker))

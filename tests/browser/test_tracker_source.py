@@ -32,6 +32,11 @@ def test_the_es5_check_rejects_newer_syntax():
             raise AssertionError(f"parsed as ES5: {source}")
 
 
+def test_the_tracker_can_be_pasted_inline():
+    source = TRACKER_JS.read_text().lower()
+    assert "</script" not in source and "<!--" not in source  # either would break an inline <script>
+
+
 def test_the_tracker_stays_a_few_kilobytes():
     raw = TRACKER_JS.read_bytes()
     assert len(gzip.compress(raw, compresslevel=9)) <= 6 * 1024  # what whitenoise sends (it gzips at level 9)

@@ -1,6 +1,6 @@
 /* amoCRM tracker: remembers how a visitor came to the site (first and last touch, ad click ids) and adds it
- * to lead forms. One line on every page of the site:
- *   <script src="https://crm-bridge.example.com/static/amocrm/tracker.js" async></script>
+ * to lead forms. On every page of the site, one async script tag with this file as its src (README.md, "Tracker").
+ * (No closing script tag in here: the file must also work pasted inline.)
  * window.amocrmTracker.fields() gives the intake's fields; every <form data-amocrm> gets them as hidden inputs.
  * window.amocrmTrackerConsent = false (set at any time): nothing is stored, what was stored is removed.
  * Plain ES5 without dependencies, for old browsers on small sites. */
@@ -20,7 +20,8 @@
     msclkid: 'msclkid', rb_clickid: 'vk_clickid'};  // URL parameter: field
   var location = window.location, https = location.protocol === 'https:';
   var now = new Date().getTime();
-  var cookieDomain = null;  // the widest domain that takes our cookie ('' = this host only), found at the first write
+  var cookieDomain = null;  // the widest domain that takes our cookie ('' = this host only), kept in the state
+  var storedCookie = null, storedLocal = null;  // what the stores hold: an unchanged state is not written again
 
   function withheld() {
     return window.amocrmTrackerConsent === false;
@@ -93,10 +94,11 @@
   // first, the newest campaign or referral touch the last, the newest value of every click id is kept;
   // what is older than 90 days is dropped (so when the first touch expires, the last one becomes the first).
   function merge(a, b) {
-    var out = {f: null, l: null, c: {}}, states = [a, b], touches = [], i, key;
+    var out = {f: null, l: null, c: {}, d: null}, states = [a, b], touches = [], i, key;
     for (i = 0; i < 2; i++) {
       var s = states[i];
       if (!s) continue;
+      if (out.d === null && typeof s.d === 'string') out.d = s.d;
       if (isTouch(s.f) && fresh(s.f[AT])) touches.push([s.f, false]);
       if (isTouch(s.l) && fresh(s.l[AT])) touches.push([s.l, true]);
       for (key in s.c) {
@@ -141,14 +143,23 @@
         state = merge(state, parse(decodeURIComponent(values[i])));
       } catch (e) { /* not ours */ }
     }
+    if (values.length === 1) storedCookie = values[0];
     try {
-      if (store) state = merge(state, parse(store.getItem(NAME)));
+      storedLocal = store ? store.getItem(NAME) : null;
+      state = merge(state, parse(storedLocal));
     } catch (e) { /* unreadable */ }
-    return merge(state, null);
+    state = merge(state, null);
+    // The domain found on an earlier page saves the probe, as long as it is one of this host's.
+    var list = domains();
+    for (i = 0; i < list.length; i++) if (list[i] === state.d) cookieDomain = state.d;
+    if (state.d === '' && !list.length) cookieDomain = '';
+    return state;
   }
 
   function serialize(state) {
-    return encodeURIComponent(JSON.stringify(state.l ? state : {f: state.f, c: state.c}));
+    var compact = {f: state.f, c: state.c, d: state.d};
+    if (state.l) compact.l = state.l;
+    return encodeURIComponent(JSON.stringify(compact));
   }
 
   // The state as cookie text under MAX_COOKIE: while too long, halve the longest value.
@@ -180,20 +191,30 @@
     try {
       storage().removeItem(NAME);
     } catch (e) { /* nothing stored */ }
+    storedCookie = storedLocal = null;
   }
 
-  // Every write goes through here, and asks for consent first.
+  // Every write goes through here, and asks for consent first. Each cookie or storage access may be a
+  // synchronous round trip to the browser's storage process, so what the stores already hold is not rewritten
+  // (an unchanged state holds nothing newer than the cookie's last write, which keeps it for 90 days).
   function save() {
     if (withheld()) {
       forget();
       return false;
     }
     if (cookieDomain === null) cookieDomain = findCookieDomain();
-    var text = encode(state);
-    setCookie(NAME, text, cookieDomain, now + KEEP);
-    try {
-      storage().setItem(NAME, decodeURIComponent(text));
-    } catch (e) { /* full or disabled: the cookie is enough */ }
+    state.d = cookieDomain;
+    var text = encode(state), json = decodeURIComponent(text);
+    if (text !== storedCookie) {
+      setCookie(NAME, text, cookieDomain, now + KEEP);
+      storedCookie = text;
+    }
+    if (json !== storedLocal) {
+      try {
+        storage().setItem(NAME, json);
+        storedLocal = json;
+      } catch (e) { /* full or disabled: the cookie is enough */ }
+    }
     return true;
   }
 
@@ -363,8 +384,9 @@
     forget();
     state = visit(merge(null, null));
   } else {
-    cookieDomain = findCookieDomain();
-    state = visit(load());
+    state = load();
+    if (cookieDomain === null) cookieDomain = findCookieDomain();  // a first visit: the referrer check needs it
+    state = visit(state);
   }
 
   window.amocrmTracker = {fields: fields};
