@@ -48,7 +48,7 @@ def follow(page, selector: str) -> None:
 
 
 def submit(page, sites: Sites, form: str = "form[data-amocrm]") -> dict[str, str]:
-    """Post the form the way the browser does (no script of ours on submit) and return what the server got."""
+    """Post the form as a browser does without a script of the site (a plain form post); what the server got."""
     posted = len(sites.posts)
     with page.expect_navigation():
         page.click(f"{form} button")
