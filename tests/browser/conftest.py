@@ -77,6 +77,7 @@ def screenshot(request):
     """`screenshot(page)` saves var/screenshots/<test name>.png (`screenshot(page, "step")`: <test name>-step.png)
     and returns its path."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name).strip("-")
+    (SCREENSHOTS / f"{name}-failed.png").unlink(missing_ok=True)  # from an earlier run
 
     def save(page, suffix: str = "") -> Path:
         path = SCREENSHOTS / (f"{name}-{suffix}.png" if suffix else f"{name}.png")
