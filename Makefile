@@ -22,6 +22,7 @@ run: install
 	@DEBUG=$${DEBUG:-true} bin/run-dev
 
 test: install
+	@bin/ensure-chromium || echo "Going on without Chromium: the browser tests will fail with the same advice."
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 e2e: install
