@@ -43,6 +43,14 @@ class PayloadTooLarge(exceptions.APIException):
     default_code = "payload_too_large"
 
 
+class IdempotencyKeyReused(exceptions.APIException):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_detail = {"Idempotency-Key": [
+        "This key was already used for a different submission to this source, which is stored; this one was not. "
+        "Send a new key with every new submission, and the same body with the same key when retrying."]}
+    default_code = "idempotency_key_reused"
+
+
 class JsonBody(JSONParser):
     """DRF's JSON parser, except that nesting too deep for Python's parser is a 400 like any other bad JSON."""
 
@@ -246,6 +254,7 @@ class LeadIntakeApi(APIView):
             403: OpenApiResponse(description="A browser Origin the source does not allow."),
             413: OpenApiResponse(description="Body over 64 KiB."),
             415: OpenApiResponse(description="Not JSON or form-encoded."),
+            422: OpenApiResponse(description="The Idempotency-Key was already used with a different submission."),
             429: OpenApiResponse(description="Per-IP throttle."),
         },
     )
@@ -264,6 +273,8 @@ class LeadIntakeApi(APIView):
             )
         except services.LeadRateLimited:
             raise exceptions.Throttled(wait=window.wait) from None
+        except services.IdempotencyKeyReused:
+            raise IdempotencyKeyReused() from None
         if source.success_url and "text/html" in request.headers.get("accept", ""):
             return HttpResponseRedirect(source.success_url, status=status.HTTP_303_SEE_OTHER)
         return Response({"id": str(accepted.id), "status": accepted.status}, status=status.HTTP_201_CREATED)

@@ -102,6 +102,9 @@ class Lead(models.Model):
     idempotency_key = models.CharField(max_length=255, blank=True)
     fingerprint = models.CharField(max_length=64, blank=True,
                                    help_text="Hash of source + phone/email + message, to collapse double clicks.")
+    submission_hash = models.CharField(
+        max_length=64, blank=True,
+        help_text="With an idempotency key: hash of the validated submission, which a repeat of the key must match.")
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)

@@ -1,6 +1,7 @@
 """Lead services: accept a form post as an outbox row, push pending leads to amoCRM in batches, operator actions."""
 
 import hashlib
+import json
 import logging
 import random
 import time
@@ -136,8 +137,19 @@ def _fingerprint(*, source: LeadSource, phone: str, email: str, message: str) ->
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+def _submission_hash(*, data: dict, spam: bool) -> str:
+    """What a repeat of a keyed post must match: the validated values (normalized, so "8 912…" and
+    "+7912…" are one phone), not the raw bytes."""
+    canonical = json.dumps([data, spam], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 class LeadRateLimited(Exception):
     """The sender is over its intake limit: nothing was stored."""
+
+
+class IdempotencyKeyReused(Exception):
+    """The Idempotency-Key already names another submission to this source: nothing was stored."""
 
 
 @dataclass(frozen=True)
@@ -188,16 +200,21 @@ def lead_create(*, source: LeadSource, data: dict, ip: str | None = None, user_a
     for the same source, or an identical submission within DOUBLE_SUBMIT_SECONDS, answers with the
     first lead and stores nothing. A `spam` lead (honeypot filled) is stored but never pushed.
     The key is checked by the INSERT itself (a unique constraint): a new key costs no extra query,
-    a repeated one a lookup after the refused INSERT. `rate_limit`, the sender's throttle window,
-    is counted first; over it, LeadRateLimited and nothing stored.
+    a repeated one a lookup after the refused INSERT. A repeated key whose submission differs from
+    the first one's raises IdempotencyKeyReused (the key is the sender's promise that it is the same
+    submission; a broken promise must not silently drop the second one). `rate_limit`, the sender's
+    throttle window, is counted first; over it, LeadRateLimited and nothing stored.
     """
     phone, email, message = data.get("phone", ""), data.get("email", ""), data.get("message", "")
     fingerprint = _fingerprint(source=source, phone=phone, email=email, message=message)
+    submission = _submission_hash(data=data, spam=spam) if idempotency_key else ""
     lead_id = uuid.uuid4()
     admission = _admit(source=source, fingerprint=fingerprint, lead_id=lead_id, rate_limit=rate_limit,
                        schedule=not spam)
     if admission.first is not None:
-        return LeadAccepted(id=admission.first, created=False)
+        # A double click; with a key, the key's own lead (when stored already) decides.
+        keyed = _lead_of_key(source, idempotency_key, submission) if idempotency_key else None
+        return LeadAccepted(id=keyed or admission.first, created=False)
     lead = Lead(
         id=lead_id, source=source, account_id=source.account_id,
         name=data.get("name", ""), phone_raw=data.get("phone_raw", ""), phone=phone, email=email, message=message,
@@ -206,7 +223,7 @@ def lead_create(*, source: LeadSource, data: dict, ip: str | None = None, user_a
         utm_content=data.get("utm_content", ""), referrer=data.get("referrer", ""),
         page_url=data.get("page_url", ""), fields=data.get("fields") or {},
         ip=ip, user_agent=(user_agent or "").replace("\x00", "")[:500], idempotency_key=idempotency_key,
-        fingerprint=fingerprint,
+        fingerprint=fingerprint, submission_hash=submission,
         status=Lead.Status.SPAM if spam else Lead.Status.PENDING,
     )
     try:
@@ -220,8 +237,7 @@ def lead_create(*, source: LeadSource, data: dict, ip: str | None = None, user_a
     except IntegrityError:
         _forget_double_submit(fingerprint, lead_id)
         _give_back_push_mark(source.account_id, admission)
-        first = (Lead.objects.filter(source=source, idempotency_key=idempotency_key)
-                 .values_list("id", flat=True).first()) if idempotency_key else None
+        first = _lead_of_key(source, idempotency_key, submission) if idempotency_key else None
         if first is None:
             raise
         return LeadAccepted(id=first, created=False)
@@ -234,6 +250,21 @@ def lead_create(*, source: LeadSource, data: dict, ip: str | None = None, user_a
     elif admission.push == "unknown" and not spam:
         lead_schedule_push(account_id=source.account_id)
     return LeadAccepted(id=lead_id, created=True)
+
+
+def _lead_of_key(source: LeadSource, idempotency_key: str, submission: str) -> uuid.UUID | None:
+    """The lead stored under this key (None: none yet); IdempotencyKeyReused when it holds another submission.
+
+    Only a repeated key pays for this lookup. Leads stored before submissions were hashed match any.
+    """
+    row = (Lead.objects.filter(source=source, idempotency_key=idempotency_key)
+           .values_list("id", "submission_hash").first())
+    if row is None:
+        return None
+    first, stored = row
+    if stored and stored != submission:
+        raise IdempotencyKeyReused()
+    return first
 
 
 # ---------------------------------------------------------------------------- the "push queued" mark
