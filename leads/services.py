@@ -15,6 +15,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from amocrm import errors
 from amocrm.client import AmoCRMClient
@@ -41,15 +42,45 @@ MAX_ATTEMPTS = 15
 BACKOFF_BASE_SECONDS = 5
 BACKOFF_CAP_SECONDS = 1800
 NOTE_RETRY_SECONDS = 60
+# A push stopped by an error nobody foresaw runs again after about this long.
+UNEXPECTED_RETRY_SECONDS = 60
 # The sweeper leaves fresh leads to the task their request enqueued.
 SWEEP_AFTER = timedelta(seconds=10)
-# `sending` this long means the push that claimed it died (the task time limit is shorter).
-STALE_SENDING = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+# A claim is a lease: the push renews it as it works (at most every PUSH_LEASE_RENEW_AFTER seconds, one
+# UPDATE of its batch), so a lease that ran out means the push died; the sweeper (every 30 s) then queues a
+# push, which takes the leads back — about a minute after the death. A live push whose lease lapses during
+# one long amoCRM call loses nothing: the push queued for it finds the account's lock held and steps aside.
+PUSH_LEASE = timedelta(seconds=30)
+PUSH_LEASE_RENEW_AFTER = 10
 # Our clock and amoCRM's may differ: look for adopted deals updated a little before the attempt.
 ADOPTION_CLOCK_MARGIN = timedelta(minutes=5)
 SOURCE_CACHE_SECONDS = 5
 # pg_try_advisory_lock(namespace, account id): one push per account across all workers and hosts.
 PUSH_LOCK_NAMESPACE = 0x1EAD
+
+# What an operator reads on a lead when the push met something it did not foresee (the log has the rest).
+UNBUILDABLE = {
+    "deal": gettext_lazy(
+        "This lead could not be turned into an amoCRM deal: building it failed on this lead's values. Check "
+        "the lead source's deal name template and field mapping, then use “Retry push”. The worker log has "
+        "the details under this lead's id."),
+    "unsorted": gettext_lazy(
+        "This lead could not be turned into an amoCRM incoming lead: building it failed on this lead's values. "
+        "Check the lead source's deal name template and field mapping, then use “Retry push”. The worker log "
+        "has the details under this lead's id."),
+    "contact": gettext_lazy(
+        "Finding or building this lead's contact failed unexpectedly. Check the lead's phone and email, then "
+        "use “Retry push”. The worker log has the details under this lead's id."),
+}
+NOTE_UNBUILDABLE = gettext_lazy(
+    "The deal is in amoCRM, but its note (message, page, UTM, form fields) could not be built from this "
+    "lead's values, so none was added; the values are still here. The worker log has the details under "
+    "this lead's id; retrying will not add the note.")
+BATCH_INTERRUPTED = gettext_lazy(
+    "An unexpected error interrupted the push of this lead's batch. The push will retry it by itself, "
+    "looking first for a deal an earlier attempt may have created; if it keeps failing, the worker log has "
+    "the details.")
+
 
 def _due() -> Q:
     return Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=timezone.now())
@@ -451,11 +482,10 @@ def leads_push(*, account_id: int, time_budget: float = PUSH_TIME_BUDGET) -> Pus
                 outcome.retry_after(PUSH_TAKE_GRACE)
             return outcome
         # No other push can run for this account now: a lead still `sending` was left by one that died.
-        Lead.objects.filter(account_id=account_id, status=Lead.Status.SENDING).update(
-            status=Lead.Status.PENDING, claimed_at=None)
-        pusher = _Pusher(account, outcome)
+        _unclaim(Lead.objects.filter(account_id=account_id, status=Lead.Status.SENDING))
         deadline = time.monotonic() + time_budget
         try:
+            pusher = _Pusher(account, outcome)
             while pusher.push_batch():
                 if time.monotonic() > deadline:
                     outcome.more = True
@@ -464,6 +494,13 @@ def leads_push(*, account_id: int, time_budget: float = PUSH_TIME_BUDGET) -> Pus
             outcome.stopped = stop.reason
             if stop.retry_in is not None:
                 outcome.retry_after(stop.retry_in)
+        except Exception:
+            # Outside any one batch (a batch catches its own): nothing may stay claimed, and the task
+            # comes back later rather than at once, in case the cause lasts.
+            logger.exception("lead push failed unexpectedly", extra={"account": account_id})
+            _unclaim(Lead.objects.filter(account_id=account_id, status=Lead.Status.SENDING))
+            outcome.stopped = "unexpected error"
+            outcome.retry_after(UNEXPECTED_RETRY_SECONDS * random.uniform(1, 1.5))
     if not outcome.stopped and not outcome.more:
         if on_their_way:  # leads whose requests found this push queued: give them time to commit
             time.sleep(max(0.0, PUSH_TAKE_GRACE - (time.monotonic() - taken_at)))
@@ -479,6 +516,10 @@ def leads_push(*, account_id: int, time_budget: float = PUSH_TIME_BUDGET) -> Pus
     return outcome
 
 
+def _unclaim(leads) -> int:
+    return leads.update(status=Lead.Status.PENDING, claimed_at=None, lease_expires_at=None)
+
+
 def _outstanding(account_id: int):
     """Leads of the account that still need a push: pending ones, and sent ones whose note is missing."""
     return Lead.objects.filter(Q(status=Lead.Status.PENDING) | Q(status=Lead.Status.SENT, note_pending=True),
@@ -490,7 +531,7 @@ def leads_sweep() -> int:
     now = timezone.now()
     work = (
         (Q(status=Lead.Status.PENDING, created_at__lte=now - SWEEP_AFTER) & _due())
-        | Q(status=Lead.Status.SENDING, claimed_at__lte=now - STALE_SENDING)
+        | (Q(status=Lead.Status.SENDING) & ~Q(lease_expires_at__gt=now))  # no lease (an old row) counts as run out
         | (Q(status=Lead.Status.SENT, note_pending=True) & _due())
     )
     account_ids = (Lead.objects.filter(work, account__state=Account.State.CONNECTED)
@@ -533,11 +574,20 @@ class _Pusher:
         self.tracking: dict[str, payloads.FieldInfo] = {}
         for item in ordered:
             self.tracking.setdefault(item.code, self.fields_by_id[item.amocrm_id])
+        self._leased: list = []  # the batch in hand, whose lease _renew_lease extends
+        self._renewed_at = 0.0
 
     # ------------------------------------------------------------------ batch
 
     def push_batch(self) -> bool:
-        """Claim and push one batch; False when nothing was due."""
+        """Claim and push one batch; False when nothing was due.
+
+        An error nobody foresaw while building one lead's request fails that lead alone, visibly
+        (`_unbuildable`). One outside any single lead (an answer of a shape never seen, a bug) backs
+        the batch off like a transient error: nothing stays `sending`, the leads whose write may have
+        gone out are looked for before they are created again, and a lasting cause ends in `failed`
+        after MAX_ATTEMPTS instead of holding up the account's newer leads.
+        """
         leads = self._claim()
         if leads:
             try:
@@ -549,6 +599,15 @@ class _Pusher:
             except _Stop:
                 self._release_still_sending(leads)
                 raise
+            except Exception:
+                logger.exception("lead batch failed unexpectedly",
+                                 extra={"account": self.account.pk, "leads": [str(lead.pk) for lead in leads]})
+                sending = set(Lead.objects.filter(pk__in=[lead.pk for lead in leads], status=Lead.Status.SENDING)
+                              .values_list("pk", flat=True))
+                self._release([lead for lead in leads if lead.pk in sending], error=str(BATCH_INTERRUPTED),
+                              backoff=True)
+            finally:
+                self._leased = []
         noted = self._write_notes()
         return bool(leads) or noted
 
@@ -560,8 +619,24 @@ class _Pusher:
                 .order_by("created_at").select_for_update(skip_locked=True).values_list("pk", flat=True)[:BATCH_SIZE]
             )
             Lead.objects.filter(pk__in=ids).update(status=Lead.Status.SENDING, claimed_at=now,
-                                                   attempts=F("attempts") + 1)
+                                                   lease_expires_at=now + PUSH_LEASE, attempts=F("attempts") + 1)
+        self._leased, self._renewed_at = ids, time.monotonic()
         return list(Lead.objects.filter(pk__in=ids).select_related("source").order_by("created_at"))
+
+    def _renew_lease(self) -> None:
+        """A checkpoint between steps of a batch: extend its lease once PUSH_LEASE_RENEW_AFTER has passed.
+
+        Mostly a clock read; at most one UPDATE of the batch every PUSH_LEASE_RENEW_AFTER seconds.
+        """
+        if self._leased and time.monotonic() - self._renewed_at >= PUSH_LEASE_RENEW_AFTER:
+            Lead.objects.filter(pk__in=self._leased, status=Lead.Status.SENDING).update(
+                lease_expires_at=timezone.now() + PUSH_LEASE)
+            self._renewed_at = time.monotonic()
+
+    def _unbuildable(self, lead: Lead, part: str) -> None:
+        """Fail one lead whose request could not be built (its values met something unforeseen); the rest go on."""
+        logger.exception("lead could not be built for amoCRM", extra={"lead": str(lead.pk), "part": part})
+        self._fail([lead], str(UNBUILDABLE[part]))
 
     # ------------------------------------------------------------------ state changes
 
@@ -584,7 +659,8 @@ class _Pusher:
         A lead out of attempts becomes `failed` instead: visible, with the error, retryable by the operator.
         """
         for lead in leads:
-            values = {"status": Lead.Status.PENDING, "claimed_at": None, "next_attempt_at": None}
+            values = {"status": Lead.Status.PENDING, "claimed_at": None, "lease_expires_at": None,
+                      "next_attempt_at": None}
             if error:
                 values["last_error"] = error[:2000]
             if not keep_write_mark:
@@ -605,21 +681,31 @@ class _Pusher:
     def _release_still_sending(self, leads) -> None:
         # Stopped before their write: this claim was no attempt.
         Lead.objects.filter(pk__in=[lead.pk for lead in leads], status=Lead.Status.SENDING).update(
-            status=Lead.Status.PENDING, claimed_at=None, attempts=F("attempts") - 1)
+            status=Lead.Status.PENDING, claimed_at=None, lease_expires_at=None, attempts=F("attempts") - 1)
 
     def _fail(self, leads, message: str) -> None:
         Lead.objects.filter(pk__in=[lead.pk for lead in leads], status=Lead.Status.SENDING).update(
-            status=Lead.Status.FAILED, last_error=message[:2000], write_attempted_at=None, claimed_at=None)
+            status=Lead.Status.FAILED, last_error=message[:2000], write_attempted_at=None, claimed_at=None,
+            lease_expires_at=None)
         self.outcome.failed += len(leads)
         self.outcome.errors.append(message[:500])
 
     def _mark_sent(self, lead: Lead, *, deal_id: int, contact_id: int | None, unsorted_uid: str = "") -> None:
-        note = payloads.note_text(lead, lead.source)
+        note, problem = self._note_of(lead)
         Lead.objects.filter(pk=lead.pk).update(
             status=Lead.Status.SENT, sent_at=timezone.now(), amocrm_deal_id=deal_id, amocrm_contact_id=contact_id,
-            amocrm_unsorted_uid=unsorted_uid, write_attempted_at=None, claimed_at=None, next_attempt_at=None,
-            last_error="", note_pending=bool(note),
+            amocrm_unsorted_uid=unsorted_uid, write_attempted_at=None, claimed_at=None, lease_expires_at=None,
+            next_attempt_at=None, last_error=problem, note_pending=bool(note),
         )
+
+    @staticmethod
+    def _note_of(lead: Lead) -> tuple[str, str]:
+        """The note's text and "", or "" and what to tell the operator when it could not be built."""
+        try:
+            return payloads.note_text(lead, lead.source), ""
+        except Exception:
+            logger.exception("lead note could not be built", extra={"lead": str(lead.pk)})
+            return "", str(NOTE_UNBUILDABLE)
 
     def _learn(self, pairs: list[tuple[tuple[str, str], int]]) -> None:
         """Remember normalized phone/email → contact id for the next leads of the same people."""
@@ -657,6 +743,7 @@ class _Pusher:
         start = len(self.client.logs)
         try:
             for deal in self.client.leads_updated_since(int(since.timestamp())):
+                self._renew_lease()
                 for tag in (deal.get("_embedded") or {}).get("tags") or []:
                     if tag.get("name") in wanted:
                         found.setdefault(tag["name"], deal)
@@ -715,6 +802,7 @@ class _Pusher:
             if contact_id is None:
                 contact_id = next((known[key] for key in lead_keys if key in known), None)
             if contact_id is None:
+                self._renew_lease()
                 try:
                     contact_id = self._search_contact(lead)
                 except errors.AmoCRMError as exc:
@@ -728,6 +816,9 @@ class _Pusher:
                     else:
                         self._release([lead], error=f"Contact search failed: {exc}", backoff=True)
                         continue
+                except Exception:  # noqa: BLE001 — logged by _unbuildable; the batch goes on without this lead
+                    self._unbuildable(lead, "contact")
+                    continue
             if contact_id is not None:
                 ready.append((lead, {"id": contact_id}))
                 for key in lead_keys:
@@ -836,12 +927,20 @@ class _Pusher:
         """ONE leads/complex request for the batch; records deal and contact ids and learns new contacts."""
         if not ready:
             return
-        leads = [lead for lead, _ in ready]
-        body = [
-            payloads.complex_deal(lead, lead.source, self.account, request_id=str(index), contact=contact,
-                                  fields_by_id=self.fields_by_id, tracking=self.tracking)
-            for index, (lead, contact) in enumerate(ready)
-        ]
+        body, built = [], []
+        for lead, contact in ready:
+            try:
+                body.append(payloads.complex_deal(lead, lead.source, self.account, request_id=str(len(built)),
+                                                  contact=contact, fields_by_id=self.fields_by_id,
+                                                  tracking=self.tracking))
+            except Exception:  # noqa: BLE001 — logged by _unbuildable; the batch goes on without this lead
+                self._unbuildable(lead, "deal")
+                continue
+            built.append((lead, contact))
+        ready, leads = built, [lead for lead, _ in built]
+        if not ready:
+            return
+        self._renew_lease()
         self._before_write(leads)
         start = len(self.client.logs)
         try:
@@ -874,11 +973,19 @@ class _Pusher:
         """ONE leads/unsorted/forms request for the batch: incoming leads a manager accepts in amoCRM."""
         if not leads:
             return
-        body = [
-            payloads.unsorted_form(lead, lead.source, self.account, request_id=str(index),
-                                   fields_by_id=self.fields_by_id, tracking=self.tracking)
-            for index, lead in enumerate(leads)
-        ]
+        body, built = [], []
+        for lead in leads:
+            try:
+                body.append(payloads.unsorted_form(lead, lead.source, self.account, request_id=str(len(built)),
+                                                   fields_by_id=self.fields_by_id, tracking=self.tracking))
+            except Exception:  # noqa: BLE001 — logged by _unbuildable; the batch goes on without this lead
+                self._unbuildable(lead, "unsorted")
+                continue
+            built.append(lead)
+        leads = built
+        if not leads:
+            return
+        self._renew_lease()
         self._before_write(leads)
         start = len(self.client.logs)
         try:
@@ -914,10 +1021,18 @@ class _Pusher:
         if orphans:  # no deal to note (never expected): do not keep asking for a push
             Lead.objects.filter(pk__in=orphans).update(note_pending=False)
         leads = [lead for lead in leads if lead.amocrm_deal_id]
+        body, unbuildable = [], []
+        for lead in leads:
+            text, problem = self._note_of(lead)
+            if problem:
+                unbuildable.append(lead.pk)
+            else:
+                body.append(payloads.deal_note(deal_id=lead.amocrm_deal_id, text=text))
+        if unbuildable:  # the deal is in amoCRM: say so on the lead and stop asking for its note
+            Lead.objects.filter(pk__in=unbuildable).update(note_pending=False, last_error=str(NOTE_UNBUILDABLE))
+            leads = [lead for lead in leads if lead.pk not in set(unbuildable)]
         if not leads:
-            return False
-        body = [payloads.deal_note(deal_id=lead.amocrm_deal_id, text=payloads.note_text(lead, lead.source))
-                for lead in leads]
+            return bool(unbuildable)
         start = len(self.client.logs)
         try:
             self.client.lead_notes_create(body, context=self._context(leads))
