@@ -204,7 +204,7 @@ def _admit(*, source: LeadSource, fingerprint: str, lead_id: uuid.UUID, rate_lim
             limit=rate_limit, claim=marks.Claim(f"leads:fp:{fingerprint}", str(lead_id), DOUBLE_SUBMIT_SECONDS),
             mark=_push_scheduled_mark(source.account_id) if schedule else None)
     except Exception as exc:  # noqa: BLE001 — a cache outage must not lose the lead
-        logger.warning("double-submit check without cache", extra={"error": repr(exc)})
+        marks.log_trouble("double-submit check without cache", exc)
         since = timezone.now() - timedelta(seconds=DOUBLE_SUBMIT_SECONDS)
         first = (Lead.objects.filter(source=source, fingerprint=fingerprint, created_at__gte=since)
                  .values_list("id", flat=True).first())
@@ -220,7 +220,7 @@ def _forget_double_submit(fingerprint: str, lead_id: uuid.UUID) -> None:
     try:
         marks.release(f"leads:fp:{fingerprint}", str(lead_id))
     except Exception as exc:  # noqa: BLE001
-        logger.warning("could not release the double-submit window", extra={"error": repr(exc)})
+        marks.log_trouble("could not release the double-submit window", exc)
 
 
 def lead_create(*, source: LeadSource, data: dict, ip: str | None = None, user_agent: str = "",
@@ -331,6 +331,8 @@ def _publish_push(account_id: int) -> bool:
     try:
         if not marks.mark(mark.key, seconds=mark.seconds):
             return False
+    except marks.Unavailable:
+        return False  # Redis, the broker too, timed out moments ago: the sweeper queues the push
     except Exception as exc:  # noqa: BLE001 — without the cache, queue every time
         logger.warning("push debounce unavailable", extra={"error": repr(exc)})
     return _publish_marked_push(account_id)
@@ -356,7 +358,7 @@ def _clear_push_scheduled(account_id: int) -> None:
     try:
         marks.release(_push_scheduled_mark(account_id).key)
     except Exception as exc:  # noqa: BLE001
-        logger.warning("push debounce not cleared", extra={"error": repr(exc)})
+        marks.log_trouble("push debounce not cleared", exc)
 
 
 def _take_push_scheduled(account_id: int) -> int:
@@ -364,7 +366,7 @@ def _take_push_scheduled(account_id: int) -> int:
     try:
         return marks.take_mark(_push_scheduled_mark(account_id))
     except Exception as exc:  # noqa: BLE001 — assume the worst: wait out the grace
-        logger.warning("push mark not taken", extra={"error": repr(exc)})
+        marks.log_trouble("push mark not taken", exc)
         return 1
 
 
