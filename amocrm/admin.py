@@ -2,16 +2,50 @@
 
 import json
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from config.logging import mask_url_secrets
 
 from . import errors, oauth, services
+from .crypto import redact
 from .models import Account, AmoUser, CustomField, Pipeline, Stage, SyncLog, Token, WebhookEvent
+
+# Shorter "secrets" are not replaced inside texts: replacing every "ab" would garble the message.
+SCRUB_MIN_LENGTH = 8
+
+
+def scrub(text: str, account: Account | None = None, *, hide_webhook_key: bool = True) -> str:
+    """The text with the account's client secret and tokens (and the webhook key) cut to their last four characters.
+
+    Error texts come from amoCRM answers and exceptions: whatever they quote, a page never shows a secret.
+    """
+    if not text:
+        return text
+    secrets = []
+    if account is not None:
+        secrets.append(account.client_secret)
+        try:
+            token = account.token  # one query at most; none in lists (list_select_related)
+        except Token.DoesNotExist:
+            token = None
+        if token is not None:
+            secrets += [token.access_token, token.refresh_token]
+        if hide_webhook_key:
+            secrets.append(account.webhook_key)
+    for secret in secrets:
+        if secret and len(secret) >= SCRUB_MIN_LENGTH:
+            text = text.replace(secret, redact(secret))
+    return mask_url_secrets(text) if hide_webhook_key else text
 
 BADGES = {
     "connected": ("#1e7e34", "Connected"),
@@ -33,16 +67,16 @@ def badge(key: str):
 
 
 def pretty_json(value):
-    """Escaped, indented JSON (format_html escapes; never mark_safe on data)."""
+    """Escaped, indented JSON (format_html escapes; never mark_safe on data), webhook keys cut short."""
     if value in (None, "", {}, []):
         return "—"
     if isinstance(value, str):
         try:
             value = json.loads(value)
         except ValueError:
-            return format_html('<pre style="white-space:pre-wrap;max-width:70em">{}</pre>', value)
+            return format_html('<pre style="white-space:pre-wrap;max-width:70em">{}</pre>', scrub(value))
     text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
-    return format_html('<pre style="white-space:pre-wrap;max-width:70em">{}</pre>', text)
+    return format_html('<pre style="white-space:pre-wrap;max-width:70em">{}</pre>', scrub(text))
 
 
 class StateFilter(admin.SimpleListFilter):
@@ -73,14 +107,10 @@ class TokenInline(admin.StackedInline):
 
     @admin.display(description="access token")
     def access_token_redacted(self, obj):
-        from .crypto import redact
-
         return redact(obj.access_token)
 
     @admin.display(description="refresh token")
     def refresh_token_redacted(self, obj):
-        from .crypto import redact
-
         return redact(obj.refresh_token) or "—"
 
 
@@ -92,12 +122,14 @@ class AccountAdmin(admin.ModelAdmin):
     search_fields = ["name", "host", "amocrm_name", "subdomain"]
     list_select_related = ["token"]
     inlines = [TokenInline]
+    # Every action talks to amoCRM or changes the connection: only for users who may change accounts.
     actions = ["action_connect", "action_test_connection", "action_refresh_token", "action_sync_metadata",
                "action_subscribe_webhook", "action_rotate_webhook_key", "action_disconnect"]
     readonly_fields = ["status_badge", "connect_button", "redirect_uri_hint", "webhook_url_display",
-                       "webhook_status", "amocrm_account_id", "amocrm_name", "subdomain", "currency", "connected_at",
-                       "last_success_at", "last_error_at", "last_error", "error_count", "metadata_synced_at",
-                       "reconciled_until", "token_status"]
+                       "webhook_url_hidden", "webhook_status", "webhook_status_restricted", "client_secret_stored",
+                       "amocrm_account_id", "amocrm_name", "subdomain", "currency", "connected_at",
+                       "last_success_at", "last_error_at", "last_error_display", "last_error_restricted",
+                       "error_count", "metadata_synced_at", "reconciled_until", "token_status"]
     fieldsets = [
         (None, {"fields": ["name", "status_badge", "token_status", "connect_button"]}),
         ("Integration (from amoCRM → Settings → Integrations)", {
@@ -108,21 +140,40 @@ class AccountAdmin(admin.ModelAdmin):
                                        "metadata_synced_at"]}),
         ("Defaults for leads and sales", {"fields": ["default_pipeline_id", "default_status_id",
                                                      "default_responsible_user_id", "won_stages"]}),
-        ("Health", {"fields": ["connected_at", "last_success_at", "last_error_at", "last_error", "error_count",
-                               "reconciled_until"]}),
+        ("Health", {"fields": ["connected_at", "last_success_at", "last_error_at", "last_error_display",
+                               "error_count", "reconciled_until"]}),
     ]
+    # What a user who may only view the account gets instead (None: nothing). Without change
+    # permission Django renders every field read-only straight from the model value, so the
+    # client secret field itself must never be on that page.
+    VIEW_ONLY_FIELDS = {
+        "client_secret": "client_secret_stored",
+        "connect_button": None,
+        "webhook_url_display": "webhook_url_hidden",
+        "webhook_status": "webhook_status_restricted",
+        "last_error_display": "last_error_restricted",
+    }
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or self.has_change_permission(request, obj):
+            return fieldsets
+        swapped = []
+        for title, options in fieldsets:
+            fields = [self.VIEW_ONLY_FIELDS.get(name, name) for name in options["fields"]]
+            swapped.append((title, {**options, "fields": [name for name in fields if name]}))
+        return swapped
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
         secret = form.base_fields.get("client_secret")
         if secret is not None:
-            from django import forms
-
             # Never render the secret back into the page; blank on edit keeps the stored one.
             secret.widget = forms.PasswordInput(render_value=False)
             if obj is not None:
                 secret.required = False
-                secret.help_text = f"Stored ({obj.client_secret_redacted}). Leave blank to keep it."
+                secret.help_text = _("Stored (%(last4)s). Leave blank to keep it.") % {
+                    "last4": obj.client_secret_redacted}
         return form
 
     def save_model(self, request, obj, form, change):
@@ -146,7 +197,20 @@ class AccountAdmin(admin.ModelAdmin):
 
     @admin.display(description="last error")
     def last_error_short(self, obj):
-        return (obj.last_error[:80] + "…") if len(obj.last_error) > 80 else obj.last_error
+        text = scrub(obj.last_error, obj)
+        return (text[:80] + "…") if len(text) > 80 else text
+
+    @admin.display(description="last error")
+    def last_error_display(self, obj):
+        return scrub(obj.last_error, obj, hide_webhook_key=False) or "—"
+
+    @admin.display(description="last error")
+    def last_error_restricted(self, obj):
+        return scrub(obj.last_error, obj) or "—"
+
+    @admin.display(description="secret key")
+    def client_secret_stored(self, obj):
+        return obj.client_secret_redacted or "—"
 
     @admin.display(description="token")
     def token_status(self, obj):
@@ -181,14 +245,27 @@ class AccountAdmin(admin.ModelAdmin):
             return "—"
         return format_html("<code>{}</code>", obj.webhook_url)
 
+    @admin.display(description="webhook URL")
+    def webhook_url_hidden(self, obj):
+        # The URL carries the key that authenticates amoCRM's deliveries.
+        return _("Shown only to users who may change the account.")
+
     @admin.display(description="webhook subscription")
     def webhook_status(self, obj):
+        return self._webhook_status(obj, hide_webhook_key=False)
+
+    @admin.display(description="webhook subscription")
+    def webhook_status_restricted(self, obj):
+        return self._webhook_status(obj, hide_webhook_key=True)
+
+    def _webhook_status(self, obj, *, hide_webhook_key: bool):
         if not obj or not obj.pk:
             return "—"
         if obj.webhook_subscribed_at:
             return f"Subscribed {timezone.localtime(obj.webhook_subscribed_at):%Y-%m-%d %H:%M}"
         if obj.webhook_error:
-            return format_html('<span style="color:#c0392b">{}</span>', obj.webhook_error)
+            return format_html('<span style="color:#c0392b">{}</span>',
+                               scrub(obj.webhook_error, obj, hide_webhook_key=hide_webhook_key))
         return "Not subscribed"
 
     # ---- the connect view
@@ -201,7 +278,7 @@ class AccountAdmin(admin.ModelAdmin):
     def connect_view(self, request, pk: int):
         account = get_object_or_404(Account, pk=pk)
         if not self.has_change_permission(request, account):
-            return HttpResponseRedirect(reverse("admin:index"))
+            raise PermissionDenied
         return HttpResponseRedirect(oauth.consent_url(account=account, user_id=request.user.pk))
 
     # ---- actions: each calls a service and reports with message_user
@@ -215,14 +292,14 @@ class AccountAdmin(admin.ModelAdmin):
                 continue
             self.message_user(request, f"{account.name}: {note or label + ' done.'}", messages.SUCCESS)
 
-    @admin.action(description="Connect (opens amoCRM's consent page)")
+    @admin.action(description="Connect (opens amoCRM's consent page)", permissions=["change"])
     def action_connect(self, request, queryset):
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one account to connect.", messages.WARNING)
             return None
         return HttpResponseRedirect(reverse("admin:amocrm_account_connect", args=[queryset.get().pk]))
 
-    @admin.action(description="Test connection")
+    @admin.action(description="Test connection", permissions=["change"])
     def action_test_connection(self, request, queryset):
         def run(account):
             info = services.account_test_connection(account=account)
@@ -230,7 +307,7 @@ class AccountAdmin(admin.ModelAdmin):
 
         self._each(request, queryset, "test connection", run)
 
-    @admin.action(description="Refresh token now")
+    @admin.action(description="Refresh token now", permissions=["change"])
     def action_refresh_token(self, request, queryset):
         def run(account):
             token = services.account_refresh_token(account_id=account.pk, force=True)
@@ -240,7 +317,7 @@ class AccountAdmin(admin.ModelAdmin):
 
         self._each(request, queryset, "refresh token", run)
 
-    @admin.action(description="Sync metadata (pipelines, users, fields)")
+    @admin.action(description="Sync metadata (pipelines, users, fields)", permissions=["change"])
     def action_sync_metadata(self, request, queryset):
         def run(account):
             services.account_sync_metadata(account=account)
@@ -249,7 +326,7 @@ class AccountAdmin(admin.ModelAdmin):
 
         self._each(request, queryset, "sync metadata", run)
 
-    @admin.action(description="Subscribe webhook")
+    @admin.action(description="Subscribe webhook", permissions=["change"])
     def action_subscribe_webhook(self, request, queryset):
         for account in queryset:
             if services.account_subscribe_webhook(account=account):
@@ -259,7 +336,7 @@ class AccountAdmin(admin.ModelAdmin):
                 account.refresh_from_db()
                 self.message_user(request, f"{account.name}: {account.webhook_error}", messages.WARNING)
 
-    @admin.action(description="Rotate webhook key")
+    @admin.action(description="Rotate webhook key", permissions=["change"])
     def action_rotate_webhook_key(self, request, queryset):
         for account in queryset:
             subscribed = services.account_rotate_webhook_key(account=account)
@@ -268,7 +345,7 @@ class AccountAdmin(admin.ModelAdmin):
             self.message_user(request, f"{account.name}: new webhook URL {note}.",
                               messages.SUCCESS if subscribed else messages.WARNING)
 
-    @admin.action(description="Disconnect")
+    @admin.action(description="Disconnect", permissions=["change"])
     def action_disconnect(self, request, queryset):
         for account in queryset:
             services.account_disconnect(account=account)
@@ -338,8 +415,12 @@ class SyncLogAdmin(ReadOnlyAdmin):
     list_select_related = ["account"]
     date_hierarchy = "created_at"
     fields = ["created_at", "account", "operation", "direction", "status", "method", "path", "http_status",
-              "duration_ms", "amocrm_request_id", "error", "request_pretty", "response_pretty", "context_pretty"]
+              "duration_ms", "amocrm_request_id", "error_text", "request_pretty", "response_pretty", "context_pretty"]
     readonly_fields = fields
+
+    @admin.display(description="error")
+    def error_text(self, obj):
+        return scrub(obj.error) or "—"
 
     @admin.display(description="request (redacted)")
     def request_pretty(self, obj):
@@ -385,7 +466,11 @@ class WebhookEventAdmin(ReadOnlyAdmin):
     def parsed_pretty(self, obj):
         return pretty_json(obj.parsed)
 
-    @admin.action(description="Reprocess")
+    def has_reprocess_permission(self, request):
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.{get_permission_codename('reprocess', opts)}")
+
+    @admin.action(description="Reprocess", permissions=["reprocess"])
     def action_reprocess(self, request, queryset):
         from .webhooks.processing import webhook_event_reprocess
 

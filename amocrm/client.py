@@ -21,7 +21,7 @@ from . import errors
 from .hosts import normalize_account_host
 from .models import Account, SyncLog, Token
 from .ratelimit import AccountRateLimiter, RateLimitTimeout
-from .redaction import redact_body
+from .redaction import mask_url_secrets, redact_body
 
 logger = logging.getLogger(__name__)
 
@@ -184,13 +184,13 @@ class AmoCRMClient:
             direction=SyncLog.Direction.OUTBOUND,
             status=SyncLog.Status.ERROR if error else SyncLog.Status.OK,
             method=method,
-            path=(path + query)[:500],
+            path=mask_url_secrets(path + query)[:500],
             http_status=response.status_code if response is not None else None,
             duration_ms=duration_ms,
             amocrm_request_id=(response.headers.get("X-Request-Id", "") if response is not None else "")[:100],
             request_body=redact_body(json_body),
             response_body=redact_body(response.content) if response is not None else "",
-            error=str(error) if error else "",
+            error=mask_url_secrets(str(error)) if error else "",
             context={**self.log_context, **(context or {})},
         )
         if self.defer_logs:
@@ -214,7 +214,8 @@ class AmoCRMClient:
         from django.db.models import F
 
         Account.objects.filter(pk=self.account.pk).update(
-            last_error=message[:2000], last_error_at=when or timezone.now(), error_count=F("error_count") + 1
+            last_error=mask_url_secrets(message)[:2000], last_error_at=when or timezone.now(),
+            error_count=F("error_count") + 1,
         )
 
     def flush_logs(self) -> None:

@@ -1,5 +1,6 @@
 """Which origins may receive an integration's secrets: amoCRM/Kommo account hosts and configured test hosts."""
 
+import re
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -8,6 +9,8 @@ from django.conf import settings
 ACCOUNT_DOMAINS = ("amocrm.ru", "amocrm.com", "kommo.com")
 # Hosts under those domains that are not accounts.
 NON_ACCOUNT_LABELS = {"www", "api", "id", "oauth"}
+# A subdomain label as amoCRM issues them: ASCII letters, digits and inner hyphens (LDH), 1-63 characters.
+LDH_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 
 class UntrustedHost(ValueError):
@@ -34,6 +37,12 @@ def normalize_account_host(value: str) -> str:
     value = (value or "").strip()
     if not value:
         raise UntrustedHost("No account host was given.")
+    # ASCII only, checked before anything parses or maps the text: Python's idna codec (IDNA 2003)
+    # maps characters such as "⒈" to "1.", so a label that passed the checks below would name
+    # another host by the time requests connects. amoCRM and Kommo subdomains are plain ASCII, so
+    # nothing real is lost by refusing every other character instead of interpreting it.
+    if not value.isascii():
+        raise UntrustedHost(f"{value!r}: an account host has only ASCII letters, digits, dots and hyphens.")
     has_scheme = "://" in value
     parts = urlsplit(value if has_scheme else f"https://{value}")
     netloc = (parts.netloc or "").lower()
@@ -61,7 +70,8 @@ def normalize_account_host(value: str) -> str:
 
 
 def _is_label(label: str) -> bool:
-    return all(ch.isalnum() or ch == "-" for ch in label) and not label.startswith("-") and not label.endswith("-")
+    """An LDH label, and not an IDN in its ASCII form: "--" in the 3rd and 4th place is reserved for those."""
+    return LDH_LABEL.fullmatch(label) is not None and label[2:4] != "--"
 
 
 def is_trusted_test_host(origin: str) -> bool:

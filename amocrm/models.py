@@ -293,10 +293,21 @@ class WebhookEvent(models.Model):
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # A delivery larger than WEBHOOK_ITEMS_PER_RUN is processed over several task runs: each run
+    # handles the next items and records how far it got, so the rest is never dropped.
+    items_total = models.PositiveIntegerField(null=True, blank=True, help_text="Items (events) in the delivery.")
+    items_done = models.PositiveIntegerField(default=0, help_text="Items handled so far.")
+    items_failed = models.PositiveIntegerField(default=0, help_text="Items that could not be processed.")
+    item_errors = models.JSONField(
+        default=list, blank=True, help_text="What went wrong with each item that could not be processed."
+    )
 
     class Meta:
         ordering = ["-received_at", "-id"]
         indexes = [models.Index(fields=["account", "body_sha256", "received_at"], name="amocrm_webhook_dedupe_idx")]
+        # Deliveries are read-only records, so "change" cannot stand for "may reprocess": operators
+        # get this permission without any right to change accounts.
+        permissions = [("reprocess_webhookevent", "Can reprocess webhook events")]
 
     def __str__(self) -> str:
         return f"webhook #{self.pk} {self.state}"

@@ -1,7 +1,9 @@
-"""Redaction for the sync log: tokens, secrets and codes never reach the database or the logs in clear."""
+"""Redaction for the sync log: tokens, secrets, codes and URL secrets never reach the database or the logs in clear."""
 
 import json
 from urllib.parse import parse_qsl, urlencode
+
+from config.logging import mask_url_secrets
 
 from .crypto import redact
 
@@ -34,7 +36,15 @@ def truncate(text: str, cap: int = BODY_CAP) -> str:
 
 
 def redact_body(body) -> str:
-    """Render a request or response body (dict, list, JSON text or form text) redacted and capped."""
+    """Render a request or response body (dict, list, JSON text or form text) redacted and capped.
+
+    URL secrets are masked too: the webhook subscription calls carry our webhook URL (its key) as
+    `destination`, in the request and in amoCRM's answers.
+    """
+    return mask_url_secrets(_redacted_body(body))
+
+
+def _redacted_body(body) -> str:
     if body is None or body == "" or body == b"":
         return ""
     if isinstance(body, bytes):
@@ -48,7 +58,7 @@ def redact_body(body) -> str:
                 return truncate(body)
         elif "=" in body and "<" not in body[:100]:
             pairs = parse_qsl(body, keep_blank_values=True)
-            redacted = [(k, redact(v) if k.lower() in SECRET_KEYS and v else v) for k, v in pairs]
+            redacted = [(k, redact(v) if k.lower() in SECRET_KEYS and v else mask_url_secrets(v)) for k, v in pairs]
             return truncate(urlencode(redacted))
         else:
             return truncate(body)

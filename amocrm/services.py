@@ -1,19 +1,23 @@
 """Account services: connect, refresh tokens under a lock, sync metadata, manage the webhook subscription."""
 
 import base64
+import copy
 import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.dispatch import Signal
 from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from config.logging import mask_url_secrets
 
 from . import errors, oauth
 from .client import REFRESH_AHEAD, AmoCRMClient
 from .hosts import normalize_account_host
-from .models import Account, AmoUser, CustomField, Pipeline, Stage, SyncLog, Token, new_webhook_key
+from .models import Account, AmoUser, CustomField, Pipeline, Stage, SyncLog, Token, WebhookEvent, new_webhook_key
 
 logger = logging.getLogger(__name__)
 
@@ -144,20 +148,23 @@ def account_connect(*, account: Account, host: str, code: str | None = None,
                     long_lived_token: str | None = None) -> ConnectResult:
     """Connect an account with an authorization code (OAuth) or a long-lived token, then fetch its metadata.
 
-    The host is validated before any request carrying the client secret leaves. On failure the
-    account records the error and ConnectError says what to do.
+    The host is validated before any request carrying the client secret leaves, and it is saved
+    only together with the new token: the code is exchanged on the candidate host without
+    persisting it, so a failed exchange (an expired code, a callback whose `referer` names another
+    host) leaves the account as it was — same host, state and token — and later refreshes keep
+    going to the host that worked. On failure the account records the error and ConnectError
+    says what to do.
     """
     if bool(code) == bool(long_lived_token):
         raise ConnectError("Give either an authorization code or a long-lived token.")
     origin = _claim_host(account, host)
-    account.host = origin
     if account.pk is None:
         account.save()
-    else:
-        Account.objects.filter(pk=account.pk).update(host=origin)
-    client = AmoCRMClient(account, allow_any_state=True)
 
     if code:
+        candidate = copy.copy(account)
+        candidate.host = origin
+        client = AmoCRMClient(candidate, allow_any_state=True)
         try:
             grant = oauth.exchange_code(client, code)
         except errors.AmoCRMError as exc:
@@ -169,12 +176,16 @@ def account_connect(*, account: Account, host: str, code: str | None = None,
         values = {"access_token": long_lived_token, "refresh_token": "",
                   "expires_at": _long_lived_expiry(long_lived_token), "long_lived": True}
 
-    with transaction.atomic():
-        Token.objects.update_or_create(account=account, defaults={**values, "refreshed_at": timezone.now()})
-        now = timezone.now()
-        Account.objects.filter(pk=account.pk).update(
-            state=Account.State.CONNECTED, connected_at=now, last_error="", error_count=0
-        )
+    try:
+        with transaction.atomic():
+            Token.objects.update_or_create(account=account, defaults={**values, "refreshed_at": timezone.now()})
+            Account.objects.filter(pk=account.pk).update(
+                host=origin, state=Account.State.CONNECTED, connected_at=timezone.now(), last_error="",
+                error_count=0,
+            )
+    except IntegrityError as exc:  # another account claimed the same host meanwhile
+        raise ConnectError(f"{origin} is already connected as another account: use that account or delete it "
+                           "first.") from exc
     account.refresh_from_db()
     result = ConnectResult(account=account)
 
@@ -285,9 +296,13 @@ def account_subscribe_webhook(*, account: Account) -> bool:
         if not ours or not set(WEBHOOK_EVENTS) <= set(ours[0].get("settings") or []):
             client.webhook_subscribe(destination, WEBHOOK_EVENTS)
     except errors.AmoCRMError as exc:
-        message = (f"amoCRM refused the webhook subscription ({exc}). Add the webhook by hand: amoCRM → Settings → "
-                   f"Integrations → Web hooks → Add: URL {destination}, events: deal added, changed, stage changed, "
-                   "deleted, restored, responsible changed.")
+        # Stored and shown on the account page, so without the URL (its key is a credential): the
+        # page shows the URL separately, to those allowed to see it.
+        message = _(
+            "amoCRM refused the webhook subscription (%(reason)s). Add the webhook by hand: amoCRM → Settings → "
+            "Integrations → Web hooks → Add, with the webhook URL shown on this account's page in the admin, for "
+            "the events: deal added, changed, stage changed, deleted, restored, responsible changed."
+        ) % {"reason": mask_url_secrets(str(exc))}
         Account.objects.filter(pk=account.pk).update(webhook_error=message, webhook_subscribed_at=None)
         return False
     Account.objects.filter(pk=account.pk).update(webhook_error="", webhook_subscribed_at=timezone.now())
@@ -324,7 +339,76 @@ def account_disconnect(*, account: Account) -> None:
     account.refresh_from_db()
 
 
-def sync_log_prune(*, older_than_days: int) -> int:
+# ---------------------------------------------------------------------------- retention
+
+# Rows deleted per transaction by the prunes: small enough that a batch commits in a moment (no
+# long lock), large enough that 3 million rows take a few hundred round trips.
+PRUNE_BATCH = 5000
+
+
+def _link_tables(model) -> list[tuple[str, str]]:
+    """(table, column) of every many-to-many link table pointing at `model` (e.g. leads_lead_sync_logs)."""
+    links = []
+    for relation in model._meta.related_objects:
+        if relation.many_to_many:
+            through = relation.through._meta
+            column = next(f.column for f in through.fields if f.is_relation and f.related_model is model)
+            links.append((through.db_table, column))
+        elif relation.on_delete is not models.DO_NOTHING:
+            # A foreign key to the pruned rows would need the collector's cascade: refuse loudly
+            # instead of leaving dangling rows (none exists today).
+            raise NotImplementedError(f"{model.__name__} is referenced by {relation.related_model.__name__}")
+    return links
+
+
+def _delete_ids(cursor, table: str, column: str, ids: list[int]) -> None:
+    table, column = connection.ops.quote_name(table), connection.ops.quote_name(column)
+    if connection.vendor == "postgresql":
+        cursor.execute(f"DELETE FROM {table} WHERE {column} = ANY(%s)", [ids])  # noqa: S608 — quoted names
+        return
+    for start in range(0, len(ids), 500):  # SQLite's limit on parameters
+        chunk = ids[start:start + 500]
+        cursor.execute(f"DELETE FROM {table} WHERE {column} IN ({', '.join(['%s'] * len(chunk))})",  # noqa: S608
+                       chunk)
+
+
+def _prune(model, *, time_field: str, cutoff: datetime, batch_size: int) -> int:
+    """Delete `model` rows older than `cutoff` in batches of raw DELETEs, link rows first; returns how many.
+
+    Not `QuerySet.delete()`: Django's collector loads every row it deletes (with its bodies) and
+    each of their link rows into memory — 2.8 million sync-log rows took 8.5 GB and 159 s — and
+    holds one long transaction. Here each batch reads only ids (through the time index, resuming
+    where the previous batch stopped), deletes their link rows and then the rows, and commits:
+    constant memory, and locks held only for one batch.
+    """
+    links = _link_tables(model)
+    table, pk = model._meta.db_table, model._meta.pk.column
+    resume_from = None
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            rows = model.objects.filter(**{f"{time_field}__lt": cutoff})
+            if resume_from is not None:
+                rows = rows.filter(**{f"{time_field}__gte": resume_from})
+            found = list(rows.order_by(time_field).values_list("pk", time_field)[:batch_size])
+            if not found:
+                return deleted
+            ids = [row_id for row_id, _ in found]
+            with connection.cursor() as cursor:
+                for link_table, column in links:
+                    _delete_ids(cursor, link_table, column, ids)
+                _delete_ids(cursor, table, pk, ids)
+        deleted += len(ids)
+        resume_from = found[-1][1]
+
+
+def sync_log_prune(*, older_than_days: int, batch_size: int = PRUNE_BATCH) -> int:
+    """Delete sync-log rows (and their links to leads) older than the retention; returns how many."""
     cutoff = timezone.now() - timedelta(days=older_than_days)
-    deleted, _ = SyncLog.objects.filter(created_at__lt=cutoff).delete()
-    return deleted
+    return _prune(SyncLog, time_field="created_at", cutoff=cutoff, batch_size=batch_size)
+
+
+def webhook_events_prune(*, older_than_days: int, batch_size: int = PRUNE_BATCH) -> int:
+    """Delete webhook deliveries received before the retention, whatever their state; returns how many."""
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    return _prune(WebhookEvent, time_field="received_at", cutoff=cutoff, batch_size=batch_size)

@@ -19,7 +19,14 @@ def refresh_expiring_tokens() -> int:
 
 @shared_task(name="amocrm.tasks.prune_sync_log", ignore_result=True)
 def prune_sync_log() -> int:
+    """Delete the sync log older than SYNC_LOG_RETENTION_DAYS, in batches."""
     return services.sync_log_prune(older_than_days=settings.SYNC_LOG_RETENTION_DAYS)
+
+
+@shared_task(name="amocrm.tasks.prune_webhook_events", ignore_result=True)
+def prune_webhook_events() -> int:
+    """Delete webhook deliveries older than WEBHOOK_EVENT_RETENTION_DAYS, in batches."""
+    return services.webhook_events_prune(older_than_days=settings.WEBHOOK_EVENT_RETENTION_DAYS)
 
 
 @shared_task(name="amocrm.tasks.process_webhook_event", bind=True, ignore_result=True, acks_late=True,

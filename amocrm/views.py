@@ -6,6 +6,7 @@ import logging
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.crypto import constant_time_compare
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -18,6 +19,7 @@ from .oauth import StateError, read_state
 from .services import ConnectError, account_connect
 from .tasks import process_webhook_event
 from .webhooks.ingest import claimed_account_id
+from .webhooks.throttle import webhook_throttle_check
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,11 @@ def oauth_callback(request):
     if account is None:
         return _result(request, ok=False, status=404, title="Account not found",
                        message="The account this connection was started for no longer exists.")
+    # As for the admin's Connect button: the state may predate a permission that was taken away since.
+    if not request.user.has_perm("amocrm.change_account"):
+        return _result(request, ok=False, status=403, title=_("Not allowed"),
+                       message=_("You may not connect amoCRM accounts: ask an administrator for the permission to "
+                                 "change accounts."))
     if request.GET.get("error"):
         message = "Access was not granted in amoCRM, so nothing was connected. Click Connect again and allow access."
         Account.objects.filter(pk=account.pk).update(last_error=f"OAuth: {request.GET['error']}: access denied")
@@ -71,6 +78,22 @@ def oauth_callback(request):
     return _result(request, ok=True, title="Connected", message=message, account=result.account)
 
 
+def _read_to_end(stream, limit: int) -> bytes:
+    """At most `limit` bytes of a stream the server ends itself (gunicorn's wsgi.input_terminated)."""
+    chunks, size = [], 0
+    while size < limit:
+        chunk = stream.read(min(64 * 1024, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _too_large() -> JsonResponse:
+    return JsonResponse({"errors": {"detail": ["Body over 1 MiB."]}}, status=413)
+
+
 @csrf_exempt
 @require_POST
 def webhook_receive(request, key: str):
@@ -79,12 +102,25 @@ def webhook_receive(request, key: str):
     # The lookup found the row by key; compare again in constant time so timing reveals nothing.
     if account is None or not constant_time_compare(account.webhook_key, key):
         return JsonResponse({"errors": {"detail": ["Unknown webhook key."]}}, status=404)
+    retry_after = webhook_throttle_check(key)
+    if retry_after:
+        response = JsonResponse({"errors": {"detail": ["Too many deliveries for this webhook URL."]}}, status=429)
+        response["Retry-After"] = str(retry_after)
+        return response
     length = request.META.get("CONTENT_LENGTH")
-    if length and length.isdigit() and int(length) > WEBHOOK_MAX_BODY:
-        return JsonResponse({"errors": {"detail": ["Body over 1 MiB."]}}, status=413)
-    body = request.read(WEBHOOK_MAX_BODY + 1)
+    if not length and request.META.get("HTTP_TRANSFER_ENCODING"):
+        # A chunked body has no Content-Length, and Django reads only Content-Length bytes (none):
+        # read the stream to its end when the server ends it (gunicorn does), else refuse, since
+        # nobody can say where the body ends.
+        if not request.META.get("wsgi.input_terminated"):
+            return JsonResponse({"errors": {"detail": ["Send a Content-Length."]}}, status=411)
+        body = _read_to_end(request.META["wsgi.input"], WEBHOOK_MAX_BODY + 1)
+    else:
+        if length and length.isdigit() and int(length) > WEBHOOK_MAX_BODY:
+            return _too_large()
+        body = request.read(WEBHOOK_MAX_BODY + 1)
     if len(body) > WEBHOOK_MAX_BODY:
-        return JsonResponse({"errors": {"detail": ["Body over 1 MiB."]}}, status=413)
+        return _too_large()
 
     event = WebhookEvent(
         account=account,
@@ -94,7 +130,11 @@ def webhook_receive(request, key: str):
         body=body,
         body_sha256=hashlib.sha256(body).hexdigest(),
     )
-    claimed = claimed_account_id(body, request.content_type)
+    try:
+        claimed = claimed_account_id(body, request.content_type)
+    except Exception:  # noqa: BLE001 — an authenticated delivery is always stored; the task parses it fully
+        logger.warning("webhook account peek failed", exc_info=True, extra={"account": account.pk})
+        claimed = None
     if claimed is not None and account.amocrm_account_id and claimed != account.amocrm_account_id:
         # Kept as `rejected` (never processed) so the operator sees who is posting with this key.
         event.state = WebhookEvent.State.REJECTED
@@ -110,4 +150,3 @@ def webhook_receive(request, key: str):
     event.save()
     enqueue_on_commit(process_webhook_event, event.pk)
     return HttpResponse("ok", content_type="text/plain")
-

@@ -20,6 +20,7 @@ app.conf.beat_schedule = {
         "schedule": timedelta(minutes=10),
     },
     "amocrm-prune-sync-log": {"task": "amocrm.tasks.prune_sync_log", "schedule": timedelta(hours=6)},
+    "amocrm-prune-webhook-events": {"task": "amocrm.tasks.prune_webhook_events", "schedule": timedelta(hours=6)},
     "leads-sweep-pending": {"task": "leads.tasks.sweep_pending_leads", "schedule": timedelta(seconds=30)},
     "amocrm-sweep-webhook-events": {
         "task": "amocrm.tasks.sweep_webhook_events",

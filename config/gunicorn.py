@@ -4,7 +4,7 @@ import os
 
 from gunicorn import glogging
 
-from config.logging import JsonFormatter
+from config.logging import JsonFormatter, mask_url_secrets
 
 
 def _cpus() -> int:
@@ -46,7 +46,8 @@ class JsonLogger(glogging.Logger):
     """Gunicorn's error and access logs as JSON lines, like the application's own logs.
 
     The access line has the request id (the X-Request-ID the app answered with) and the path
-    without its query string, which may carry an OAuth code.
+    without its query string, which may carry an OAuth code, and with its URL secret (the webhook
+    key, a lead hook secret) masked.
     """
 
     def setup(self, cfg):
@@ -61,7 +62,7 @@ class JsonLogger(glogging.Logger):
             return
         status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
         request_id = next((value for name, value in resp.headers if name.lower() == "x-request-id"), "-")
-        method, path = environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")
+        method, path = environ.get("REQUEST_METHOD"), mask_url_secrets(environ.get("PATH_INFO") or "")
         self.access_log.info(
             "%s %s %s",
             method,

@@ -1,4 +1,4 @@
-"""JSON log lines on stdout with the request id; values under secret-looking keys are redacted."""
+"""JSON log lines on stdout with the request id; values under secret-looking keys and URL secrets are redacted."""
 
 import json
 import logging
@@ -12,6 +12,33 @@ _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "reque
 # Callers should not pass secrets at all (see the sync log's own redaction); this is the backstop.
 _SECRET_KEY = re.compile(r"(?i)(secret|token|password|passwd|authorization|cookie|api[-_]?key|^code$)")
 REDACTED = "[redacted]"
+
+# Paths whose last segment is a credential: the amoCRM webhook key and the form-builder hook secret.
+# Separators may be percent-encoded (a URL inside a form body). The secret stops at anything that
+# cannot be part of a path segment, and never swallows a quote or backslash, so masking a JSON
+# line leaves it valid JSON; a masked value ("…abcd") is left as it is, so masking twice changes nothing.
+_SLASH = r"(?:/|%2[fF])"
+_URL_SECRET = re.compile(
+    rf"({_SLASH}api{_SLASH}(?:webhooks{_SLASH}amocrm|leads{_SLASH}hook){_SLASH})"
+    r"((?:(?!%2[fF])[^/?#&\s\"'\\<>…])+)"
+)
+
+
+def _mask(match: re.Match) -> str:
+    secret = match.group(2)
+    keep = min(4, len(secret) // 4)  # a short value keeps less, so a mask never reveals most of it
+    return f"{match.group(1)}…{secret[-keep:] if keep else ''}"
+
+
+def mask_url_secrets(text: str) -> str:
+    """The text with every URL secret (webhook key, lead hook secret) cut to "…" and at most its last 4 characters.
+
+    The one masking function for everything that logs or stores a path or URL: log lines (the
+    JSON formatter masks every line whole), gunicorn's access line, the sync log's bodies and errors.
+    """
+    if "api" not in text:  # the cheap common case: no path of ours at all
+        return text
+    return _URL_SECRET.sub(_mask, text)
 
 
 def redact(value, depth: int = 0):
@@ -56,4 +83,6 @@ class JsonFormatter(logging.Formatter):
         payload.update(redact(extra))
         if record.exc_info:
             payload["exc_info"] = self.formatException(record.exc_info)
-        return json.dumps(payload, default=str, ensure_ascii=False)
+        # Masked as a whole: the message ("Not Found: /api/webhooks/amocrm/<key>/", runserver's request
+        # line), the path extra and any traceback that quotes a URL.
+        return mask_url_secrets(json.dumps(payload, default=str, ensure_ascii=False))

@@ -1,9 +1,12 @@
 """Django settings, all driven by the environment (see .env.example for every variable)."""
 
 import os
+import re
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -280,6 +283,22 @@ SYNC_LOG_RETENTION_DAYS = env.int("SYNC_LOG_RETENTION_DAYS", default=30)
 PHONE_DEFAULT_REGION = env.str("PHONE_DEFAULT_REGION", default="RU")
 
 # ------------------------------------------------------------------------------
+# amoCRM webhooks: per-key rate, work per task run, retention
+# ------------------------------------------------------------------------------
+# Deliveries accepted per webhook key, as "N/period" (s, min, hour, day); more are answered 429
+# and not stored. Generous on purpose: amoCRM disables an endpoint after 100 failed deliveries in
+# two hours and a bulk change sends many deliveries at once, so this only stops a flood from a
+# leaked key.
+WEBHOOK_THROTTLE = env.str("WEBHOOK_THROTTLE", default="600/min")
+if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", WEBHOOK_THROTTLE):
+    raise ImproperlyConfigured(f"WEBHOOK_THROTTLE must look like 600/min, not {WEBHOOK_THROTTLE!r}.")
+# Items (events) of one delivery handled per task run; a larger delivery continues in follow-up
+# runs, so one run stays well inside the task time limit.
+WEBHOOK_ITEMS_PER_RUN = env.int("WEBHOOK_ITEMS_PER_RUN", default=1000)
+# Days of webhook deliveries kept before the periodic prune.
+WEBHOOK_EVENT_RETENTION_DAYS = env.int("WEBHOOK_EVENT_RETENTION_DAYS", default=30)
+
+# ------------------------------------------------------------------------------
 # Security
 # ------------------------------------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -301,6 +320,63 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=[])
 
 # ------------------------------------------------------------------------------
+# Admin security: login lockout (django-axes)
+# ------------------------------------------------------------------------------
+# Failed admin log-ins are counted per user name and client address (the address as
+# config.net.client_ip sees it, so TRUSTED_PROXY_COUNT applies and a forged X-Forwarded-For
+# does not reset the count); AXES_FAILURE_LIMIT failures lock that pair out for
+# AXES_COOLOFF_MINUTES (0: until `manage.py axes_reset_username NAME`). Keyed on the pair, so
+# guessing from one address cannot lock the real operator out from another.
+INSTALLED_APPS += ["axes"]
+# Last: it turns axes' lockout signal into the lockout page.
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_MINUTES = env.int("AXES_COOLOFF_MINUTES", default=30)
+AXES_COOLOFF_TIME = timedelta(minutes=AXES_COOLOFF_MINUTES) if AXES_COOLOFF_MINUTES > 0 else None
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "config.net.client_ip"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/login_locked.html"
+# No start-up line on stdout (`manage.py amocrm_connect --json` prints exactly one JSON object);
+# failed and locked-out log-ins are still logged as warnings.
+AXES_VERBOSE = False
+
+# ------------------------------------------------------------------------------
+# Admin security: Content-Security-Policy (django-csp) and self-hosted API docs
+# ------------------------------------------------------------------------------
+# One policy for every response. Scripts only from our own origin, never inline, so an
+# injected <script> or onclick= cannot run; nothing is loaded from another origin. Styles allow
+# 'unsafe-inline' (and only styles): the admin's badges and pre blocks use style attributes and
+# Swagger UI sets inline styles, while injected CSS cannot send anything anywhere because every
+# fetch directive is 'self'. img-src allows data: for the icons inside Swagger UI's stylesheet.
+# No form-action: the Connect action's form answers with a redirect to amoCRM's consent page,
+# which browsers check against form-action.
+INSTALLED_APPS += ["csp", "drf_spectacular_sidecar"]
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "csp.middleware.CSPMiddleware")
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+    },
+}
+# Swagger UI from the drf-spectacular-sidecar package (collected into our static files), its
+# init script a separate file (SpectacularSwaggerSplitView in config/urls.py), no online
+# validator (it would send the schema URL to swagger.io).
+SPECTACULAR_SETTINGS.update({
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+})
+
+# ------------------------------------------------------------------------------
 # Logging: one line of JSON per record on stdout, with the request id.
 # ------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
@@ -319,6 +395,9 @@ LOGGING = {
     },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
+        # Only the JSON handler: Django's own plain-text console handler (active with DEBUG) would
+        # print django.request lines a second time, unmasked ("Not Found: /api/webhooks/amocrm/<key>/").
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.db.backends": {"level": "INFO"},
         # runserver's request lines, JSON like the rest (Django gives them a plain-text handler).
         "django.server": {"handlers": ["stdout"], "level": "INFO", "propagate": False},

@@ -223,7 +223,7 @@ class LeadSourceAdmin(admin.ModelAdmin):
         })
         return format_html(
             '<p>Paste into the site’s page. Add the site’s origin to “Allowed origins” above.</p>'
-            '<textarea readonly rows="24" style="width:100%;font-family:monospace" onclick="this.select()">{}'
+            '<textarea readonly rows="24" style="width:100%;font-family:monospace">{}'
             '</textarea>', snippet.strip())
 
 

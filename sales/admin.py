@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
@@ -32,9 +33,20 @@ class SalesReportForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
-            raise forms.ValidationError("The period ends before it starts.")
+        if data.get("date_from") and data.get("date_to"):
+            try:
+                selectors.report_period_check(date_from=data["date_from"], date_to=data["date_to"])
+            except selectors.ReportPeriodError as exc:
+                raise forms.ValidationError(str(exc)) from exc
         return data
+
+    def error_text(self) -> str:
+        """Every error in plain words, one per line (for the CSV export's 400 answer)."""
+        lines = []
+        for name, errors in self.errors.items():
+            label = self.fields[name].label if name in self.fields else ""
+            lines += [f"{label}: {message}" if label else message for message in errors]
+        return "\n".join(lines)
 
     @classmethod
     def from_request(cls, request) -> "SalesReportForm":
@@ -145,7 +157,11 @@ class SaleAdmin(admin.ModelAdmin):
 
     # ---- actions
 
-    @admin.action(description="Re-read from amoCRM")
+    def has_reread_permission(self, request):
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.{get_permission_codename('reread', opts)}")
+
+    @admin.action(description="Re-read from amoCRM", permissions=["reread"])
     def action_refresh(self, request, queryset):
         for sale in queryset.select_related("account"):
             try:
@@ -196,8 +212,7 @@ class SaleAdmin(admin.ModelAdmin):
             raise PermissionDenied
         form, report = self._report(request)
         if report is None:
-            return HttpResponse("; ".join(str(e) for e in form.errors.values()), status=400,
-                                content_type="text/plain; charset=utf-8")
+            return HttpResponse(form.error_text(), status=400, content_type="text/plain; charset=utf-8")
         filename = f"sales-by-{report.group_by}-{report.date_from}-{report.date_to}.csv"
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{filename}"'

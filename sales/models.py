@@ -56,6 +56,8 @@ class Sale(models.Model):
             models.UniqueConstraint(fields=["account", "amocrm_deal_id"], name="sales_sale_unique_deal"),
         ]
         indexes = [models.Index(fields=["state", "won_at"], name="sales_sale_state_won_idx")]
+        # Sales are read-only (amoCRM owns them): re-reading a deal through the API is its own permission.
+        permissions = [("reread_sale", "Can re-read sales from amoCRM")]
 
     def __str__(self) -> str:
         return f"{self.name or 'deal'} #{self.amocrm_deal_id} ({self.state})"

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from django.db.models import Count, QuerySet, Sum
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from leads.models import Lead
 
@@ -19,6 +20,28 @@ GROUPINGS = {
 }
 NOT_ATTRIBUTED = "(not attributed)"
 EMPTY = "(none)"
+# The dates a report may cover, and its longest period: far outside any real sale, and a year
+# beyond what date arithmetic at the edges of Python's calendar (9999-12-31 + 1 day) survives.
+REPORT_FIRST_DAY = date(2000, 1, 1)
+REPORT_LAST_DAY = date(2100, 12, 31)
+REPORT_MAX_DAYS = 5 * 366
+
+
+class ReportPeriodError(ValueError):
+    """The period cannot be reported on; the message says why in plain words."""
+
+
+def report_period_check(*, date_from: date, date_to: date) -> None:
+    """Raise ReportPeriodError unless the period is in order, within 2000-2100 and at most five years long."""
+    for day in (date_from, date_to):
+        if not REPORT_FIRST_DAY <= day <= REPORT_LAST_DAY:
+            raise ReportPeriodError(gettext("Dates must be between %(first)s and %(last)s; %(day)s is not.") % {
+                "first": REPORT_FIRST_DAY.isoformat(), "last": REPORT_LAST_DAY.isoformat(),
+                "day": day.isoformat()})
+    if date_from > date_to:
+        raise ReportPeriodError(gettext("The period ends before it starts."))
+    if (date_to - date_from).days + 1 > REPORT_MAX_DAYS:
+        raise ReportPeriodError(gettext("The period is longer than five years: choose a shorter one."))
 
 
 def format_amount(amount: Decimal | None, currency: str = "") -> str:
@@ -122,8 +145,10 @@ def sales_report(*, date_from: date, date_to: date, group_by: str, account_id: i
 
     Sales and revenue: sales won in the period that are still won. Leads: leads created in the
     period (spam excluded); converted: those of them whose deal is won now. Sales without a lead
-    of ours form their own "not attributed" row.
+    of ours form their own "not attributed" row. A period outside report_period_check's bounds
+    raises ReportPeriodError.
     """
+    report_period_check(date_from=date_from, date_to=date_to)
     sale_path, lead_path, _ = GROUPINGS[group_by]
     start, end = _period(date_from, date_to)
     sales = Sale.objects.filter(state=Sale.State.WON, won_at__gte=start, won_at__lt=end)

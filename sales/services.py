@@ -9,17 +9,20 @@ deal is not older than what the sale already reflects (`Sale.deal_updated_at`).
 import hashlib
 import logging
 from collections import Counter
+from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
-from amocrm.client import AmoCRMClient
-from amocrm.models import Account
+from amocrm.client import PAGE_LIMIT, AmoCRMClient
+from amocrm.models import Account, SyncLog
 from leads.models import Lead
 
 from .models import Sale
@@ -31,6 +34,12 @@ RECONCILE_LOOKBACK = timedelta(days=7)
 # Re-list a little before the checkpoint: amoCRM's clock and ours differ, and a deal saved while
 # the previous run was listing may carry an updated_at just before that run's start.
 RECONCILE_OVERLAP = timedelta(minutes=5)
+# Deals locked, re-read (one list request) and applied together. A lock per deal of a whole bulk
+# change (14,000 deals in one delivery) exhausts PostgreSQL's shared lock table ("out of shared
+# memory"); one page of the list endpoint at a time keeps a worker's locks bounded.
+DEAL_BATCH = PAGE_LIMIT
+# What an operator reads when a deal or item failed on something we did not foresee.
+UNEXPECTED = gettext_lazy("an unexpected error (the details are in the application log)")
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,25 @@ class DealEvent:
     old_status_id: int | None = None
     responsible_user_id: int | None = None
     modified_at: datetime | None = None
+    # Which webhook item said so (``leads[status][3]``), to name it when it cannot be applied.
+    item: str = ""
+
+
+@dataclass(frozen=True)
+class DealFailure:
+    """A deal (and the webhook items about it) that could not be applied; `reason` is for the operator."""
+
+    deal_id: int
+    items: tuple[str, ...]
+    reason: str
+
+
+@dataclass
+class AppliedEvents:
+    """What applying a delivery's deal events did: outcome counts (for the sync log) and the failures."""
+
+    outcomes: Counter = field(default_factory=Counter)
+    failures: list[DealFailure] = field(default_factory=list)
 
 
 def _moment(timestamp) -> datetime | None:
@@ -274,7 +302,9 @@ def _deals_locked(account: Account, deal_ids: list[int]):
     a change made within the same second (amoCRM times have one-second resolution, so the
     `deal_updated_at` guard cannot order them) and write in the opposite order. Locks are taken in
     key order (no deadlock between overlapping deliveries) and released even on errors; a killed
-    worker's locks die with its connection. Other databases (the SQLite laptop mode) skip this.
+    worker's locks die with its connection. Callers lock at most DEAL_BATCH deals at a time: each
+    lock takes a slot of PostgreSQL's shared lock table. Other databases (the SQLite laptop mode)
+    skip this.
     """
     if connection.vendor != "postgresql":
         yield
@@ -293,35 +323,81 @@ def _deals_locked(account: Account, deal_ids: list[int]):
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
 
 
-def deals_refresh(*, account: Account, deal_ids: list[int],
-                  client: AmoCRMClient | None = None) -> dict[int, Sale | None]:
-    """Re-read the deals (under their locks) and apply what the API says; returns each deal's sale or None."""
-    with _deals_locked(account, deal_ids):
-        deals = _read_deals(account=account, deal_ids=deal_ids, client=client)
-        return {deal_id: deal_sync(account=account, deal=deals[deal_id]) if deal_id in deals
-                else sale_mark_deleted(account=account, deal_id=deal_id) for deal_id in deal_ids}
+# Called with a deal id and the exception when one deal cannot be applied; without it the error propagates.
+OnDealError = Callable[[int, Exception], None]
+
+
+def _apply_read_deal(*, account: Account, deal_id: int, deals: dict[int, dict]) -> Sale | None:
+    # In a transaction (a savepoint inside a caller's), so a deal the database refuses leaves the
+    # connection usable for the next one.
+    with transaction.atomic():
+        if deal_id in deals:
+            return deal_sync(account=account, deal=deals[deal_id])
+        return sale_mark_deleted(account=account, deal_id=deal_id)
+
+
+def deals_refresh(*, account: Account, deal_ids: list[int], client: AmoCRMClient | None = None,
+                  on_error: OnDealError | None = None) -> dict[int, Sale | None]:
+    """Re-read the deals and apply what the API says; returns each applied deal's sale or None.
+
+    A batch (DEAL_BATCH deals) at a time: lock the batch, read it with one request, apply it,
+    unlock. amoCRM errors of a read propagate (a transient one is retried by the caller's task);
+    a deal that cannot be applied goes to `on_error` and the others go on, or, without `on_error`,
+    stops everything.
+    """
+    results: dict[int, Sale | None] = {}
+    for start in range(0, len(deal_ids), DEAL_BATCH):
+        batch = deal_ids[start:start + DEAL_BATCH]
+        with _deals_locked(account, batch):
+            deals = _read_deals(account=account, deal_ids=batch, client=client)
+            for deal_id in batch:
+                try:
+                    results[deal_id] = _apply_read_deal(account=account, deal_id=deal_id, deals=deals)
+                except Exception as exc:  # noqa: BLE001 — one poison deal must not stop the batch
+                    if on_error is None:
+                        raise
+                    on_error(deal_id, exc)
+    return results
 
 
 def deal_events_apply(*, account: Account, events: list[DealEvent],
-                      client: AmoCRMClient | None = None) -> Counter[str]:
-    """Apply a delivery's deal events; returns how many ended how (for the sync log).
+                      client: AmoCRMClient | None = None) -> AppliedEvents:
+    """Apply a delivery's deal events; returns how many ended how (for the sync log) and which failed.
 
     Leads are mirrored from each event at once; every deal whose sale may change is then re-read
     — once, however many events name it — and applied as the API returns it (the truth: a deal
-    the API no longer shows as won gets no sale, or loses it).
+    the API no longer shows as won gets no sale, or loses it). An event or a deal that fails on
+    anything but an amoCRM error fails alone: it is logged with its traceback, reported in the
+    result, and the rest goes on. amoCRM errors propagate (the caller's task retries transient ones).
     """
-    outcomes: Counter[str] = Counter()
-    to_read: dict[int, None] = {}  # an ordered set
+    result = AppliedEvents()
+    to_read: dict[int, list[str]] = {}  # deal id -> the items naming it, in order of first mention
     for event in events:
-        outcome = _triage(account=account, event=event)
+        try:
+            with transaction.atomic():
+                outcome = _triage(account=account, event=event)
+        except Exception:  # noqa: BLE001 — one poison item must not stop the delivery
+            logger.exception("deal event could not be applied",
+                             extra={"account": account.pk, "deal": event.deal_id, "item": event.item})
+            result.failures.append(DealFailure(event.deal_id, (event.item,), str(UNEXPECTED)))
+            result.outcomes["failed"] += 1
+            continue
         if outcome == READ:
-            to_read[event.deal_id] = None
+            to_read.setdefault(event.deal_id, []).append(event.item)
         else:
-            outcomes[outcome] += 1
+            result.outcomes[outcome] += 1
+
+    def failed(deal_id: int, exc: Exception) -> None:
+        logger.error("re-read deal could not be applied", exc_info=exc,
+                     extra={"account": account.pk, "deal": deal_id})
+        result.failures.append(DealFailure(deal_id, tuple(to_read[deal_id]), str(UNEXPECTED)))
+        result.outcomes["failed"] += 1
+
     if to_read:
-        for sale in deals_refresh(account=account, deal_ids=list(to_read), client=client).values():
-            outcomes[f"sale {sale.state}" if sale else "not won"] += 1
-    return outcomes
+        sales = deals_refresh(account=account, deal_ids=list(to_read), client=client, on_error=failed)
+        for sale in sales.values():
+            result.outcomes[f"sale {sale.state}" if sale else "not won"] += 1
+    return result
 
 
 # --- Reconciliation: catching deliveries amoCRM lost ------------------------------------------------
@@ -341,16 +417,33 @@ def account_reconcile_deals(*, account_id: int, lookback: timedelta = RECONCILE_
     client = AmoCRMClient(account, log_context={"reconcile": True})
     seen = 0
     for deal in client.leads_updated_since(int(since.timestamp())):
-        # Under the deal's lock, like a webhook's re-read, so the two never interleave.
-        with _deals_locked(account, [int(deal["id"])]):
-            deal_sync(account=account, deal=deal)
         seen += 1
+        try:
+            # Under the deal's lock, like a webhook's re-read, so the two never interleave; in a
+            # transaction of its own, so a deal the database refuses leaves the connection usable.
+            with _deals_locked(account, [int(deal["id"])]), transaction.atomic():
+                deal_sync(account=account, deal=deal)
+        except Exception as exc:  # noqa: BLE001 — a poison deal fails alone, or the checkpoint never moves
+            _reconcile_failure(account=account, deal=deal, exc=exc)
     # Never move the checkpoint backwards (a slow run finishing after a newer one).
     Account.objects.filter(pk=account.pk).filter(
         Q(reconciled_until__isnull=True) | Q(reconciled_until__lt=started)
     ).update(reconciled_until=started)
     logger.info("deals reconciled", extra={"account": account.pk, "deals": seen, "since": since.isoformat()})
     return seen
+
+
+def _reconcile_failure(*, account: Account, deal, exc: Exception) -> None:
+    """Log the traceback and leave a sync-log error row an operator can find (by deal id)."""
+    deal_id = _int_or_none(deal.get("id")) if isinstance(deal, dict) else None
+    logger.error("reconciled deal could not be applied", exc_info=exc, extra={"account": account.pk, "deal": deal_id})
+    SyncLog.objects.create(
+        account=account, operation="reconcile.deal", direction=SyncLog.Direction.INBOUND,
+        status=SyncLog.Status.ERROR, context={"deal": deal_id, "reconcile": True},
+        error=_("Deal %(deal)s could not be applied during reconciliation: %(reason)s. The other deals were "
+                "applied; this one is applied again with its next change in amoCRM, or by “Re-read from amoCRM” "
+                "on its sale.") % {"deal": deal_id, "reason": UNEXPECTED},
+    )
 
 
 def accounts_to_reconcile() -> list[int]:

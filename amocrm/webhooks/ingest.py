@@ -17,7 +17,8 @@ def claimed_account_id(body: bytes, content_type: str | None) -> int | None:
             data = json.loads(body)
             value = (data.get("account") or {}).get("id") if isinstance(data, dict) else None
             return int(value) if value not in (None, "") else None
-        except (ValueError, TypeError, AttributeError):
+        # RecursionError: nested deeper than the decoder goes; OverflowError: `1e999` is infinity.
+        except (ValueError, TypeError, AttributeError, RecursionError, OverflowError):
             return None
     return _form_account_id(body.lower())
 

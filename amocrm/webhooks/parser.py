@@ -76,9 +76,17 @@ def parse_body(body: bytes, content_type: str | None) -> dict:
     raise WebhookParseError(f"Neither JSON nor form encoding (content type {content_type!r}).")
 
 
+def _finite_float(text: str) -> float | str:
+    """A JSON number as a float, or its text when it does not fit one (`1e999` would be infinity)."""
+    value = float(text)
+    return value if math.isfinite(value) else text
+
+
 def _parse_json(body: bytes) -> dict:
     try:
-        parsed = json.loads(body)
+        # Only finite numbers: infinity and NaN (`1e999`, the non-standard `NaN` literal) are kept as
+        # the text that was sent, since nothing downstream (jsonb included) can hold them.
+        parsed = json.loads(body, parse_float=_finite_float, parse_constant=str)
     except RecursionError as exc:
         raise WebhookParseError(f"Nested deeper than {MAX_DEPTH} levels.") from exc
     except ValueError as exc:  # UnicodeDecodeError is a ValueError too
@@ -136,7 +144,8 @@ def _parse_form(body: bytes) -> dict:
         logger.info("Skipped %d unparseable piece(s) of a webhook body.", skipped)
     if not root:
         raise WebhookParseError("No key/value pair could be parsed.")
-    return _lists_from_indexed_dicts(root)
+    # The top level stays a dict even when every key is a number (`0=x`): a delivery is keyed by entity.
+    return {key: _lists_from_indexed_dicts(child) for key, child in root.items()}
 
 
 def _assign(root: dict, path: list[str], value: str, next_index: dict[int, int]) -> None:
@@ -173,12 +182,20 @@ def _lists_from_indexed_dicts(node: Any) -> Any:
 
 @dataclass(frozen=True)
 class WebhookItem:
-    """One event of a delivery: an entity (``leads``...) touched by an action (``status``...)."""
+    """One event of a delivery: an entity (``leads``...) touched by an action (``status``...).
+
+    `index` is the item's position under its action, so ``leads[status][3]`` names it to an operator.
+    """
 
     entity: str
     action: str
     data: dict
     entity_id: int | None
+    index: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"{self.entity}[{self.action}][{self.index}]"
 
 
 @dataclass(frozen=True)
@@ -195,13 +212,16 @@ def extract_delivery(parsed: dict) -> WebhookDelivery:
         if entity == "account" or not isinstance(actions, dict):
             continue
         for action, entries in actions.items():
-            for data in _entries(entries):
+            for index, data in enumerate(_entries(entries)):
                 # Companies arrive under "contacts", told apart only by their type field.
                 if entity == "contacts" and (_to_str(data.get("type")) or "").strip().lower() == "company":
                     item_entity = "companies"
                 else:
                     item_entity = entity
-                items.append(WebhookItem(item_entity, str(action), data, _to_int(data.get("id"))))
+                entity_id = _to_int(data.get("id"))
+                # amoCRM ids are positive: anything else names no entity (and must never reach an API path).
+                entity_id = entity_id if entity_id is not None and entity_id > 0 else None
+                items.append(WebhookItem(item_entity, str(action), data, entity_id, index))
 
     account = parsed.get("account")
     account = account if isinstance(account, dict) else {}
@@ -232,11 +252,15 @@ def _entries(entries: Any) -> list[dict]:
 # --- Field accessors ---------------------------------------------------------------------------
 
 
+# amoCRM ids and times are 64-bit; a JSON number beyond that range is no id and no time.
+_INT64 = range(-(2**63), 2**63)
+
+
 def _to_int(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
+        return value if value in _INT64 else None
     if isinstance(value, float):
         return int(value) if math.isfinite(value) and value.is_integer() else None
     if isinstance(value, str) and _INT_RE.fullmatch(value.strip()):
@@ -289,11 +313,18 @@ def item_int(item: WebhookItem, field: str) -> int | None:
     return _to_int(item.data.get(field))
 
 
+MODIFIED_FIELDS = ("last_modified", "updated_at", "date_create", "created_at")
+
+
+def item_timestamps(item: WebhookItem) -> dict[str, int]:
+    """The item's modification/creation times that are set, as unix seconds, by field name."""
+    stamps = {field: _to_timestamp(item.data.get(field)) for field in MODIFIED_FIELDS}
+    return {field: stamp for field, stamp in stamps.items() if stamp is not None}
+
+
 def item_modified_at(item: WebhookItem) -> int | None:
     """The newest of the item's modification/creation times as unix seconds, to order events by."""
-    fields = ("last_modified", "updated_at", "date_create", "created_at")
-    stamps = [stamp for stamp in (_to_timestamp(item.data.get(field)) for field in fields) if stamp is not None]
-    return max(stamps, default=None)
+    return max(item_timestamps(item).values(), default=None)
 
 
 def item_custom_fields(item: WebhookItem) -> list[dict]:

@@ -98,3 +98,34 @@ def test_rotation_command_reencrypts_with_the_new_key(settings):
     account.refresh_from_db()
     assert account.client_secret == "client-secret-1"
     assert account.token.access_token == "ACCESS-1"
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "ex\u2488ample.amocrm.ru",  # ⒈ : the idna codec maps it to "1." — a different host with an extra label
+        "\uff45xample.amocrm.ru",  # fullwidth e
+        "exampl\u0435.amocrm.ru",  # Cyrillic е, looks like e
+        "\u043f\u0440\u0438\u043c\u0435\u0440.amocrm.ru",  # a Cyrillic subdomain
+        "stra\u00dfe.amocrm.ru",  # ß
+        "ex\u00b2.amocrm.ru",  # superscript two
+        "exa\u00admple.amocrm.ru",  # soft hyphen
+        "exa\u200dmple.amocrm.ru",  # zero-width joiner
+        "example.amocrm\uff0eru",  # fullwidth full stop
+        "ex_ample.amocrm.ru",
+        "-example.amocrm.ru",
+        "example-.amocrm.ru",
+        "xn--e1afmkfd.amocrm.ru",  # an IDN in its ASCII form: amoCRM subdomains are never IDNs
+        "ab--cd.amocrm.ru",
+        "a" * 64 + ".amocrm.ru",
+        "example.amocrm.ru.",
+    ],
+)
+def test_it_refuses_hosts_that_are_not_plain_ascii_labels(given):
+    with pytest.raises(UntrustedHost):
+        normalize_account_host(given)
+
+
+def test_it_accepts_plain_labels_up_to_63_characters():
+    assert normalize_account_host("a" * 63 + ".amocrm.ru") == "https://" + "a" * 63 + ".amocrm.ru"
+    assert normalize_account_host("my-shop-2.kommo.com") == "https://my-shop-2.kommo.com"

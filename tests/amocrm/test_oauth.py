@@ -233,4 +233,74 @@ def test_a_refused_webhook_subscription_leaves_instructions(client, staff, new_a
     assert new_account.state == Account.State.CONNECTED
     assert new_account.webhook_subscribed_at is None
     assert "Add the webhook by hand" in new_account.webhook_error
-    assert new_account.webhook_url in new_account.webhook_error
+    # Without the URL: its key is a credential, and the admin shows the URL on its own (issue 10, item 5).
+    assert new_account.webhook_key not in new_account.webhook_error
+    assert "webhook URL shown on this account's page" in new_account.webhook_error
+
+
+def test_a_failed_reconnect_leaves_a_working_account_untouched(client, staff, mocked):
+    """The referer names the host; it is saved only once a code was really exchanged there."""
+    from tests.factories import make_account
+
+    account = make_account(access_token="working-access", refresh_token="working-refresh")
+    token_before = (account.token.access_token, account.token.refresh_token, account.token.expires_at)
+    client.force_login(staff)
+    state = _state_for(client, account)
+    mocked.post("https://other.amocrm.ru/oauth2/access_token", status=400,
+                json={"hint": "Authorization code has expired", "title": "Bad request", "status": 400})
+
+    response = client.get(CALLBACK, {"code": "c", "state": state, "referer": "other.amocrm.ru"})
+
+    assert response.status_code == 400
+    assert [c.request.url for c in mocked.calls] == ["https://other.amocrm.ru/oauth2/access_token"]
+    account.refresh_from_db()
+    assert account.host == HOST
+    assert account.state == Account.State.CONNECTED
+    account.token.refresh_from_db()
+    assert (account.token.access_token, account.token.refresh_token, account.token.expires_at) == token_before
+    # Later refreshes still go to the account's own host, never to the one the referer named.
+    mocked.post(TOKEN_URL, json=TOKEN_ANSWER)
+    from amocrm.services import account_refresh_token
+
+    account_refresh_token(account_id=account.pk, force=True)
+    assert mocked.calls[-1].request.url == TOKEN_URL
+
+
+def test_a_successful_reconnect_moves_the_account_to_the_new_host(client, staff, mocked, settings):
+    from tests.factories import make_account
+
+    settings.AMOCRM_TRUSTED_HOSTS = ["http://sandbox.test", "http://moved.test"]
+    account = make_account(access_token="old-access")
+    client.force_login(staff)
+    state = _state_for(client, account)
+    mocked.post("http://moved.test/oauth2/access_token", json=TOKEN_ANSWER)
+    mocked.get("http://moved.test/api/v4/account", json={"id": 31000001, "name": "Moved"})
+    for path in ("leads/pipelines", "users", "leads/custom_fields", "webhooks"):
+        mocked.get(f"http://moved.test/api/v4/{path}", status=204, body=b"")
+    mocked.post("http://moved.test/api/v4/webhooks", json={"id": 1})
+
+    response = client.get(CALLBACK, {"code": "c", "state": state, "referer": "moved.test"})
+
+    assert response.status_code == 200, response.content.decode()
+    account.refresh_from_db()
+    assert account.host == "http://moved.test"
+    assert account.token.access_token == "new-access"
+
+
+def test_the_callback_refuses_a_user_who_may_no_longer_change_the_account(client, new_account, mocked,
+                                                                         django_user_model):
+    """A state issued before the user lost the change permission connects nothing."""
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user("viewer", "v@example.com", "pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_account"))
+    client.force_login(viewer)
+    state = oauth.make_state(account=new_account, user_id=viewer.pk)
+
+    response = client.get(CALLBACK, {"code": "c", "state": state, "referer": "sandbox.test"})
+
+    assert response.status_code == 403
+    assert "may not connect" in response.content.decode()
+    assert len(mocked.calls) == 0
+    new_account.refresh_from_db()
+    assert new_account.state == Account.State.NOT_CONNECTED and new_account.host == ""

@@ -53,3 +53,42 @@ def test_old_sync_log_rows_are_pruned(settings):
     assert prune_sync_log() == 1
     assert list(SyncLog.objects.values_list("pk", flat=True)) == [recent.pk]
     assert not SyncLog.objects.filter(pk=old.pk).exists()
+
+
+@pytest.mark.django_db
+def test_the_prune_deletes_in_bounded_batches_with_raw_deletes_links_first_and_never_loads_rows():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from amocrm.services import sync_log_prune
+    from leads.models import Lead
+    from tests.sales.builders import make_lead
+
+    account = make_account()
+    old_at = timezone.now() - timedelta(days=31)
+    old = [SyncLog.objects.create(account=account, operation="x", status="ok", created_at=old_at,
+                                  request_body="r" * 1000) for _ in range(5)]
+    recent = SyncLog.objects.create(account=account, operation="x", status="ok")
+    lead = make_lead(account)
+    lead.sync_logs.add(*old, recent)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert sync_log_prune(older_than_days=30, batch_size=2) == 5
+
+    assert list(SyncLog.objects.values_list("pk", flat=True)) == [recent.pk]
+    assert list(Lead.objects.get(pk=lead.pk).sync_logs.all()) == [recent]  # the lead stays, its old links go
+    sql = [query["sql"] for query in queries.captured_queries]
+    # Never the rows themselves (Django's collector would load every deleted row, bodies and all).
+    assert not any('"amocrm_synclog"."request_body"' in statement for statement in sql)
+    deletes = [statement.split(" WHERE")[0] for statement in sql if statement.startswith("DELETE")]
+    assert deletes == ['DELETE FROM "leads_lead_sync_logs"', 'DELETE FROM "amocrm_synclog"'] * 3
+
+
+@pytest.mark.django_db
+def test_the_prune_of_an_empty_window_deletes_nothing():
+    from amocrm.services import sync_log_prune
+
+    recent = SyncLog.objects.create(account=make_account(), operation="x", status="ok")
+
+    assert sync_log_prune(older_than_days=30) == 0
+    assert SyncLog.objects.get() == recent

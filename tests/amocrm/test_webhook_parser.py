@@ -543,3 +543,15 @@ def test_item_custom_fields_tolerates_odd_shapes():
 def test_item_tags_skips_tags_without_a_name():
     assert item_tags(item(tags=[{"id": "1"}, {"id": "2", "name": ""}, "x", {"name": "VIP"}])) == ["VIP"]
     assert item_tags(item(tags="VIP")) == []
+
+
+def test_a_form_body_of_numeric_keys_still_parses_to_a_dict():
+    """Found by the property tests: `0=` became the list [""], which no caller expects."""
+    assert parse_body(b"0=&1=x", "application/x-www-form-urlencoded") == {"0": "", "1": "x"}
+
+
+def test_an_item_id_of_zero_or_below_names_no_entity():
+    """Found by the property tests: `leads[restore][0][id]=-1` sent a read of /api/v4/leads/-1."""
+    parsed = parse_body(b"leads[restore][0][id]=-1&leads[status][0][id]=0&leads[add][0][id]=5", None)
+
+    assert [item.entity_id for item in extract_delivery(parsed).items] == [None, None, 5]

@@ -88,6 +88,7 @@ def e2e_env(django_db_setup, django_db_blocker, sandbox, sandbox_origins, site_u
 @pytest.fixture(scope="session")
 def processes():
     procs = Processes()
+    (procs.logs / "amocrm_connect.log").write_text("")  # appended to by connect_account, per session
     yield procs
     procs.stop()
 
@@ -95,8 +96,10 @@ def processes():
 @pytest.fixture(scope="session")
 def live_server_url(e2e_env, e2e_ports, site_url, processes):
     bin_dir = Path(sys.executable).parent
-    processes.start("gunicorn", [str(bin_dir / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{e2e_ports['web']}",
-                                 "--workers", "2", "--threads", "4", "--timeout", "60"], e2e_env)
+    # The container's configuration (JSON logs, access lines included), on a port of our own.
+    processes.start("gunicorn", [str(bin_dir / "gunicorn"), "-c", "python:config.gunicorn", "config.wsgi",
+                                 "--bind", f"127.0.0.1:{e2e_ports['web']}", "--workers", "2", "--threads", "4",
+                                 "--timeout", "60"], e2e_env)
     wait_until(lambda: requests.get(site_url + "/healthz/", timeout=2).status_code == 200, timeout=30,
                what="gunicorn /healthz/")
     return site_url
@@ -121,8 +124,11 @@ def control(sandbox):
 
 
 @pytest.fixture
-def connect_account(sandbox, control, live_server_url, e2e_env):
-    """Connect sandbox account N through the real CLI in a subprocess; returns its --json output."""
+def connect_account(sandbox, control, live_server_url, e2e_env, processes):
+    """Connect sandbox account N through the real CLI in a subprocess; returns its --json output.
+
+    The command's logs (stderr) are kept with the servers' in var/e2e-logs/, for the secret scan.
+    """
     import json
 
     def connect(index: int = 0, **env_extra):
@@ -134,6 +140,8 @@ def connect_account(sandbox, control, live_server_url, e2e_env):
              "--json"],
             cwd=ROOT, env={**e2e_env, **env_extra}, capture_output=True, text=True, timeout=60,
         )
+        with open(processes.logs / "amocrm_connect.log", "a") as log:
+            log.write(result.stderr)
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)  # exactly one JSON object on stdout, logs on stderr
 

@@ -123,3 +123,10 @@ def test_django_request_logs_name_the_path_without_the_query_string(client, stdo
     assert record["request_id"] == "req-404"
     assert (record["method"], record["path"], record["status_code"]) == ("GET", "/no-such-page/", 404)
     assert "one-time-code" not in stdout_log.getvalue()
+
+
+def test_django_log_lines_go_out_only_as_json():
+    """Django's own console handler (plain text, on with DEBUG) would repeat django.request lines unmasked."""
+    for name in ("django", "django.request"):
+        assert all(isinstance(handler.formatter, JsonFormatter) for handler in logging.getLogger(name).handlers), name
+    assert logging.getLogger("django.request").propagate and logging.getLogger("django").propagate

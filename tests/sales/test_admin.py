@@ -247,3 +247,102 @@ def test_the_report_is_for_staff_only(client, campaigns):
     response = client.get(reverse(REPORT))
     assert response.status_code == 302 and "/login/" in response["Location"]
     assert client.get(reverse(REPORT_CSV)).status_code == 302
+
+
+# --- Who may re-read ----------------------------------------------------------------------------
+
+
+def staff_with(django_user_model, username, *perms):
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user(username, f"{username}@example.com", "pw", is_staff=True)
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    return user
+
+
+def test_a_view_only_user_can_neither_see_nor_run_the_reread_action(client, django_user_model, account):
+    client.force_login(staff_with(django_user_model, "viewer", "sales.view_sale"))
+    sale = make_sale(account, 9001, amount="100")
+
+    assert 'value="action_refresh"' not in client.get(reverse(LIST)).content.decode()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as amo:
+        amo.get(f"{HOST}/api/v4/leads/9001", json=api_deal(9001, price=250, status_id=143, updated_at=1700009000))
+        response = client.post(reverse(LIST), {"action": "action_refresh", "_selected_action": [sale.pk]},
+                               follow=True)
+        assert len(amo.calls) == 0
+
+    assert "Deal #9001" not in response.content.decode()
+    sale.refresh_from_db()
+    assert (sale.state, sale.amount) == (Sale.State.WON, Decimal("100"))
+
+
+def test_an_operator_with_the_reread_permission_may_reread(client, django_user_model, account):
+    client.force_login(staff_with(django_user_model, "operator", "sales.view_sale", "sales.reread_sale"))
+    sale = make_sale(account, 9001, amount="100")
+
+    assert 'value="action_refresh"' in client.get(reverse(LIST)).content.decode()
+    with responses.RequestsMock() as amo:
+        amo.get(f"{HOST}/api/v4/leads/9001", json=api_deal(9001, price=250, status_id=143, updated_at=1700009000))
+        response = client.post(reverse(LIST), {"action": "action_refresh", "_selected_action": [sale.pk]},
+                               follow=True)
+
+    assert "Deal #9001: reverted." in response.content.decode()
+    sale.refresh_from_db()
+    assert sale.state == Sale.State.REVERTED
+
+
+# --- Report parameters --------------------------------------------------------------------------
+
+BAD_REPORT_PARAMETERS = [
+    pytest.param({"date_to": "9999-12-31"}, id="the-last-date-python-knows"),
+    pytest.param({"date_from": "0001-01-01"}, id="the-first-date-python-knows"),
+    pytest.param({"date_from": "0001-01-01", "date_to": "9999-12-31"}, id="everything"),
+    pytest.param({"date_from": "1999-12-31", "date_to": "2000-01-31"}, id="before-2000"),
+    pytest.param({"date_from": "2101-01-01", "date_to": "2101-01-31"}, id="after-2100"),
+    pytest.param({"date_from": "2000-01-01", "date_to": "2100-12-31"}, id="a-century"),
+    pytest.param({"date_from": "garbage", "date_to": "2025-13-45"}, id="garbage"),
+    pytest.param({"date_from": "2025-02-01", "date_to": "2025-01-01"}, id="reversed"),
+    pytest.param({"group_by": "password"}, id="unknown-grouping"),
+    pytest.param({"account": "abc"}, id="account-not-a-number"),
+    pytest.param({"account": "99999999999999999999999"}, id="account-out-of-range"),
+]
+
+
+@pytest.mark.parametrize("params", BAD_REPORT_PARAMETERS)
+def test_the_report_explains_bad_parameters_on_the_page(admin_client, account, params):
+    response = admin_client.get(report_url(group_by="utm_campaign", **params) if "group_by" not in params
+                                else report_url(**params))
+
+    assert response.status_code == 200
+    assert response.context["report"] is None
+    assert response.context["form"].errors
+    assert 'class="errorlist' in response.content.decode()
+
+
+@pytest.mark.parametrize("params", BAD_REPORT_PARAMETERS)
+def test_the_csv_export_refuses_bad_parameters_with_400(admin_client, account, params):
+    response = admin_client.get(reverse(REPORT_CSV), params)
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    assert "<" not in response.content.decode()  # plain words, not an HTML error list
+
+
+def test_the_report_accepts_a_period_of_a_few_years(admin_client, campaigns):
+    today = timezone.localdate()
+    response = admin_client.get(report_url(group_by="utm_campaign", date_from=today.replace(year=today.year - 3),
+                                           date_to=today))
+
+    assert response.status_code == 200
+    assert rows_of(response)["Total"].revenue == {"RUB": Decimal("159001")}
+
+
+def test_the_report_selector_refuses_a_period_outside_its_range():
+    from datetime import date
+
+    from sales import selectors
+
+    with pytest.raises(selectors.ReportPeriodError):
+        selectors.sales_report(date_from=date(2025, 1, 1), date_to=date(9999, 12, 31), group_by="utm_campaign")
