@@ -168,6 +168,18 @@ else:
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 
 # ------------------------------------------------------------------------------
+# Redis outages on the request path: short timeouts and a circuit breaker
+# ------------------------------------------------------------------------------
+# A Redis that hangs must not hang the intake or the webhook receiver: the database carries the
+# outbox and the double-click check. Connect and reply timeout of the intake's Redis calls
+# (leads.marks: throttle, double click, push mark), seconds.
+REDIS_INTAKE_TIMEOUT = env.float("REDIS_INTAKE_TIMEOUT", default=0.5)
+# Connect and reply timeout of the broker (publishing a task; the worker's own calls too), seconds.
+REDIS_PUBLISH_TIMEOUT = env.float("REDIS_PUBLISH_TIMEOUT", default=1.0)
+# After a Redis call times out, this process skips Redis for this long, then one call probes it (config.breaker).
+REDIS_BREAKER_SECONDS = env.float("REDIS_BREAKER_SECONDS", default=10.0)
+
+# ------------------------------------------------------------------------------
 # Redis, cache, Celery
 # ------------------------------------------------------------------------------
 # REDIS_URL: broker, cache (throttles, idempotency window) and the shared rate limiter.
@@ -208,7 +220,8 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
 if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS.update(
-        {"socket_connect_timeout": 2, "socket_timeout": 5, "visibility_timeout": 3600}
+        {"socket_connect_timeout": REDIS_PUBLISH_TIMEOUT, "socket_timeout": REDIS_PUBLISH_TIMEOUT,
+         "visibility_timeout": 3600}
     )
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS.update(

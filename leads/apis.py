@@ -32,6 +32,8 @@ MAX_BODY_BYTES = 64 * 1024
 HONEYPOT_FIELD = "website"
 MAX_EXTRA_FIELDS = 50
 EXTRA_FIELD_KEY = re.compile(r"^fields(?:\[([^\]]+)\]|\.(.+))$")
+# Text PostgreSQL cannot store: NUL, and lone UTF-16 surrogates (JSON's "\ud800" escape parses into one).
+UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 _thread_fields = threading.local()  # the input serializer's fields, one set per thread
 
 
@@ -39,6 +41,24 @@ class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB."
     default_code = "payload_too_large"
+
+
+class IdempotencyKeyReused(exceptions.APIException):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_detail = {"Idempotency-Key": [
+        "This key was already used for a different submission to this source, which is stored; this one was not. "
+        "Send a new key with every new submission, and the same body with the same key when retrying."]}
+    default_code = "idempotency_key_reused"
+
+
+class JsonBody(JSONParser):
+    """DRF's JSON parser, except that nesting too deep for Python's parser is a 400 like any other bad JSON."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError("JSON parse error - the document is nested too deeply.") from None
 
 
 class JsonAnswers(DefaultContentNegotiation):
@@ -60,6 +80,7 @@ class Text(serializers.Field):
         "invalid": "Not a valid string.",
         "max_length": "Ensure this field has no more than {max_length} characters.",
         "null_characters": "Null characters are not allowed.",
+        "surrogate_characters": "Surrogate characters are not allowed: U+{code_point:X}.",
     }
 
     def __init__(self, max_length: int, *, trim: bool = True):
@@ -72,8 +93,12 @@ class Text(serializers.Field):
         text = str(data).strip() if self.trim else str(data)
         if len(text) > self.max_length:
             self.fail("max_length", max_length=self.max_length)
-        if "\x00" in text:
-            self.fail("null_characters")
+        if not text.isascii() or "\x00" in text:  # the common case, ASCII without NUL, costs no regex
+            found = UNSTORABLE.search(text)
+            if found is not None:
+                if found.group() == "\x00":
+                    self.fail("null_characters")
+                self.fail("surrogate_characters", code_point=ord(found.group()))
         return text
 
     def to_representation(self, value):
@@ -135,7 +160,7 @@ class LeadIntakeApi(APIView):
     # as its double-click check; a request refused before that in handle_exception (see throttles.py).
     throttle_classes: list = []
     throttle_window: IntakeWindow | None = None
-    parser_classes = [JSONParser, FormParser]
+    parser_classes = [JsonBody, FormParser]
     content_negotiation_class = JsonAnswers
 
     class InputSerializer(ThreadFieldsSerializer):
@@ -187,6 +212,8 @@ class LeadIntakeApi(APIView):
                 raise serializers.ValidationError(f"At most {MAX_EXTRA_FIELDS} fields.")
             if any(len(str(key)) > 100 for key in value):
                 raise serializers.ValidationError("Field names are at most 100 characters.")
+            if any(UNSTORABLE.search(str(key)) for key in value):
+                raise serializers.ValidationError("Field names may not contain null or surrogate characters.")
             return {str(key): item for key, item in value.items() if item is not None}
 
         def validate(self, attrs):
@@ -227,6 +254,7 @@ class LeadIntakeApi(APIView):
             403: OpenApiResponse(description="A browser Origin the source does not allow."),
             413: OpenApiResponse(description="Body over 64 KiB."),
             415: OpenApiResponse(description="Not JSON or form-encoded."),
+            422: OpenApiResponse(description="The Idempotency-Key was already used with a different submission."),
             429: OpenApiResponse(description="Per-IP throttle."),
         },
     )
@@ -245,6 +273,8 @@ class LeadIntakeApi(APIView):
             )
         except services.LeadRateLimited:
             raise exceptions.Throttled(wait=window.wait) from None
+        except services.IdempotencyKeyReused:
+            raise IdempotencyKeyReused() from None
         if source.success_url and "text/html" in request.headers.get("accept", ""):
             return HttpResponseRedirect(source.success_url, status=status.HTTP_303_SEE_OTHER)
         return Response({"id": str(accepted.id), "status": accepted.status}, status=status.HTTP_201_CREATED)
@@ -263,6 +293,8 @@ class LeadIntakeApi(APIView):
         key = request.headers.get("idempotency-key", "").strip()
         if len(key) > 255:
             raise exceptions.ValidationError({"Idempotency-Key": ["At most 255 characters."]})
+        if UNSTORABLE.search(key):
+            raise exceptions.ValidationError({"Idempotency-Key": ["Null or surrogate characters are not allowed."]})
         return key
 
 

@@ -8,10 +8,13 @@ use Django's cache. Keys get the cache's prefix, so they live in the same namesp
 
 No call is retried: a command whose answer was lost may have been applied, and repeating a
 set-if-absent would then report our own mark as somebody else's. Errors reach the caller, which
-decides how to do without the cache.
+decides how to do without the cache. A Redis that does not answer within REDIS_INTAKE_TIMEOUT opens
+the process's circuit breaker (config.breaker): for REDIS_BREAKER_SECONDS every call then raises
+`Unavailable` at once, without touching the network.
 """
 
 import hashlib
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -20,6 +23,15 @@ import redis
 from django.conf import settings
 from django.core.cache import cache
 from redis.exceptions import NoScriptError, ResponseError
+
+from config.breaker import Skipped, redis_breaker
+
+logger = logging.getLogger(__name__)
+
+
+class Unavailable(Skipped):
+    """Redis was not called: it timed out recently (the breaker is open). Do without the cache."""
+
 
 # INCR and, for the window's first request, EXPIRE: atomic, no key left without a lifetime.
 COUNT_LUA = """
@@ -69,41 +81,47 @@ class _Script:
 
 _COUNT, _ADMIT, _TAKE_MARK, _RELEASE = map(_Script, (COUNT_LUA, ADMIT_LUA, TAKE_MARK_LUA, RELEASE_LUA))
 _local = threading.local()
-_pools: dict[str, redis.ConnectionPool] = {}
+_pools: dict[tuple[str, float], redis.ConnectionPool] = {}
 _pools_lock = threading.Lock()
 
 
-def _pool(url: str) -> redis.ConnectionPool:
-    pool = _pools.get(url)
+def _pool(url: str, timeout: float) -> redis.ConnectionPool:
+    pool = _pools.get((url, timeout))
     if pool is None:
         with _pools_lock:
-            pool = _pools.setdefault(url, redis.ConnectionPool.from_url(url, socket_connect_timeout=2,
-                                                                         socket_timeout=2))
+            pool = _pools.setdefault((url, timeout), redis.ConnectionPool.from_url(
+                url, socket_connect_timeout=timeout, socket_timeout=timeout))
     return pool
 
 
 def _connection() -> redis.connection.AbstractConnection | None:
     """This thread's connection to REDIS_URL (None in embedded mode); a forked child makes its own."""
-    url = settings.REDIS_URL
+    url, timeout = settings.REDIS_URL, settings.REDIS_INTAKE_TIMEOUT
     if not url:
         return None
     held = getattr(_local, "held", None)
-    if held is None or held[0] != url or held[1] != os.getpid():
-        pool = _pool(url)
-        held = (url, os.getpid(), pool.connection_class(**pool.connection_kwargs))
+    if held is None or held[0] != (url, timeout) or held[1] != os.getpid():
+        pool = _pool(url, timeout)
+        held = ((url, timeout), os.getpid(), pool.connection_class(**pool.connection_kwargs))
         _local.held = held
     return held[2]
 
 
 def _command(connection, *args):
+    if not redis_breaker.allow():
+        raise Unavailable()  # nothing sent, no connection made
     try:
         connection.send_command(*args)
-        return connection.read_response()
+        answer = connection.read_response()
     except ResponseError:
+        redis_breaker.succeeded()
         raise  # a whole error answer was read: the connection is still in step
-    except BaseException:
+    except BaseException as exc:
         connection.disconnect()  # half an answer may be waiting: never let the next command read it
+        redis_breaker.failed(exc)  # a timeout opens the breaker
         raise
+    redis_breaker.succeeded()
+    return answer
 
 
 def _run(connection, script: _Script, keys: list[str], args: list):
@@ -115,6 +133,12 @@ def _run(connection, script: _Script, keys: list[str], args: list):
 
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def log_trouble(message: str, exc: BaseException) -> None:
+    """Log a failed call a caller does without; a call the open breaker skipped was logged when it opened."""
+    if not isinstance(exc, Unavailable):
+        logger.warning(message, extra={"error": repr(exc)})
 
 
 def full_key(key: str) -> str:

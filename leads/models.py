@@ -67,9 +67,10 @@ class LeadSource(models.Model):
 class Lead(models.Model):
     """One accepted form submission. The row is the outbox: a task pushes `pending` leads to amoCRM.
 
-    Lifecycle: pending → sending (claimed by a push) → sent; or failed (permanent amoCRM error,
-    retryable from the admin); spam (honeypot) is never pushed. A crash while `sending` is
-    recovered by the sweeper, which adopts whatever the first attempt created in amoCRM.
+    Lifecycle: pending → sending (claimed by a push, on a lease it renews) → sent; or failed (permanent
+    amoCRM error or a lead its push could not build, retryable from the admin); spam (honeypot) is never
+    pushed. A crash while `sending` is recovered once the lease runs out: the sweeper queues a push,
+    which adopts whatever the first attempt created in amoCRM.
     """
 
     class Status(models.TextChoices):
@@ -102,11 +103,18 @@ class Lead(models.Model):
     idempotency_key = models.CharField(max_length=255, blank=True)
     fingerprint = models.CharField(max_length=64, blank=True,
                                    help_text="Hash of source + phone/email + message, to collapse double clicks.")
+    submission_hash = models.CharField(
+        max_length=64, blank=True,
+        help_text="With an idempotency key: hash of the validated submission, which a repeat of the key must match.")
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="While sending: the push that claimed the lead renews this as it works; once it has passed, "
+                  "that push is presumed dead and the lead is taken back.")
     next_attempt_at = models.DateTimeField(null=True, blank=True,
                                            help_text="Not pushed again before this moment (backoff after an error).")
     write_attempted_at = models.DateTimeField(

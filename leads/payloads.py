@@ -128,7 +128,7 @@ def deal_name(lead, source) -> str:
     )
     try:
         name = (source.deal_name_template or DEFAULT_DEAL_NAME).format_map(values)
-    except (ValueError, IndexError, AttributeError, KeyError):
+    except (ValueError, IndexError, AttributeError, KeyError, TypeError):  # e.g. "{name[0]}", "{fields[x]}"
         name = DEFAULT_DEAL_NAME.format_map(values)
     return name.strip()[:255] or DEFAULT_DEAL_NAME.format_map(values)
 
@@ -156,11 +156,11 @@ def _field_value(info: FieldInfo, raw: str) -> list[dict] | None:
     if info.type in DATE_TYPES:
         try:
             moment = datetime.fromisoformat(text)
-        except ValueError:
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            return [{"value": _timestamp(moment)}]
+        except (ValueError, OverflowError):  # OverflowError: a valid date whose UTC time is past year 9999
             return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return [{"value": _timestamp(moment)}]
     if info.type in CHOICE_TYPES:
         wanted = [part.strip() for part in text.split(",")] if info.type == "multiselect" else [text]
         if not wanted or any(part not in info.enums for part in wanted):

@@ -1,6 +1,7 @@
 """Lead services: accept a form post as an outbox row, push pending leads to amoCRM in batches, operator actions."""
 
 import hashlib
+import json
 import logging
 import random
 import time
@@ -14,6 +15,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from amocrm import errors
 from amocrm.client import AmoCRMClient
@@ -40,15 +42,45 @@ MAX_ATTEMPTS = 15
 BACKOFF_BASE_SECONDS = 5
 BACKOFF_CAP_SECONDS = 1800
 NOTE_RETRY_SECONDS = 60
+# A push stopped by an error nobody foresaw runs again after about this long.
+UNEXPECTED_RETRY_SECONDS = 60
 # The sweeper leaves fresh leads to the task their request enqueued.
 SWEEP_AFTER = timedelta(seconds=10)
-# `sending` this long means the push that claimed it died (the task time limit is shorter).
-STALE_SENDING = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+# A claim is a lease: the push renews it as it works (at most every PUSH_LEASE_RENEW_AFTER seconds, one
+# UPDATE of its batch), so a lease that ran out means the push died; the sweeper (every 30 s) then queues a
+# push, which takes the leads back — about a minute after the death. A live push whose lease lapses during
+# one long amoCRM call loses nothing: the push queued for it finds the account's lock held and steps aside.
+PUSH_LEASE = timedelta(seconds=30)
+PUSH_LEASE_RENEW_AFTER = 10
 # Our clock and amoCRM's may differ: look for adopted deals updated a little before the attempt.
 ADOPTION_CLOCK_MARGIN = timedelta(minutes=5)
 SOURCE_CACHE_SECONDS = 5
 # pg_try_advisory_lock(namespace, account id): one push per account across all workers and hosts.
 PUSH_LOCK_NAMESPACE = 0x1EAD
+
+# What an operator reads on a lead when the push met something it did not foresee (the log has the rest).
+UNBUILDABLE = {
+    "deal": gettext_lazy(
+        "This lead could not be turned into an amoCRM deal: building it failed on this lead's values. Check "
+        "the lead source's deal name template and field mapping, then use “Retry push”. The worker log has "
+        "the details under this lead's id."),
+    "unsorted": gettext_lazy(
+        "This lead could not be turned into an amoCRM incoming lead: building it failed on this lead's values. "
+        "Check the lead source's deal name template and field mapping, then use “Retry push”. The worker log "
+        "has the details under this lead's id."),
+    "contact": gettext_lazy(
+        "Finding or building this lead's contact failed unexpectedly. Check the lead's phone and email, then "
+        "use “Retry push”. The worker log has the details under this lead's id."),
+}
+NOTE_UNBUILDABLE = gettext_lazy(
+    "The deal is in amoCRM, but its note (message, page, UTM, form fields) could not be built from this "
+    "lead's values, so none was added; the values are still here. The worker log has the details under "
+    "this lead's id; retrying will not add the note.")
+BATCH_INTERRUPTED = gettext_lazy(
+    "An unexpected error interrupted the push of this lead's batch. The push will retry it by itself, "
+    "looking first for a deal an earlier attempt may have created; if it keeps failing, the worker log has "
+    "the details.")
+
 
 def _due() -> Q:
     return Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=timezone.now())
@@ -136,8 +168,19 @@ def _fingerprint(*, source: LeadSource, phone: str, email: str, message: str) ->
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+def _submission_hash(*, data: dict, spam: bool) -> str:
+    """What a repeat of a keyed post must match: the validated values (normalized, so "8 912…" and
+    "+7912…" are one phone), not the raw bytes."""
+    canonical = json.dumps([data, spam], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 class LeadRateLimited(Exception):
     """The sender is over its intake limit: nothing was stored."""
+
+
+class IdempotencyKeyReused(Exception):
+    """The Idempotency-Key already names another submission to this source: nothing was stored."""
 
 
 @dataclass(frozen=True)
@@ -161,7 +204,7 @@ def _admit(*, source: LeadSource, fingerprint: str, lead_id: uuid.UUID, rate_lim
             limit=rate_limit, claim=marks.Claim(f"leads:fp:{fingerprint}", str(lead_id), DOUBLE_SUBMIT_SECONDS),
             mark=_push_scheduled_mark(source.account_id) if schedule else None)
     except Exception as exc:  # noqa: BLE001 — a cache outage must not lose the lead
-        logger.warning("double-submit check without cache", extra={"error": repr(exc)})
+        marks.log_trouble("double-submit check without cache", exc)
         since = timezone.now() - timedelta(seconds=DOUBLE_SUBMIT_SECONDS)
         first = (Lead.objects.filter(source=source, fingerprint=fingerprint, created_at__gte=since)
                  .values_list("id", flat=True).first())
@@ -177,7 +220,7 @@ def _forget_double_submit(fingerprint: str, lead_id: uuid.UUID) -> None:
     try:
         marks.release(f"leads:fp:{fingerprint}", str(lead_id))
     except Exception as exc:  # noqa: BLE001
-        logger.warning("could not release the double-submit window", extra={"error": repr(exc)})
+        marks.log_trouble("could not release the double-submit window", exc)
 
 
 def lead_create(*, source: LeadSource, data: dict, ip: str | None = None, user_agent: str = "",
@@ -188,16 +231,21 @@ def lead_create(*, source: LeadSource, data: dict, ip: str | None = None, user_a
     for the same source, or an identical submission within DOUBLE_SUBMIT_SECONDS, answers with the
     first lead and stores nothing. A `spam` lead (honeypot filled) is stored but never pushed.
     The key is checked by the INSERT itself (a unique constraint): a new key costs no extra query,
-    a repeated one a lookup after the refused INSERT. `rate_limit`, the sender's throttle window,
-    is counted first; over it, LeadRateLimited and nothing stored.
+    a repeated one a lookup after the refused INSERT. A repeated key whose submission differs from
+    the first one's raises IdempotencyKeyReused (the key is the sender's promise that it is the same
+    submission; a broken promise must not silently drop the second one). `rate_limit`, the sender's
+    throttle window, is counted first; over it, LeadRateLimited and nothing stored.
     """
     phone, email, message = data.get("phone", ""), data.get("email", ""), data.get("message", "")
     fingerprint = _fingerprint(source=source, phone=phone, email=email, message=message)
+    submission = _submission_hash(data=data, spam=spam) if idempotency_key else ""
     lead_id = uuid.uuid4()
     admission = _admit(source=source, fingerprint=fingerprint, lead_id=lead_id, rate_limit=rate_limit,
                        schedule=not spam)
     if admission.first is not None:
-        return LeadAccepted(id=admission.first, created=False)
+        # A double click; with a key, the key's own lead (when stored already) decides.
+        keyed = _lead_of_key(source, idempotency_key, submission) if idempotency_key else None
+        return LeadAccepted(id=keyed or admission.first, created=False)
     lead = Lead(
         id=lead_id, source=source, account_id=source.account_id,
         name=data.get("name", ""), phone_raw=data.get("phone_raw", ""), phone=phone, email=email, message=message,
@@ -205,7 +253,8 @@ def lead_create(*, source: LeadSource, data: dict, ip: str | None = None, user_a
         utm_campaign=data.get("utm_campaign", ""), utm_term=data.get("utm_term", ""),
         utm_content=data.get("utm_content", ""), referrer=data.get("referrer", ""),
         page_url=data.get("page_url", ""), fields=data.get("fields") or {},
-        ip=ip, user_agent=(user_agent or "")[:500], idempotency_key=idempotency_key, fingerprint=fingerprint,
+        ip=ip, user_agent=(user_agent or "").replace("\x00", "")[:500], idempotency_key=idempotency_key,
+        fingerprint=fingerprint, submission_hash=submission,
         status=Lead.Status.SPAM if spam else Lead.Status.PENDING,
     )
     try:
@@ -219,8 +268,7 @@ def lead_create(*, source: LeadSource, data: dict, ip: str | None = None, user_a
     except IntegrityError:
         _forget_double_submit(fingerprint, lead_id)
         _give_back_push_mark(source.account_id, admission)
-        first = (Lead.objects.filter(source=source, idempotency_key=idempotency_key)
-                 .values_list("id", flat=True).first()) if idempotency_key else None
+        first = _lead_of_key(source, idempotency_key, submission) if idempotency_key else None
         if first is None:
             raise
         return LeadAccepted(id=first, created=False)
@@ -233,6 +281,21 @@ def lead_create(*, source: LeadSource, data: dict, ip: str | None = None, user_a
     elif admission.push == "unknown" and not spam:
         lead_schedule_push(account_id=source.account_id)
     return LeadAccepted(id=lead_id, created=True)
+
+
+def _lead_of_key(source: LeadSource, idempotency_key: str, submission: str) -> uuid.UUID | None:
+    """The lead stored under this key (None: none yet); IdempotencyKeyReused when it holds another submission.
+
+    Only a repeated key pays for this lookup. Leads stored before submissions were hashed match any.
+    """
+    row = (Lead.objects.filter(source=source, idempotency_key=idempotency_key)
+           .values_list("id", "submission_hash").first())
+    if row is None:
+        return None
+    first, stored = row
+    if stored and stored != submission:
+        raise IdempotencyKeyReused()
+    return first
 
 
 # ---------------------------------------------------------------------------- the "push queued" mark
@@ -268,6 +331,8 @@ def _publish_push(account_id: int) -> bool:
     try:
         if not marks.mark(mark.key, seconds=mark.seconds):
             return False
+    except marks.Unavailable:
+        return False  # Redis, the broker too, timed out moments ago: the sweeper queues the push
     except Exception as exc:  # noqa: BLE001 — without the cache, queue every time
         logger.warning("push debounce unavailable", extra={"error": repr(exc)})
     return _publish_marked_push(account_id)
@@ -293,7 +358,7 @@ def _clear_push_scheduled(account_id: int) -> None:
     try:
         marks.release(_push_scheduled_mark(account_id).key)
     except Exception as exc:  # noqa: BLE001
-        logger.warning("push debounce not cleared", extra={"error": repr(exc)})
+        marks.log_trouble("push debounce not cleared", exc)
 
 
 def _take_push_scheduled(account_id: int) -> int:
@@ -301,7 +366,7 @@ def _take_push_scheduled(account_id: int) -> int:
     try:
         return marks.take_mark(_push_scheduled_mark(account_id))
     except Exception as exc:  # noqa: BLE001 — assume the worst: wait out the grace
-        logger.warning("push mark not taken", extra={"error": repr(exc)})
+        marks.log_trouble("push mark not taken", exc)
         return 1
 
 
@@ -419,11 +484,10 @@ def leads_push(*, account_id: int, time_budget: float = PUSH_TIME_BUDGET) -> Pus
                 outcome.retry_after(PUSH_TAKE_GRACE)
             return outcome
         # No other push can run for this account now: a lead still `sending` was left by one that died.
-        Lead.objects.filter(account_id=account_id, status=Lead.Status.SENDING).update(
-            status=Lead.Status.PENDING, claimed_at=None)
-        pusher = _Pusher(account, outcome)
+        _unclaim(Lead.objects.filter(account_id=account_id, status=Lead.Status.SENDING))
         deadline = time.monotonic() + time_budget
         try:
+            pusher = _Pusher(account, outcome)
             while pusher.push_batch():
                 if time.monotonic() > deadline:
                     outcome.more = True
@@ -432,6 +496,13 @@ def leads_push(*, account_id: int, time_budget: float = PUSH_TIME_BUDGET) -> Pus
             outcome.stopped = stop.reason
             if stop.retry_in is not None:
                 outcome.retry_after(stop.retry_in)
+        except Exception:
+            # Outside any one batch (a batch catches its own): nothing may stay claimed, and the task
+            # comes back later rather than at once, in case the cause lasts.
+            logger.exception("lead push failed unexpectedly", extra={"account": account_id})
+            _unclaim(Lead.objects.filter(account_id=account_id, status=Lead.Status.SENDING))
+            outcome.stopped = "unexpected error"
+            outcome.retry_after(UNEXPECTED_RETRY_SECONDS * random.uniform(1, 1.5))
     if not outcome.stopped and not outcome.more:
         if on_their_way:  # leads whose requests found this push queued: give them time to commit
             time.sleep(max(0.0, PUSH_TAKE_GRACE - (time.monotonic() - taken_at)))
@@ -447,6 +518,10 @@ def leads_push(*, account_id: int, time_budget: float = PUSH_TIME_BUDGET) -> Pus
     return outcome
 
 
+def _unclaim(leads) -> int:
+    return leads.update(status=Lead.Status.PENDING, claimed_at=None, lease_expires_at=None)
+
+
 def _outstanding(account_id: int):
     """Leads of the account that still need a push: pending ones, and sent ones whose note is missing."""
     return Lead.objects.filter(Q(status=Lead.Status.PENDING) | Q(status=Lead.Status.SENT, note_pending=True),
@@ -458,7 +533,7 @@ def leads_sweep() -> int:
     now = timezone.now()
     work = (
         (Q(status=Lead.Status.PENDING, created_at__lte=now - SWEEP_AFTER) & _due())
-        | Q(status=Lead.Status.SENDING, claimed_at__lte=now - STALE_SENDING)
+        | (Q(status=Lead.Status.SENDING) & ~Q(lease_expires_at__gt=now))  # no lease (an old row) counts as run out
         | (Q(status=Lead.Status.SENT, note_pending=True) & _due())
     )
     account_ids = (Lead.objects.filter(work, account__state=Account.State.CONNECTED)
@@ -501,11 +576,20 @@ class _Pusher:
         self.tracking: dict[str, payloads.FieldInfo] = {}
         for item in ordered:
             self.tracking.setdefault(item.code, self.fields_by_id[item.amocrm_id])
+        self._leased: list = []  # the batch in hand, whose lease _renew_lease extends
+        self._renewed_at = 0.0
 
     # ------------------------------------------------------------------ batch
 
     def push_batch(self) -> bool:
-        """Claim and push one batch; False when nothing was due."""
+        """Claim and push one batch; False when nothing was due.
+
+        An error nobody foresaw while building one lead's request fails that lead alone, visibly
+        (`_unbuildable`). One outside any single lead (an answer of a shape never seen, a bug) backs
+        the batch off like a transient error: nothing stays `sending`, the leads whose write may have
+        gone out are looked for before they are created again, and a lasting cause ends in `failed`
+        after MAX_ATTEMPTS instead of holding up the account's newer leads.
+        """
         leads = self._claim()
         if leads:
             try:
@@ -517,6 +601,15 @@ class _Pusher:
             except _Stop:
                 self._release_still_sending(leads)
                 raise
+            except Exception:
+                logger.exception("lead batch failed unexpectedly",
+                                 extra={"account": self.account.pk, "leads": [str(lead.pk) for lead in leads]})
+                sending = set(Lead.objects.filter(pk__in=[lead.pk for lead in leads], status=Lead.Status.SENDING)
+                              .values_list("pk", flat=True))
+                self._release([lead for lead in leads if lead.pk in sending], error=str(BATCH_INTERRUPTED),
+                              backoff=True)
+            finally:
+                self._leased = []
         noted = self._write_notes()
         return bool(leads) or noted
 
@@ -528,8 +621,24 @@ class _Pusher:
                 .order_by("created_at").select_for_update(skip_locked=True).values_list("pk", flat=True)[:BATCH_SIZE]
             )
             Lead.objects.filter(pk__in=ids).update(status=Lead.Status.SENDING, claimed_at=now,
-                                                   attempts=F("attempts") + 1)
+                                                   lease_expires_at=now + PUSH_LEASE, attempts=F("attempts") + 1)
+        self._leased, self._renewed_at = ids, time.monotonic()
         return list(Lead.objects.filter(pk__in=ids).select_related("source").order_by("created_at"))
+
+    def _renew_lease(self) -> None:
+        """A checkpoint between steps of a batch: extend its lease once PUSH_LEASE_RENEW_AFTER has passed.
+
+        Mostly a clock read; at most one UPDATE of the batch every PUSH_LEASE_RENEW_AFTER seconds.
+        """
+        if self._leased and time.monotonic() - self._renewed_at >= PUSH_LEASE_RENEW_AFTER:
+            Lead.objects.filter(pk__in=self._leased, status=Lead.Status.SENDING).update(
+                lease_expires_at=timezone.now() + PUSH_LEASE)
+            self._renewed_at = time.monotonic()
+
+    def _unbuildable(self, lead: Lead, part: str) -> None:
+        """Fail one lead whose request could not be built (its values met something unforeseen); the rest go on."""
+        logger.exception("lead could not be built for amoCRM", extra={"lead": str(lead.pk), "part": part})
+        self._fail([lead], str(UNBUILDABLE[part]))
 
     # ------------------------------------------------------------------ state changes
 
@@ -552,7 +661,8 @@ class _Pusher:
         A lead out of attempts becomes `failed` instead: visible, with the error, retryable by the operator.
         """
         for lead in leads:
-            values = {"status": Lead.Status.PENDING, "claimed_at": None, "next_attempt_at": None}
+            values = {"status": Lead.Status.PENDING, "claimed_at": None, "lease_expires_at": None,
+                      "next_attempt_at": None}
             if error:
                 values["last_error"] = error[:2000]
             if not keep_write_mark:
@@ -573,21 +683,31 @@ class _Pusher:
     def _release_still_sending(self, leads) -> None:
         # Stopped before their write: this claim was no attempt.
         Lead.objects.filter(pk__in=[lead.pk for lead in leads], status=Lead.Status.SENDING).update(
-            status=Lead.Status.PENDING, claimed_at=None, attempts=F("attempts") - 1)
+            status=Lead.Status.PENDING, claimed_at=None, lease_expires_at=None, attempts=F("attempts") - 1)
 
     def _fail(self, leads, message: str) -> None:
         Lead.objects.filter(pk__in=[lead.pk for lead in leads], status=Lead.Status.SENDING).update(
-            status=Lead.Status.FAILED, last_error=message[:2000], write_attempted_at=None, claimed_at=None)
+            status=Lead.Status.FAILED, last_error=message[:2000], write_attempted_at=None, claimed_at=None,
+            lease_expires_at=None)
         self.outcome.failed += len(leads)
         self.outcome.errors.append(message[:500])
 
     def _mark_sent(self, lead: Lead, *, deal_id: int, contact_id: int | None, unsorted_uid: str = "") -> None:
-        note = payloads.note_text(lead, lead.source)
+        note, problem = self._note_of(lead)
         Lead.objects.filter(pk=lead.pk).update(
             status=Lead.Status.SENT, sent_at=timezone.now(), amocrm_deal_id=deal_id, amocrm_contact_id=contact_id,
-            amocrm_unsorted_uid=unsorted_uid, write_attempted_at=None, claimed_at=None, next_attempt_at=None,
-            last_error="", note_pending=bool(note),
+            amocrm_unsorted_uid=unsorted_uid, write_attempted_at=None, claimed_at=None, lease_expires_at=None,
+            next_attempt_at=None, last_error=problem, note_pending=bool(note),
         )
+
+    @staticmethod
+    def _note_of(lead: Lead) -> tuple[str, str]:
+        """The note's text and "", or "" and what to tell the operator when it could not be built."""
+        try:
+            return payloads.note_text(lead, lead.source), ""
+        except Exception:
+            logger.exception("lead note could not be built", extra={"lead": str(lead.pk)})
+            return "", str(NOTE_UNBUILDABLE)
 
     def _learn(self, pairs: list[tuple[tuple[str, str], int]]) -> None:
         """Remember normalized phone/email → contact id for the next leads of the same people."""
@@ -625,6 +745,7 @@ class _Pusher:
         start = len(self.client.logs)
         try:
             for deal in self.client.leads_updated_since(int(since.timestamp())):
+                self._renew_lease()
                 for tag in (deal.get("_embedded") or {}).get("tags") or []:
                     if tag.get("name") in wanted:
                         found.setdefault(tag["name"], deal)
@@ -683,6 +804,7 @@ class _Pusher:
             if contact_id is None:
                 contact_id = next((known[key] for key in lead_keys if key in known), None)
             if contact_id is None:
+                self._renew_lease()
                 try:
                     contact_id = self._search_contact(lead)
                 except errors.AmoCRMError as exc:
@@ -696,6 +818,9 @@ class _Pusher:
                     else:
                         self._release([lead], error=f"Contact search failed: {exc}", backoff=True)
                         continue
+                except Exception:  # noqa: BLE001 — logged by _unbuildable; the batch goes on without this lead
+                    self._unbuildable(lead, "contact")
+                    continue
             if contact_id is not None:
                 ready.append((lead, {"id": contact_id}))
                 for key in lead_keys:
@@ -804,12 +929,20 @@ class _Pusher:
         """ONE leads/complex request for the batch; records deal and contact ids and learns new contacts."""
         if not ready:
             return
-        leads = [lead for lead, _ in ready]
-        body = [
-            payloads.complex_deal(lead, lead.source, self.account, request_id=str(index), contact=contact,
-                                  fields_by_id=self.fields_by_id, tracking=self.tracking)
-            for index, (lead, contact) in enumerate(ready)
-        ]
+        body, built = [], []
+        for lead, contact in ready:
+            try:
+                body.append(payloads.complex_deal(lead, lead.source, self.account, request_id=str(len(built)),
+                                                  contact=contact, fields_by_id=self.fields_by_id,
+                                                  tracking=self.tracking))
+            except Exception:  # noqa: BLE001 — logged by _unbuildable; the batch goes on without this lead
+                self._unbuildable(lead, "deal")
+                continue
+            built.append((lead, contact))
+        ready, leads = built, [lead for lead, _ in built]
+        if not ready:
+            return
+        self._renew_lease()
         self._before_write(leads)
         start = len(self.client.logs)
         try:
@@ -842,11 +975,19 @@ class _Pusher:
         """ONE leads/unsorted/forms request for the batch: incoming leads a manager accepts in amoCRM."""
         if not leads:
             return
-        body = [
-            payloads.unsorted_form(lead, lead.source, self.account, request_id=str(index),
-                                   fields_by_id=self.fields_by_id, tracking=self.tracking)
-            for index, lead in enumerate(leads)
-        ]
+        body, built = [], []
+        for lead in leads:
+            try:
+                body.append(payloads.unsorted_form(lead, lead.source, self.account, request_id=str(len(built)),
+                                                   fields_by_id=self.fields_by_id, tracking=self.tracking))
+            except Exception:  # noqa: BLE001 — logged by _unbuildable; the batch goes on without this lead
+                self._unbuildable(lead, "unsorted")
+                continue
+            built.append(lead)
+        leads = built
+        if not leads:
+            return
+        self._renew_lease()
         self._before_write(leads)
         start = len(self.client.logs)
         try:
@@ -882,10 +1023,18 @@ class _Pusher:
         if orphans:  # no deal to note (never expected): do not keep asking for a push
             Lead.objects.filter(pk__in=orphans).update(note_pending=False)
         leads = [lead for lead in leads if lead.amocrm_deal_id]
+        body, unbuildable = [], []
+        for lead in leads:
+            text, problem = self._note_of(lead)
+            if problem:
+                unbuildable.append(lead.pk)
+            else:
+                body.append(payloads.deal_note(deal_id=lead.amocrm_deal_id, text=text))
+        if unbuildable:  # the deal is in amoCRM: say so on the lead and stop asking for its note
+            Lead.objects.filter(pk__in=unbuildable).update(note_pending=False, last_error=str(NOTE_UNBUILDABLE))
+            leads = [lead for lead in leads if lead.pk not in set(unbuildable)]
         if not leads:
-            return False
-        body = [payloads.deal_note(deal_id=lead.amocrm_deal_id, text=payloads.note_text(lead, lead.source))
-                for lead in leads]
+            return bool(unbuildable)
         start = len(self.client.logs)
         try:
             self.client.lead_notes_create(body, context=self._context(leads))

@@ -6,7 +6,6 @@ refused before that (bad input, a foreign origin, a wrong media type) on its way
 bad posts is throttled like good ones, and a good post costs one round trip instead of two.
 """
 
-import logging
 import time
 from dataclasses import dataclass
 
@@ -15,8 +14,6 @@ from rest_framework.settings import api_settings
 from config.net import client_ip
 
 from . import marks
-
-logger = logging.getLogger(__name__)
 
 SCOPE = "lead_intake"
 PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -55,5 +52,5 @@ class IntakeWindow:
         try:
             return marks.count(self.limit.key, seconds=self.limit.seconds) <= self.limit.limit
         except Exception as exc:  # noqa: BLE001
-            logger.warning("intake throttle unavailable", extra={"error": repr(exc)})
+            marks.log_trouble("intake throttle unavailable", exc)
             return True

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from amocrm.models import AmoUser, CustomField, Pipeline, Stage
 from amocrm.ratelimit import AccountRateLimiter
+from config.breaker import redis_breaker
 from leads import services
 from leads.models import Lead, LeadSource
 from tests.factories import HOST, make_account
@@ -28,6 +29,14 @@ def _fresh_source_cache():
     services.lead_source_cache_clear()
     yield
     services.lead_source_cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _closed_redis_breaker():
+    """No test inherits an open circuit breaker (config.breaker) from another: it would skip Redis."""
+    redis_breaker.reset()
+    yield
+    redis_breaker.reset()
 
 
 @pytest.fixture

@@ -163,12 +163,48 @@ def test_other_media_types_are_415(client, source, content_type):
     assert Lead.objects.count() == 0
 
 
+def _close_double_click_window():
+    """As if the 10-second window had passed: only the Idempotency-Key can then match a repeat."""
+    from leads import marks
+
+    for lead in Lead.objects.all():
+        marks.release(f"leads:fp:{lead.fingerprint}")
+
+
 def test_the_same_idempotency_key_returns_the_first_answer_and_stores_nothing_new(client, source):
-    first = post_json(client, valid(source), HTTP_IDEMPOTENCY_KEY="key-1")
-    again = post_json(client, valid(source, message="changed"), HTTP_IDEMPOTENCY_KEY="key-1")
+    first = post_json(client, valid(source, message="Hello"), HTTP_IDEMPOTENCY_KEY="key-1")
+    _close_double_click_window()
+    again = post_json(client, valid(source, message="Hello"), HTTP_IDEMPOTENCY_KEY="key-1")
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json()
     assert Lead.objects.count() == 1 and Lead.objects.get().idempotency_key == "key-1"
+
+
+def test_the_same_idempotency_key_with_another_body_is_422_and_stores_nothing(client, source):
+    first = post_json(client, valid(source, message="Hello"), HTTP_IDEMPOTENCY_KEY="key-1")
+    again = post_json(client, valid(source, message="changed"), HTTP_IDEMPOTENCY_KEY="key-1")
+    assert first.status_code == 201 and again.status_code == 422
+    errors = again.json()["errors"]
+    assert list(errors) == ["Idempotency-Key"] and "different" in errors["Idempotency-Key"][0]
+    assert Lead.objects.count() == 1 and Lead.objects.get().message == "Hello"
+
+
+@pytest.mark.parametrize("change", [{"name": "Пётр"}, {"utm_source": "yandex"}, {"fields": {"city": "Kazan"}},
+                                    {"email": "ivan@example.com"}, {"website": "http://spam.example"}])
+def test_a_reused_key_is_422_even_inside_the_double_click_window(client, source, change):
+    """Same phone and message within 10 s is a double click, but the key says which submission it was."""
+    post_json(client, valid(source, message="Hello"), HTTP_IDEMPOTENCY_KEY="key-1")
+    again = post_json(client, valid(source, message="Hello", **change), HTTP_IDEMPOTENCY_KEY="key-1")
+    assert again.status_code == 422 and "Idempotency-Key" in again.json()["errors"]
+    assert Lead.objects.count() == 1
+
+
+def test_a_body_that_normalizes_to_the_same_submission_is_the_same(client, source):
+    first = post_json(client, valid(source, email="Ivan@Example.com", name=" Иван "), HTTP_IDEMPOTENCY_KEY="k")
+    _close_double_click_window()
+    again = post_json(client, valid(source, email="ivan@example.com", name="Иван", utm_term=None),
+                      HTTP_IDEMPOTENCY_KEY="k")
+    assert again.status_code == 201 and again.json() == first.json()
 
 
 def test_the_same_idempotency_key_for_another_source_is_another_lead(client, source, account):
@@ -247,8 +283,9 @@ def test_a_lead_refused_by_its_insert_gives_back_the_push_mark_it_set(client, so
     with django_capture_on_commit_callbacks(execute=True):
         first = post_json(client, valid(source, message="A"), HTTP_IDEMPOTENCY_KEY="k1")
         services._take_push_scheduled(source.account_id)
-        # Same key, other message: past the double-click window, then refused by the unique key.
-        again = post_json(client, valid(source, message="B"), HTTP_IDEMPOTENCY_KEY="k1")
+        # Same key and body past the double-click window: refused by the unique key.
+        _close_double_click_window()
+        again = post_json(client, valid(source, message="A"), HTTP_IDEMPOTENCY_KEY="k1")
     assert again.json()["id"] == first.json()["id"] and Lead.objects.count() == 1
     assert queued_task_args() == [[source.account_id]]  # the first lead's push only
     assert marks.mark(services._push_scheduled_mark(source.account_id).key, seconds=5) is True  # given back
@@ -300,8 +337,9 @@ def test_a_new_idempotency_key_costs_no_extra_query_and_a_repeated_one_a_lookup(
     statements = [q["sql"].split()[0] for q in queries.captured_queries]
     # (The savepoint exists only because the test runs inside a transaction.)
     assert statements == ["SAVEPOINT", "INSERT", "RELEASE"]
+    _close_double_click_window()
     with CaptureQueriesContext(connection) as queries:
-        again = post_json(client, valid(source, message="other text"), HTTP_IDEMPOTENCY_KEY="abc")
+        again = post_json(client, valid(source), HTTP_IDEMPOTENCY_KEY="abc")
     statements = [q["sql"].split()[0] for q in queries.captured_queries]
     assert statements == ["SAVEPOINT", "INSERT", "ROLLBACK", "RELEASE", "SELECT"]
     assert again.json() == first.json() and Lead.objects.count() == 2
@@ -323,7 +361,7 @@ def test_the_api_docs_describe_the_intake_once(client):
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
     assert "/api/leads/" in schema["paths"] and "/api/leads" not in schema["paths"]
     operation = schema["paths"]["/api/leads/"]["post"]
-    assert set(operation["responses"]) == {"201", "303", "400", "403", "413", "415", "429"}
+    assert set(operation["responses"]) == {"201", "303", "400", "403", "413", "415", "422", "429"}
     assert [parameter["name"] for parameter in operation["parameters"]] == ["Idempotency-Key"]
     assert set(schema["components"]["schemas"]["LeadAccepted"]["properties"]) == {"id", "status"}
 

@@ -205,8 +205,9 @@ def test_simultaneous_posts_with_one_idempotency_key_store_one_lead(source):
 
     def post(i):
         barrier.wait()
-        # Different bodies: only the key makes them the same submission.
-        answers.append(post_json(Client(), valid(source, message=f"try {i}"), HTTP_IDEMPOTENCY_KEY="same").json())
+        # Different bodies: only the key ties them together, and it ties them to the first one stored.
+        response = post_json(Client(), valid(source, message=f"try {i}"), HTTP_IDEMPOTENCY_KEY="same")
+        answers.append((response.status_code, response.json()))
         connection.close()
 
     threads = [threading.Thread(target=post, args=(i,)) for i in range(8)]
@@ -215,7 +216,34 @@ def test_simultaneous_posts_with_one_idempotency_key_store_one_lead(source):
     for thread in threads:
         thread.join()
     assert Lead.objects.count() == 1
-    assert {answer["id"] for answer in answers} == {str(Lead.objects.get().id)}
+    lead = Lead.objects.get()
+    # The first stored answers 201; every other body reused its key and is refused, naming the key.
+    assert [body for status, body in answers if status == 201] == [{"id": str(lead.id), "status": "pending"}]
+    assert sorted(status for status, _ in answers) == [201] + [422] * 7
+    assert all("Idempotency-Key" in body["errors"] for status, body in answers if status == 422)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_retries_of_one_keyed_submission_all_get_its_answer(source):
+    from leads import marks
+
+    answers = []
+    barrier = threading.Barrier(8)
+
+    def post():
+        barrier.wait()
+        answers.append(post_json(Client(), valid(source, message="Same"), HTTP_IDEMPOTENCY_KEY="same").json())
+        connection.close()
+
+    first = post_json(Client(), valid(source, message="Same"), HTTP_IDEMPOTENCY_KEY="same").json()
+    marks.release(f"leads:fp:{Lead.objects.get().fingerprint}")  # past the double-click window: the key decides
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert Lead.objects.count() == 1
+    assert answers == [first] * 8
 
 
 # ---------------------------------------------------------------------------- outbox with the broker down
