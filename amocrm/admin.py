@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from config.logging import mask_url_secrets
 
-from . import errors, oauth, services
+from . import errors, oauth, services, tokens
 from .crypto import redact
 from .models import Account, AmoUser, CustomField, Pipeline, Stage, SyncLog, Token, WebhookEvent
 
@@ -310,7 +310,7 @@ class AccountAdmin(admin.ModelAdmin):
     @admin.action(description="Refresh token now", permissions=["change"])
     def action_refresh_token(self, request, queryset):
         def run(account):
-            token = services.account_refresh_token(account_id=account.pk, force=True)
+            token = tokens.account_refresh_token(account_id=account.pk, force=True)
             if token.long_lived:
                 return "long-lived tokens are not refreshed."
             return f"token refreshed, valid until {timezone.localtime(token.expires_at):%Y-%m-%d %H:%M}."
