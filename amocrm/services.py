@@ -147,16 +147,18 @@ def _connect_failure_text(exc: errors.AmoCRMError) -> str:
 # ---------------------------------------------------------------------------- metadata
 
 
-def account_sync_metadata(*, account: Account) -> None:
-    """Fetch account info, pipelines with stages, users and deal custom fields into the local cache.
+def _by_id(items: list[dict]) -> dict[int, dict]:
+    """Entries keyed by their amoCRM id; one without a usable id (docs/amocrm.md#entities) could never match again."""
+    return {amocrm_id: item for item in items if (amocrm_id := to_id(item.get("id")))}
 
-    An entry without a usable id (docs/amocrm.md#entities) is skipped: it could never be matched again.
-    """
+
+def account_sync_metadata(*, account: Account) -> None:
+    """Fetch account info, pipelines with stages, users and deal custom fields into the local cache."""
     client = AmoCRMClient(account)
     info = client.account_get()
-    pipelines = [item for item in client.pipelines_list() if to_id(item.get("id"))]
-    users = [item for item in client.users_list() if to_id(item.get("id"))]
-    fields = [item for item in client.lead_custom_fields_list() if to_id(item.get("id"))]
+    pipelines = _by_id(client.pipelines_list())
+    users = _by_id(client.users_list())
+    fields = _by_id(client.lead_custom_fields_list())
     with transaction.atomic():
         Account.objects.filter(pk=account.pk).update(
             amocrm_account_id=to_id(info.get("id")),
@@ -166,38 +168,38 @@ def account_sync_metadata(*, account: Account) -> None:
             metadata_synced_at=timezone.now(),
         )
         keep = []
-        for item in pipelines:
+        for amocrm_id, item in pipelines.items():
             pipeline, _ = Pipeline.objects.update_or_create(
-                account=account, amocrm_id=to_id(item["id"]),
+                account=account, amocrm_id=amocrm_id,
                 defaults={"name": item.get("name") or "", "sort": item.get("sort") or 0,
                           "is_main": bool(item.get("is_main")), "is_archive": bool(item.get("is_archive"))},
             )
             keep.append(pipeline.pk)
-            statuses = [status for status in embedded(item, "statuses") if to_id(status.get("id"))]
-            for status in statuses:
+            statuses = _by_id(embedded(item, "statuses"))
+            for stage_id, status in statuses.items():
                 Stage.objects.update_or_create(
-                    pipeline=pipeline, amocrm_id=to_id(status["id"]),
+                    pipeline=pipeline, amocrm_id=stage_id,
                     defaults={"name": status.get("name") or "", "sort": status.get("sort") or 0,
                               "color": status.get("color") or "", "type": status.get("type") or 0},
                 )
-            pipeline.stages.exclude(amocrm_id__in=[to_id(s["id"]) for s in statuses]).delete()
+            pipeline.stages.exclude(amocrm_id__in=list(statuses)).delete()
         account.pipelines.exclude(pk__in=keep).delete()
-        for item in users:
+        for amocrm_id, item in users.items():
             AmoUser.objects.update_or_create(
-                account=account, amocrm_id=to_id(item["id"]),
+                account=account, amocrm_id=amocrm_id,
                 defaults={"name": item.get("name") or "", "email": item.get("email") or ""},
             )
-        account.users.exclude(amocrm_id__in=[to_id(u["id"]) for u in users]).delete()
-        for item in fields:
+        account.users.exclude(amocrm_id__in=list(users)).delete()
+        for amocrm_id, item in fields.items():
             CustomField.objects.update_or_create(
-                account=account, amocrm_id=to_id(item["id"]),
+                account=account, amocrm_id=amocrm_id,
                 defaults={"name": item.get("name") or "", "code": item.get("code") or "",
                           "type": item.get("type") or "", "enums": item.get("enums") or []},
             )
-        account.custom_fields.exclude(amocrm_id__in=[to_id(f["id"]) for f in fields]).delete()
-        main = next((p for p in pipelines if p.get("is_main")), pipelines[0] if pipelines else None)
+        account.custom_fields.exclude(amocrm_id__in=list(fields)).delete()
+        main = next((pid for pid, p in pipelines.items() if p.get("is_main")), next(iter(pipelines), None))
         if main and not account.default_pipeline_id:
-            Account.objects.filter(pk=account.pk).update(default_pipeline_id=to_id(main["id"]))
+            Account.objects.filter(pk=account.pk).update(default_pipeline_id=main)
 
 
 def account_test_connection(*, account: Account) -> dict:
