@@ -134,7 +134,7 @@ class Account(models.Model):
 
 
 class Token(models.Model):
-    """The account's OAuth pair (or a long-lived token). Written only under a row lock: see services."""
+    """The account's OAuth pair (or a long-lived token). Refreshed only under a row lock: see amocrm.tokens."""
 
     account = models.OneToOneField(Account, on_delete=models.CASCADE, related_name="token")
     access_token = EncryptedTextField()

@@ -1,4 +1,8 @@
-"""OAuth 2.0 with amoCRM: the consent URL with a signed state, and the token endpoint on the account host."""
+"""OAuth 2.0 with amoCRM: the consent URL with a signed state, and the token endpoint calls over the transport.
+
+The token endpoint is on the account's own host and both calls send the client secret
+(docs/amocrm.md#oauth). What to do with the tokens it returns is amocrm.tokens' business.
+"""
 
 import secrets
 from dataclasses import dataclass
@@ -10,9 +14,9 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from . import errors
-from .client import AmoCRMClient
 from .hosts import consent_page_url, normalize_account_host
 from .models import Account
+from .transport import Transport
 
 STATE_SALT = "amocrm.oauth.state"
 STATE_MAX_AGE = 20 * 60  # the authorization code itself lives 20 minutes
@@ -62,8 +66,8 @@ def consent_url(*, account: Account, user_id: int, mode: str = "post_message") -
     return f"{consent_page_url(origin)}?{query}"
 
 
-def _token_request(client: AmoCRMClient, *, operation: str, fields: dict) -> TokenGrant:
-    account = client.account
+def _token_request(transport: Transport, *, operation: str, fields: dict) -> TokenGrant:
+    account = transport.account
     body = {
         "client_id": account.client_id,
         "client_secret": account.client_secret,
@@ -71,7 +75,7 @@ def _token_request(client: AmoCRMClient, *, operation: str, fields: dict) -> Tok
         **fields,
     }
     try:
-        response = client.send("POST", "/oauth2/access_token", operation=operation, json_body=body)
+        response = transport.send("POST", "/oauth2/access_token", operation=operation, json_body=body)
     except errors.Unauthorized as exc:  # any 401 from the token endpoint
         raise _classify_401(exc) from exc
     except errors.PermanentError as exc:
@@ -118,13 +122,13 @@ def _classify_400(exc: errors.AmoCRMError) -> errors.AmoCRMError:
     return errors.PermanentError(f"amoCRM refused the token request: {text.strip()}", status=400, payload=exc.payload)
 
 
-def exchange_code(client: AmoCRMClient, code: str) -> TokenGrant:
+def exchange_code(transport: Transport, code: str) -> TokenGrant:
     """POST /oauth2/access_token with grant_type=authorization_code, on the account host."""
-    return _token_request(client, operation="oauth.exchange_code",
+    return _token_request(transport, operation="oauth.exchange_code",
                           fields={"grant_type": "authorization_code", "code": code})
 
 
-def refresh(client: AmoCRMClient, refresh_token: str) -> TokenGrant:
+def refresh(transport: Transport, refresh_token: str) -> TokenGrant:
     """POST /oauth2/access_token with grant_type=refresh_token. The old refresh token dies with this call."""
-    return _token_request(client, operation="oauth.refresh",
+    return _token_request(transport, operation="oauth.refresh",
                           fields={"grant_type": "refresh_token", "refresh_token": refresh_token})

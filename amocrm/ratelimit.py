@@ -14,6 +14,7 @@ import random
 import time
 from pathlib import Path
 
+import redis
 from django.conf import settings
 
 # The window is a little longer than amoCRM's second (AMOCRM_RATE_WINDOW, default 1.2 s): a request
@@ -57,8 +58,6 @@ return until_
 """
 
     def __init__(self, url: str):
-        import redis
-
         self.client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
         self._take = self.client.register_script(self.SCRIPT)
         self._pause = self.client.register_script(self.PAUSE_SCRIPT)

@@ -1,11 +1,12 @@
-"""Account services: connect, refresh tokens under a lock, sync metadata, manage the webhook subscription."""
+"""The account's lifecycle: connect, sync metadata, test, webhook subscription, rotate key, disconnect; and the prunes.
 
-import base64
+Tokens and their refresh live in amocrm.tokens; every call goes out through amocrm.client.
+"""
+
 import copy
-import json
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, connection, models, transaction
 from django.dispatch import Signal
@@ -15,9 +16,12 @@ from django.utils.translation import gettext as _
 from config.logging import mask_url_secrets
 
 from . import errors, oauth
-from .client import REFRESH_AHEAD, AmoCRMClient
+from .client import AmoCRMClient
 from .hosts import normalize_account_host
-from .models import Account, AmoUser, CustomField, Pipeline, Stage, SyncLog, Token, WebhookEvent, new_webhook_key
+from .models import Account, AmoUser, CustomField, Pipeline, Stage, SyncLog, WebhookEvent, new_webhook_key
+from .tokens import long_lived_expiry, token_delete, token_store
+from .transport import Transport, account_note_error
+from .values import embedded, to_id
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +29,6 @@ logger = logging.getLogger(__name__)
 account_connected = Signal()
 
 WEBHOOK_EVENTS = ["add_lead", "update_lead", "status_lead", "delete_lead", "restore_lead", "responsible_lead"]
-LONG_LIVED_FALLBACK = timedelta(days=365 * 5)
 
 
 class ConnectError(Exception):
@@ -39,95 +42,7 @@ class ConnectResult:
     webhook_error: str = ""
 
 
-# ---------------------------------------------------------------------------- tokens
-
-
-def _set_lock_timeout() -> None:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL lock_timeout = '30s'")
-
-
-def account_refresh_token(*, account_id: int, stale_access_token: str | None = None, force: bool = False,
-                          ahead: timedelta = REFRESH_AHEAD) -> Token:
-    """Refresh the account's token at most once per expiry, however many workers and hosts ask at once.
-
-    The refresh token is single-use: two concurrent refreshes would kill the connection. So the
-    token row is locked (select_for_update, in PostgreSQL across all hosts), re-read after the lock,
-    and the call is skipped when another worker already refreshed (the access token differs from
-    the `stale_access_token` the caller saw, or it is no longer about to expire). The new pair is
-    committed before anyone can use it; a missing refresh token in the answer keeps the old one.
-    A revoked grant puts the account into `needs_reauth` and raises TokenRevoked.
-    """
-    account = Account.objects.get(pk=account_id)
-    client = AmoCRMClient(account, defer_logs=True)
-    failure: errors.AmoCRMError | None = None
-    try:
-        with transaction.atomic():
-            _set_lock_timeout()
-            token = Token.objects.select_for_update().select_related("account").get(account_id=account_id)
-            client.account = token.account
-            if token.account.state != Account.State.CONNECTED:
-                raise errors.AccountUnavailable("The account is not connected; its token is not refreshed.")
-            if token.long_lived:
-                return token  # long-lived tokens have no refresh token; the admin warns before expiry
-            if stale_access_token is not None:
-                if token.access_token != stale_access_token:
-                    return token  # another worker refreshed while we waited for the lock
-            elif not force and token.expires_at > timezone.now() + ahead:
-                return token
-            try:
-                grant = oauth.refresh(client, token.refresh_token)
-            except errors.AuthError as exc:
-                # Revoked or invalid client: the stored pair is dead. Record it (this commits) and stop.
-                Account.objects.filter(pk=account_id).update(
-                    state=Account.State.NEEDS_REAUTH, last_error=str(exc), last_error_at=timezone.now()
-                )
-                failure = exc
-                return token
-            token.access_token = grant.access_token
-            token.refresh_token = grant.refresh_token or token.refresh_token
-            token.expires_at = grant.expires_at
-            token.refreshed_at = timezone.now()
-            token.refresh_count += 1
-            token.save()
-            logger.info("amocrm token refreshed", extra={"account": account_id, "expires_at": grant.expires_at})
-            return token
-    finally:
-        client.flush_logs()
-        if failure is not None:
-            raise failure
-
-
-def account_refresh_expiring_tokens(*, within: timedelta = timedelta(hours=1)) -> int:
-    """Refresh every connected account's token that expires within `within` (keeps idle accounts alive)."""
-    refreshed = 0
-    due = Token.objects.filter(
-        long_lived=False, account__state=Account.State.CONNECTED, expires_at__lte=timezone.now() + within
-    ).values_list("account_id", flat=True)
-    for account_id in due:
-        try:
-            account_refresh_token(account_id=account_id, ahead=within)
-            refreshed += 1
-        except errors.AmoCRMError as exc:
-            logger.warning("scheduled token refresh failed", extra={"account": account_id, "error": str(exc)})
-    return refreshed
-
-
 # ---------------------------------------------------------------------------- connect
-
-
-def _long_lived_expiry(token: str) -> datetime:
-    """Long-lived tokens are JWTs; their `exp` claim says when they die. Unknown → the 5-year maximum."""
-    try:
-        payload = token.split(".")[1]
-        payload += "=" * (-len(payload) % 4)
-        exp = json.loads(base64.urlsafe_b64decode(payload)).get("exp")
-        if exp:
-            return datetime.fromtimestamp(int(exp), tz=UTC)
-    except (IndexError, ValueError, TypeError):
-        logger.info("long-lived token is not a readable JWT; assuming the 5-year maximum")
-    return timezone.now() + LONG_LIVED_FALLBACK
 
 
 def _claim_host(account: Account, host: str) -> str:
@@ -155,6 +70,15 @@ def account_connect(*, account: Account, host: str, code: str | None = None,
     going to the host that worked. On failure the account records the error and ConnectError
     says what to do.
     """
+    try:
+        return _connect(account=account, host=host, code=code, long_lived_token=long_lived_token)
+    except ConnectError as exc:
+        if account.pk is not None:
+            account_note_error(account_id=account.pk, message=str(exc))
+        raise
+
+
+def _connect(*, account: Account, host: str, code: str | None, long_lived_token: str | None) -> ConnectResult:
     if bool(code) == bool(long_lived_token):
         raise ConnectError("Give either an authorization code or a long-lived token.")
     origin = _claim_host(account, host)
@@ -164,21 +88,19 @@ def account_connect(*, account: Account, host: str, code: str | None = None,
     if code:
         candidate = copy.copy(account)
         candidate.host = origin
-        client = AmoCRMClient(candidate, allow_any_state=True)
         try:
-            grant = oauth.exchange_code(client, code)
+            grant = oauth.exchange_code(Transport(candidate, allow_any_state=True), code)
         except errors.AmoCRMError as exc:
-            client.note_error(str(exc))
             raise ConnectError(_connect_failure_text(exc)) from exc
         values = {"access_token": grant.access_token, "refresh_token": grant.refresh_token,
                   "expires_at": grant.expires_at, "long_lived": False}
     else:
         values = {"access_token": long_lived_token, "refresh_token": "",
-                  "expires_at": _long_lived_expiry(long_lived_token), "long_lived": True}
+                  "expires_at": long_lived_expiry(long_lived_token), "long_lived": True}
 
     try:
         with transaction.atomic():
-            Token.objects.update_or_create(account=account, defaults={**values, "refreshed_at": timezone.now()})
+            token_store(account_id=account.pk, **values)
             Account.objects.filter(pk=account.pk).update(
                 host=origin, state=Account.State.CONNECTED, connected_at=timezone.now(), last_error="",
                 error_count=0,
@@ -205,6 +127,11 @@ def account_connect(*, account: Account, host: str, code: str | None = None,
     return result
 
 
+def account_consent_denied(*, account: Account, error: str) -> None:
+    """The operator did not allow access on amoCRM's consent page (the callback's `error`): record it."""
+    account_note_error(account_id=account.pk, message=f"OAuth: {error[:100]}: access denied")
+
+
 def _connect_failure_text(exc: errors.AmoCRMError) -> str:
     if isinstance(exc, errors.InvalidClient):
         return ("amoCRM does not recognise the integration: compare the integration ID, secret key and redirect "
@@ -220,54 +147,59 @@ def _connect_failure_text(exc: errors.AmoCRMError) -> str:
 # ---------------------------------------------------------------------------- metadata
 
 
+def _by_id(items: list[dict]) -> dict[int, dict]:
+    """Entries keyed by their amoCRM id; one without a usable id (docs/amocrm.md#entities) could never match again."""
+    return {amocrm_id: item for item in items if (amocrm_id := to_id(item.get("id")))}
+
+
 def account_sync_metadata(*, account: Account) -> None:
     """Fetch account info, pipelines with stages, users and deal custom fields into the local cache."""
     client = AmoCRMClient(account)
     info = client.account_get()
-    pipelines = client.pipelines_list()
-    users = client.users_list()
-    fields = client.lead_custom_fields_list()
+    pipelines = _by_id(client.pipelines_list())
+    users = _by_id(client.users_list())
+    fields = _by_id(client.lead_custom_fields_list())
     with transaction.atomic():
         Account.objects.filter(pk=account.pk).update(
-            amocrm_account_id=info.get("id"),
+            amocrm_account_id=to_id(info.get("id")),
             amocrm_name=info.get("name") or "",
             subdomain=info.get("subdomain") or "",
             currency=info.get("currency") or "",
             metadata_synced_at=timezone.now(),
         )
         keep = []
-        for item in pipelines:
+        for amocrm_id, item in pipelines.items():
             pipeline, _ = Pipeline.objects.update_or_create(
-                account=account, amocrm_id=item["id"],
+                account=account, amocrm_id=amocrm_id,
                 defaults={"name": item.get("name") or "", "sort": item.get("sort") or 0,
                           "is_main": bool(item.get("is_main")), "is_archive": bool(item.get("is_archive"))},
             )
             keep.append(pipeline.pk)
-            statuses = (item.get("_embedded") or {}).get("statuses") or []
-            for status in statuses:
+            statuses = _by_id(embedded(item, "statuses"))
+            for stage_id, status in statuses.items():
                 Stage.objects.update_or_create(
-                    pipeline=pipeline, amocrm_id=status["id"],
+                    pipeline=pipeline, amocrm_id=stage_id,
                     defaults={"name": status.get("name") or "", "sort": status.get("sort") or 0,
                               "color": status.get("color") or "", "type": status.get("type") or 0},
                 )
-            pipeline.stages.exclude(amocrm_id__in=[s["id"] for s in statuses]).delete()
+            pipeline.stages.exclude(amocrm_id__in=list(statuses)).delete()
         account.pipelines.exclude(pk__in=keep).delete()
-        for item in users:
+        for amocrm_id, item in users.items():
             AmoUser.objects.update_or_create(
-                account=account, amocrm_id=item["id"],
+                account=account, amocrm_id=amocrm_id,
                 defaults={"name": item.get("name") or "", "email": item.get("email") or ""},
             )
-        account.users.exclude(amocrm_id__in=[u["id"] for u in users]).delete()
-        for item in fields:
+        account.users.exclude(amocrm_id__in=list(users)).delete()
+        for amocrm_id, item in fields.items():
             CustomField.objects.update_or_create(
-                account=account, amocrm_id=item["id"],
+                account=account, amocrm_id=amocrm_id,
                 defaults={"name": item.get("name") or "", "code": item.get("code") or "",
                           "type": item.get("type") or "", "enums": item.get("enums") or []},
             )
-        account.custom_fields.exclude(amocrm_id__in=[f["id"] for f in fields]).delete()
-        main = next((p for p in pipelines if p.get("is_main")), pipelines[0] if pipelines else None)
+        account.custom_fields.exclude(amocrm_id__in=list(fields)).delete()
+        main = next((pid for pid, p in pipelines.items() if p.get("is_main")), next(iter(pipelines), None))
         if main and not account.default_pipeline_id:
-            Account.objects.filter(pk=account.pk).update(default_pipeline_id=main["id"])
+            Account.objects.filter(pk=account.pk).update(default_pipeline_id=main)
 
 
 def account_test_connection(*, account: Account) -> dict:
@@ -332,7 +264,7 @@ def account_disconnect(*, account: Account) -> None:
         except errors.AmoCRMError as exc:
             logger.info("webhook not unsubscribed on disconnect", extra={"account": account.pk, "error": str(exc)})
     with transaction.atomic():
-        Token.objects.filter(account=account).delete()
+        token_delete(account_id=account.pk)
         Account.objects.filter(pk=account.pk).update(
             state=Account.State.NOT_CONNECTED, webhook_subscribed_at=None, connected_at=None
         )

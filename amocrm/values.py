@@ -12,11 +12,14 @@ _MAX_DIGITS = 18
 
 
 def to_int(value: Any) -> int | None:
-    """An int from an int or a numeric string ("42", " 42 "); None for anything else (bools, floats, "", junk)."""
+    """An int from an int or a numeric string ("42", " 42 "); None for anything else (bools, floats, "", junk).
+
+    Longer than 18 digits is None too, whether a string or a JSON number: no amoCRM id or time is that long.
+    """
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
+        return value if abs(value) < 10**_MAX_DIGITS else None
     if isinstance(value, str):
         text = value.strip()
         digits = text[1:] if text[:1] in "+-" else text

@@ -16,7 +16,7 @@ from config.queue import enqueue_on_commit
 
 from .models import Account, WebhookEvent
 from .oauth import StateError, read_state
-from .services import ConnectError, account_connect
+from .services import ConnectError, account_connect, account_consent_denied
 from .tasks import process_webhook_event
 from .webhooks.ingest import claimed_account_id
 from .webhooks.throttle import webhook_throttle_check
@@ -58,8 +58,8 @@ def oauth_callback(request):
                        message=_("You may not connect amoCRM accounts: ask an administrator for the permission to "
                                  "change accounts."))
     if request.GET.get("error"):
+        account_consent_denied(account=account, error=request.GET["error"])
         message = "Access was not granted in amoCRM, so nothing was connected. Click Connect again and allow access."
-        Account.objects.filter(pk=account.pk).update(last_error=f"OAuth: {request.GET['error']}: access denied")
         return _result(request, ok=False, status=400, title="Access denied", message=message, account=account)
     code = request.GET.get("code", "")
     if not code:
@@ -68,8 +68,7 @@ def oauth_callback(request):
                        account=account)
     try:
         result = account_connect(account=account, host=request.GET.get("referer", ""), code=code)
-    except ConnectError as exc:
-        Account.objects.filter(pk=account.pk).update(last_error=str(exc))
+    except ConnectError as exc:  # the service recorded it on the account
         return _result(request, ok=False, status=400, title="Not connected", message=str(exc), account=account)
     notes = [n for n in (result.metadata_error, result.webhook_error) if n]
     message = f"Connected to {result.account.amocrm_name or result.account.host}."

@@ -2,7 +2,8 @@
 
 amoCRM posts webhooks in the old v2 shape, form-encoded with PHP bracket keys such as
 ``leads[status][0][custom_fields][1][values][0][enum]=3001``, every value a string
-(https://www.amocrm.ru/developers/content/crm_platform/webhooks-format). Bodies arrive truncated,
+(docs/amocrm.md#webhooks-amocrm-sends; https://www.amocrm.ru/developers/content/crm_platform/webhooks-format),
+read through amocrm.values like every amoCRM value. Bodies arrive truncated,
 with dangling key fragments or with broken UTF-8, and a delivery we cannot read at all is still
 stored by the caller, so this module never raises anything but ``WebhookParseError``.
 
@@ -27,6 +28,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from ..values import to_id, to_int
+
 logger = logging.getLogger(__name__)
 
 # A real 250-deal delivery with a dozen custom fields per deal runs to about 15,000 pairs; the
@@ -40,7 +43,6 @@ _SEGMENT_RE = re.compile(r"\[([^\[\]]*)\]")
 # Canonical non-negative integers only: PHP keeps "01" as a string key, and so do we. Bounded to
 # 18 digits, as amoCRM ids are, because int() refuses strings of thousands of digits.
 _INDEX_RE = re.compile(r"0|[1-9][0-9]{0,17}")
-_INT_RE = re.compile(r"[+-]?[0-9]{1,18}")
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 JSON_CONTENT_TYPE = "application/json"
@@ -218,9 +220,8 @@ def extract_delivery(parsed: dict) -> WebhookDelivery:
                     item_entity = "companies"
                 else:
                     item_entity = entity
-                entity_id = _to_int(data.get("id"))
                 # amoCRM ids are positive: anything else names no entity (and must never reach an API path).
-                entity_id = entity_id if entity_id is not None and entity_id > 0 else None
+                entity_id = to_id(_to_int(data.get("id")))
                 items.append(WebhookItem(item_entity, str(action), data, entity_id, index))
 
     account = parsed.get("account")
@@ -252,20 +253,11 @@ def _entries(entries: Any) -> list[dict]:
 # --- Field accessors ---------------------------------------------------------------------------
 
 
-# amoCRM ids and times are 64-bit; a JSON number beyond that range is no id and no time.
-_INT64 = range(-(2**63), 2**63)
-
-
 def _to_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value in _INT64 else None
-    if isinstance(value, float):
-        return int(value) if math.isfinite(value) and value.is_integer() else None
-    if isinstance(value, str) and _INT_RE.fullmatch(value.strip()):
-        return int(value.strip())
-    return None
+    """amocrm.values.to_int, plus the integral floats a JSON sender may write (``7.0``)."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    return to_int(value)
 
 
 def _to_str(value: Any) -> str | None:
@@ -291,23 +283,6 @@ def _to_timestamp(value: Any) -> int | None:
     return timestamp if timestamp is not None and timestamp > 0 else None
 
 
-def _children(value: Any) -> list:
-    """The elements of a list, or of a dict whose keys were not canonical indices."""
-    if isinstance(value, list):
-        return value
-    if isinstance(value, dict):
-        return list(value.values())
-    return []
-
-
-def _custom_field_values(raw_values: Any) -> list:
-    if isinstance(raw_values, dict) and ("value" in raw_values or "enum" in raw_values):
-        return [raw_values]  # one value sent without its index level
-    if isinstance(raw_values, dict | list):
-        return _children(raw_values)
-    return [raw_values]  # values=<scalar>: a bare value without even the index
-
-
 def item_int(item: WebhookItem, field: str) -> int | None:
     """The field as an int; None when missing, empty or not an integer."""
     return _to_int(item.data.get(field))
@@ -320,49 +295,3 @@ def item_timestamps(item: WebhookItem) -> dict[str, int]:
     """The item's modification/creation times that are set, as unix seconds, by field name."""
     stamps = {field: _to_timestamp(item.data.get(field)) for field in MODIFIED_FIELDS}
     return {field: stamp for field, stamp in stamps.items() if stamp is not None}
-
-
-def item_modified_at(item: WebhookItem) -> int | None:
-    """The newest of the item's modification/creation times as unix seconds, to order events by."""
-    return max(item_timestamps(item).values(), default=None)
-
-
-def item_custom_fields(item: WebhookItem) -> list[dict]:
-    """Custom fields as ``[{"id", "name", "code", "values": [{"value", "enum"}]}]``.
-
-    A date field arrives bare (``custom_fields[i][values][0]=<unix ts>``), without ``[value]``:
-    it is normalised to the same shape. Fields without a numeric id and values that are neither
-    a string nor a ``{value, enum}`` dict are left out.
-    """
-    fields = []
-    for field in _children(item.data.get("custom_fields")):
-        if not isinstance(field, dict) or (field_id := _to_int(field.get("id"))) is None:
-            continue
-        values = []
-        for raw in _custom_field_values(field.get("values")):
-            if isinstance(raw, dict):
-                value = _to_str(raw.get("value"))
-                enum = _to_str(raw.get("enum"))
-                if value is None and enum is None:
-                    continue
-                values.append({"value": value or "", "enum": enum or None})
-            elif (value := _to_str(raw)) is not None:
-                values.append({"value": value, "enum": None})
-        fields.append(
-            {
-                "id": field_id,
-                "name": _to_str(field.get("name")) or None,
-                "code": _to_str(field.get("code")) or None,
-                "values": values,
-            }
-        )
-    return fields
-
-
-def item_tags(item: WebhookItem) -> list[str]:
-    """Tag names from ``tags[i][name]``; tags without a name are left out."""
-    names = []
-    for tag in _children(item.data.get("tags")):
-        if isinstance(tag, dict) and (name := _to_str(tag.get("name"))):
-            names.append(name)
-    return names

@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
@@ -25,7 +25,9 @@ from config.queue import enqueue_on_commit, publish
 from sales.services import UNEXPECTED, DealEvent, deal_events_apply
 
 from ..client import AmoCRMClient
+from ..errors import AmoCRMError
 from ..models import SyncLog, WebhookEvent
+from ..values import to_moment
 from .parser import WebhookItem, WebhookParseError, extract_delivery, item_int, item_timestamps, parse_body
 
 logger = logging.getLogger(__name__)
@@ -60,10 +62,10 @@ def _modified_at(item: WebhookItem) -> datetime | None:
     """The newest of the item's times; an item carrying a time no calendar has is refused by name."""
     moments = []
     for name, stamp in item_timestamps(item).items():
-        try:
-            moments.append(datetime.fromtimestamp(stamp, tz=UTC))
-        except (OverflowError, ValueError, OSError) as exc:
-            raise ItemError(_("%(field)s “%(value)s” is not a valid time") % {"field": name, "value": stamp}) from exc
+        moment = to_moment(stamp)
+        if moment is None:
+            raise ItemError(_("%(field)s “%(value)s” is not a valid time") % {"field": name, "value": stamp})
+        moments.append(moment)
     return max(moments, default=None)
 
 
@@ -139,15 +141,15 @@ def webhook_event_process(*, event_id: int) -> str:
     try:
         run = _process(event, first_attempt=first_attempt)
     except Exception as exc:
-        if not hasattr(exc, "transient"):  # not an AmoCRMError: a bug worth a traceback, not an operator's text
+        if not isinstance(exc, AmoCRMError):  # a bug worth a traceback, not an operator's text
             logger.exception("webhook processing failed", extra={"webhook_event": event.pk})
             message = _("Processing stopped on %(reason)s. Reprocess the event once the cause is fixed.") % {
                 "reason": UNEXPECTED}
         else:
             message = f"{exc.__class__.__name__}: {exc}"
         _finish(event, State.FAILED, message)
-        if getattr(exc, "transient", False):
-            raise
+        if isinstance(exc, AmoCRMError) and exc.transient:
+            raise  # the task retries it (amocrm.tasks.process_webhook_event)
         return State.FAILED
     if run.unfinished:
         _continue_later(event, run)
@@ -248,6 +250,7 @@ def _continue_later(event: WebhookEvent, run: _Run) -> None:
     Conditional on the progress this run started from, so a duplicate run (the sweeper's copy of a
     follow-up still queued) neither counts its items twice nor enqueues a second chain.
     """
+    # Imported here, as in the two functions below: the task module imports this one (a task ↔ service pair).
     from ..tasks import process_webhook_event
 
     failed = event.items_failed + len(run.item_errors)

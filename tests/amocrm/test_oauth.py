@@ -181,6 +181,51 @@ def test_denied_access_is_explained(client, staff, new_account, mocked):
     assert len(mocked.calls) == 0
 
 
+def test_denied_access_is_recorded_on_the_account(client, staff, new_account, mocked):
+    client.force_login(staff)
+    state = _state_for(client, new_account)
+    client.get(CALLBACK, {"error": "access_denied", "state": state})
+    new_account.refresh_from_db()
+    assert "access_denied" in new_account.last_error and new_account.last_error_at is not None
+
+
+def test_the_connect_service_records_why_connecting_failed(new_account, mocked):
+    """The account keeps the operator's explanation, whoever called the service (callback page or CLI)."""
+    from amocrm.services import ConnectError, account_connect
+
+    with pytest.raises(ConnectError) as refused:
+        account_connect(account=new_account, host="attacker.example.com", code="c")
+    new_account.refresh_from_db()
+    assert new_account.last_error == str(refused.value) and "attacker.example.com" in new_account.last_error
+
+    mocked.post(TOKEN_URL, status=400, json={"hint": "Authorization code has expired", "title": "Bad request",
+                                             "status": 400})
+    with pytest.raises(ConnectError) as expired:
+        account_connect(account=new_account, host="sandbox.test", code="old")
+    new_account.refresh_from_db()
+    assert new_account.last_error == str(expired.value) and "expired or was already used" in new_account.last_error
+    assert new_account.state == Account.State.NOT_CONNECTED
+
+
+def test_metadata_entries_without_a_usable_id_are_skipped_not_fatal(mocked):
+    from amocrm.services import account_sync_metadata
+    from tests.factories import make_account
+
+    account = make_account()
+    mock_metadata(mocked)
+    mocked.replace(responses.GET, f"{API}/leads/pipelines", json={"_embedded": {"pipelines": [
+        {"name": "No id"},
+        {"id": "778", "name": "Second", "_embedded": {"statuses": [{"name": "No id"}, {"id": 2001, "name": "A"}]}},
+    ]}})
+    mocked.replace(responses.GET, f"{API}/users", json={"_embedded": {"users": [{"name": "Ghost"}, {"id": 6}]}})
+
+    account_sync_metadata(account=account)
+
+    assert list(Pipeline.objects.values_list("amocrm_id", "name")) == [(778, "Second")]
+    assert list(Stage.objects.values_list("amocrm_id", flat=True)) == [2001]
+    assert list(AmoUser.objects.values_list("amocrm_id", flat=True)) == [6]
+
+
 def test_the_cli_connects_with_a_code_and_prints_json(mocked):
     mocked.post(TOKEN_URL, json=TOKEN_ANSWER)
     mock_metadata(mocked)
@@ -260,7 +305,7 @@ def test_a_failed_reconnect_leaves_a_working_account_untouched(client, staff, mo
     assert (account.token.access_token, account.token.refresh_token, account.token.expires_at) == token_before
     # Later refreshes still go to the account's own host, never to the one the referer named.
     mocked.post(TOKEN_URL, json=TOKEN_ANSWER)
-    from amocrm.services import account_refresh_token
+    from amocrm.tokens import account_refresh_token
 
     account_refresh_token(account_id=account.pk, force=True)
     assert mocked.calls[-1].request.url == TOKEN_URL

@@ -13,7 +13,7 @@ from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
-from amocrm import errors, services
+from amocrm import errors, services, tokens
 from amocrm.client import AmoCRMClient
 from amocrm.models import Account, Token
 from amocrm.tasks import refresh_expiring_tokens
@@ -46,7 +46,7 @@ def test_the_periodic_task_refreshes_tokens_expiring_within_the_hour(mocked):
 @pytest.mark.django_db
 def test_the_old_refresh_token_is_kept_when_none_comes_back(mocked, account):
     mocked.post(TOKEN_URL, json={"token_type": "Bearer", "expires_in": 86400, "access_token": "access-2"})
-    services.account_refresh_token(account_id=account.pk, force=True)
+    tokens.account_refresh_token(account_id=account.pk, force=True)
     token = Token.objects.get(account=account)
     assert (token.access_token, token.refresh_token) == ("access-2", "refresh-1")
 

@@ -17,13 +17,11 @@ from amocrm.models import Account, WebhookEvent
 from amocrm.webhooks.parser import (
     WebhookParseError,
     extract_delivery,
-    item_custom_fields,
     item_int,
-    item_modified_at,
-    item_tags,
     parse_body,
 )
 from amocrm.webhooks.processing import webhook_event_process
+from tests.amocrm.webhook_items import item_custom_fields, item_modified_at, item_tags
 from tests.factories import HOST, make_account
 from tests.sales.builders import AMO_ACCOUNT_ID, FORM, api_deal
 

@@ -12,12 +12,10 @@ from amocrm.webhooks.parser import (
     WebhookItem,
     WebhookParseError,
     extract_delivery,
-    item_custom_fields,
     item_int,
-    item_modified_at,
-    item_tags,
     parse_body,
 )
+from tests.amocrm.webhook_items import item_custom_fields, item_modified_at, item_tags
 from tests.fixtures.loader import FIXTURES_DIR, load_fixture
 
 FORM = "application/x-www-form-urlencoded"

@@ -471,6 +471,30 @@ def test_the_task_retries_a_transient_error_with_backoff(client, account, amo):
     assert (event.state, event.attempts) == (State.PROCESSED, 3)
 
 
+def test_the_task_backs_off_exponentially_with_full_jitter_and_never_past_ten_minutes(client, account, amo,
+                                                                                     monkeypatch):
+    """Celery's own retry policy (autoretry_for, retry_backoff, retry_jitter): 5 s, 10 s, 20 s … capped at 600 s."""
+    from celery.exceptions import Retry
+
+    amo.get(f"{LEAD_URL}9001", status=503)
+    event = deliver(client, account, load_fixture("amocrm/webhooks/lead_status_won.txt"))
+    countdowns: dict[int, list[float]] = {}
+
+    def retry(*, exc, countdown, **options):
+        countdowns.setdefault(process_webhook_event.request.retries, []).append(countdown)
+        return Retry(exc=exc)
+
+    monkeypatch.setattr(process_webhook_event, "retry", retry)
+    for retries in range(9):
+        for _ in range(6):
+            process_webhook_event.apply(args=[event.pk], retries=retries)
+
+    assert sorted(countdowns) == list(range(9))
+    for retries, waits in countdowns.items():
+        assert all(0 <= wait <= min(600, 5 * 2**retries) for wait in waits), (retries, waits)
+    assert len(set(countdowns[8])) > 1  # jittered, so deliveries that failed together spread out
+
+
 def test_a_permanent_error_fails_the_event_without_a_retry(client, account, amo):
     amo.get(f"{LEAD_URL}9001", status=400, json={"title": "Bad Request", "detail": "nope"})
     event = deliver(client, account, load_fixture("amocrm/webhooks/lead_status_won.txt"))

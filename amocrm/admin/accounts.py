@@ -1,12 +1,9 @@
-"""Admin for amoCRM connections: status badges, connect and maintenance actions, read-only sync log and webhooks."""
-
-import json
+"""Admin for amoCRM accounts: the status badge and health, the Connect button and the maintenance actions."""
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
@@ -14,69 +11,10 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from config.logging import mask_url_secrets
-
-from . import errors, oauth, services
-from .crypto import redact
-from .models import Account, AmoUser, CustomField, Pipeline, Stage, SyncLog, Token, WebhookEvent
-
-# Shorter "secrets" are not replaced inside texts: replacing every "ab" would garble the message.
-SCRUB_MIN_LENGTH = 8
-
-
-def scrub(text: str, account: Account | None = None, *, hide_webhook_key: bool = True) -> str:
-    """The text with the account's client secret and tokens (and the webhook key) cut to their last four characters.
-
-    Error texts come from amoCRM answers and exceptions: whatever they quote, a page never shows a secret.
-    """
-    if not text:
-        return text
-    secrets = []
-    if account is not None:
-        secrets.append(account.client_secret)
-        try:
-            token = account.token  # one query at most; none in lists (list_select_related)
-        except Token.DoesNotExist:
-            token = None
-        if token is not None:
-            secrets += [token.access_token, token.refresh_token]
-        if hide_webhook_key:
-            secrets.append(account.webhook_key)
-    for secret in secrets:
-        if secret and len(secret) >= SCRUB_MIN_LENGTH:
-            text = text.replace(secret, redact(secret))
-    return mask_url_secrets(text) if hide_webhook_key else text
-
-BADGES = {
-    "connected": ("#1e7e34", "Connected"),
-    "expiring": ("#b8860b", "Token expiring soon"),
-    "needs_reauth": ("#c0392b", "Needs re-authorization"),
-    "blocked": ("#8e0000", "Blocked by amoCRM"),
-    "error": ("#d35400", "Error"),
-    "not_connected": ("#6c757d", "Not connected"),
-    "disabled": ("#343a40", "Disabled"),
-}
-
-
-def badge(key: str):
-    color, label = BADGES.get(key, ("#6c757d", key))
-    return format_html(
-        '<span style="background:{};color:#fff;padding:2px 8px;border-radius:10px;white-space:nowrap">{}</span>',
-        color, label,
-    )
-
-
-def pretty_json(value):
-    """Escaped, indented JSON (format_html escapes; never mark_safe on data), webhook keys cut short."""
-    if value in (None, "", {}, []):
-        return "—"
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return format_html('<pre style="white-space:pre-wrap;max-width:70em">{}</pre>', scrub(value))
-    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
-    return format_html('<pre style="white-space:pre-wrap;max-width:70em">{}</pre>', scrub(text))
+from .. import errors, oauth, services, tokens
+from ..crypto import redact
+from ..models import Account, Token
+from .helpers import BADGES, badge, scrub
 
 
 class StateFilter(admin.SimpleListFilter):
@@ -235,8 +173,6 @@ class AccountAdmin(admin.ModelAdmin):
 
     @admin.display(description="redirect URI to enter in amoCRM")
     def redirect_uri_hint(self, obj):
-        from django.conf import settings
-
         return settings.SITE_URL + reverse("amocrm-oauth-callback")
 
     @admin.display(description="webhook URL")
@@ -310,7 +246,7 @@ class AccountAdmin(admin.ModelAdmin):
     @admin.action(description="Refresh token now", permissions=["change"])
     def action_refresh_token(self, request, queryset):
         def run(account):
-            token = services.account_refresh_token(account_id=account.pk, force=True)
+            token = tokens.account_refresh_token(account_id=account.pk, force=True)
             if token.long_lived:
                 return "long-lived tokens are not refreshed."
             return f"token refreshed, valid until {timezone.localtime(token.expires_at):%Y-%m-%d %H:%M}."
@@ -350,133 +286,3 @@ class AccountAdmin(admin.ModelAdmin):
         for account in queryset:
             services.account_disconnect(account=account)
             self.message_user(request, f"{account.name}: disconnected (tokens deleted).", messages.SUCCESS)
-
-
-class StageInline(admin.TabularInline):
-    model = Stage
-    extra = 0
-    can_delete = False
-    fields = ["amocrm_id", "name", "sort", "type"]
-    readonly_fields = fields
-
-
-@admin.register(Pipeline)
-class PipelineAdmin(admin.ModelAdmin):
-    list_display = ["name", "account", "amocrm_id", "is_main", "stage_count"]
-    list_filter = ["account"]
-    inlines = [StageInline]
-    readonly_fields = ["account", "amocrm_id", "name", "sort", "is_main", "is_archive"]
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).annotate(_stages=Count("stages"))
-
-    @admin.display(description="stages")
-    def stage_count(self, obj):
-        return obj._stages
-
-    def has_add_permission(self, request):
-        return False
-
-
-@admin.register(AmoUser)
-class AmoUserAdmin(admin.ModelAdmin):
-    list_display = ["name", "email", "amocrm_id", "account"]
-    list_filter = ["account"]
-    readonly_fields = ["account", "amocrm_id", "name", "email"]
-
-    def has_add_permission(self, request):
-        return False
-
-
-@admin.register(CustomField)
-class CustomFieldAdmin(admin.ModelAdmin):
-    list_display = ["name", "code", "type", "amocrm_id", "account"]
-    list_filter = ["account", "type"]
-    search_fields = ["name", "code"]
-    readonly_fields = ["account", "amocrm_id", "name", "code", "type", "enums"]
-
-    def has_add_permission(self, request):
-        return False
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-@admin.register(SyncLog)
-class SyncLogAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "account", "operation", "status", "http_status", "duration_ms", "path"]
-    list_filter = ["status", "operation", "direction", "account", ("created_at", admin.DateFieldListFilter)]
-    search_fields = ["path", "error", "amocrm_request_id"]
-    list_select_related = ["account"]
-    date_hierarchy = "created_at"
-    fields = ["created_at", "account", "operation", "direction", "status", "method", "path", "http_status",
-              "duration_ms", "amocrm_request_id", "error_text", "request_pretty", "response_pretty", "context_pretty"]
-    readonly_fields = fields
-
-    @admin.display(description="error")
-    def error_text(self, obj):
-        return scrub(obj.error) or "—"
-
-    @admin.display(description="request (redacted)")
-    def request_pretty(self, obj):
-        return pretty_json(obj.request_body)
-
-    @admin.display(description="response (redacted)")
-    def response_pretty(self, obj):
-        return pretty_json(obj.response_body)
-
-    @admin.display(description="context")
-    def context_pretty(self, obj):
-        return pretty_json(obj.context)
-
-
-@admin.register(WebhookEvent)
-class WebhookEventAdmin(ReadOnlyAdmin):
-    list_display = ["received_at", "account", "state", "summary", "remote_ip", "attempts", "processed_at"]
-    list_filter = ["state", "account", ("received_at", admin.DateFieldListFilter)]
-    list_select_related = ["account"]
-    date_hierarchy = "received_at"
-    actions = ["action_reprocess"]
-    fields = ["received_at", "account", "state", "error", "attempts", "processed_at", "remote_ip", "content_type",
-              "headers_pretty", "body_pretty", "parsed_pretty"]
-    readonly_fields = fields
-
-    @admin.display(description="events")
-    def summary(self, obj):
-        parsed = obj.parsed or {}
-        names = [f"{entity}.{action}" for entity, actions in parsed.items() if entity != "account"
-                 and isinstance(actions, dict) for action in actions]
-        return ", ".join(names[:5]) or "—"
-
-    @admin.display(description="headers")
-    def headers_pretty(self, obj):
-        return pretty_json(obj.headers)
-
-    @admin.display(description="raw body")
-    def body_pretty(self, obj):
-        return format_html('<pre style="white-space:pre-wrap;word-break:break-all;max-width:70em">{}</pre>',
-                           obj.body_text[:20000])
-
-    @admin.display(description="parsed")
-    def parsed_pretty(self, obj):
-        return pretty_json(obj.parsed)
-
-    def has_reprocess_permission(self, request):
-        opts = self.opts
-        return request.user.has_perm(f"{opts.app_label}.{get_permission_codename('reprocess', opts)}")
-
-    @admin.action(description="Reprocess", permissions=["reprocess"])
-    def action_reprocess(self, request, queryset):
-        from .webhooks.processing import webhook_event_reprocess
-
-        done = 0
-        for event in queryset:
-            webhook_event_reprocess(event_id=event.pk)
-            done += 1
-        self.message_user(request, f"{done} webhook event(s) queued for reprocessing.", messages.SUCCESS)
-

@@ -1,0 +1,81 @@
+"""Admin for what happened: the sync log and the webhook deliveries, read-only, with Reprocess for deliveries."""
+
+from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
+from django.utils.html import format_html
+
+from ..models import SyncLog, WebhookEvent
+from ..webhooks.processing import webhook_event_reprocess
+from .helpers import ReadOnlyAdmin, pretty_json, scrub
+
+
+@admin.register(SyncLog)
+class SyncLogAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "account", "operation", "status", "http_status", "duration_ms", "path"]
+    list_filter = ["status", "operation", "direction", "account", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["path", "error", "amocrm_request_id"]
+    list_select_related = ["account"]
+    date_hierarchy = "created_at"
+    fields = ["created_at", "account", "operation", "direction", "status", "method", "path", "http_status",
+              "duration_ms", "amocrm_request_id", "error_text", "request_pretty", "response_pretty", "context_pretty"]
+    readonly_fields = fields
+
+    @admin.display(description="error")
+    def error_text(self, obj):
+        return scrub(obj.error) or "—"
+
+    @admin.display(description="request (redacted)")
+    def request_pretty(self, obj):
+        return pretty_json(obj.request_body)
+
+    @admin.display(description="response (redacted)")
+    def response_pretty(self, obj):
+        return pretty_json(obj.response_body)
+
+    @admin.display(description="context")
+    def context_pretty(self, obj):
+        return pretty_json(obj.context)
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ReadOnlyAdmin):
+    list_display = ["received_at", "account", "state", "summary", "remote_ip", "attempts", "processed_at"]
+    list_filter = ["state", "account", ("received_at", admin.DateFieldListFilter)]
+    list_select_related = ["account"]
+    date_hierarchy = "received_at"
+    actions = ["action_reprocess"]
+    fields = ["received_at", "account", "state", "error", "attempts", "processed_at", "remote_ip", "content_type",
+              "headers_pretty", "body_pretty", "parsed_pretty"]
+    readonly_fields = fields
+
+    @admin.display(description="events")
+    def summary(self, obj):
+        parsed = obj.parsed or {}
+        names = [f"{entity}.{action}" for entity, actions in parsed.items() if entity != "account"
+                 and isinstance(actions, dict) for action in actions]
+        return ", ".join(names[:5]) or "—"
+
+    @admin.display(description="headers")
+    def headers_pretty(self, obj):
+        return pretty_json(obj.headers)
+
+    @admin.display(description="raw body")
+    def body_pretty(self, obj):
+        return format_html('<pre style="white-space:pre-wrap;word-break:break-all;max-width:70em">{}</pre>',
+                           obj.body_text[:20000])
+
+    @admin.display(description="parsed")
+    def parsed_pretty(self, obj):
+        return pretty_json(obj.parsed)
+
+    def has_reprocess_permission(self, request):
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.{get_permission_codename('reprocess', opts)}")
+
+    @admin.action(description="Reprocess", permissions=["reprocess"])
+    def action_reprocess(self, request, queryset):
+        done = 0
+        for event in queryset:
+            webhook_event_reprocess(event_id=event.pk)
+            done += 1
+        self.message_user(request, f"{done} webhook event(s) queued for reprocessing.", messages.SUCCESS)
