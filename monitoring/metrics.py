@@ -66,6 +66,25 @@ ALERT_NOTIFICATIONS = Counter(
 )
 ALERT_EVALUATIONS = Counter("amocrm_alert_evaluations", "Runs of the alert rules' evaluation, by outcome.", ["outcome"])
 
+# Known label values start at 0 in every process, so a dashboard shows a flat line, not "no data".
+for _reason in ("new", "duplicate", "idempotent", "spam"):
+    LEADS_INTAKE.labels(outcome="accepted", reason=_reason)
+for _reason in ("invalid", "unknown_source", "origin", "throttled", "too_large", "media_type", "conflict"):
+    LEADS_INTAKE.labels(outcome="refused", reason=_reason)
+for _outcome in ("sent", "failed", "retry"):
+    LEADS_PUSHED.labels(outcome=_outcome)
+for _outcome in ("ok", "failed", "revoked"):
+    TOKEN_REFRESHES.labels(outcome=_outcome)
+for _status in ("200", "403", "404", "413", "429"):
+    WEBHOOK_DELIVERIES.labels(status=_status)
+for _state in ("processed", "ignored", "duplicate", "failed", "rejected"):
+    WEBHOOK_EVENTS.labels(state=_state)
+for _kind in ("email", "telegram", "webhook"):
+    for _outcome in ("sent", "failed"):
+        ALERT_NOTIFICATIONS.labels(channel=_kind, outcome=_outcome)
+for _outcome in ("ok", "error"):
+    ALERT_EVALUATIONS.labels(outcome=_outcome)
+
 
 def _safe(record):
     """Run a recording function; log and swallow anything it raises (a full disk, a bad label)."""

@@ -12,19 +12,25 @@ next to the deliveries the web answered. Each process group writes into a direct
   process, before they fork), never the files of the other group's live processes.
 
 Processes that are neither (runserver, beat, manage.py commands, the tests) write into the group
-`other`, whose files of dead processes are removed when one of them starts.
+`other`. They come and go, so when one starts, the counters and histograms of the group's ended
+processes are folded into one archive file per type (`counter_archive.db`): their counts stay on
+/metrics while the directory stays small.
 
 No Django import here: gunicorn's master calls this before the application is loaded.
 """
 
+import fcntl
 import os
 import re
 import shutil
 import socket
+from collections import defaultdict
 from pathlib import Path
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 OTHER = "other"
+# Stands where a pid would in the name of the files that hold the counts of ended processes.
+ARCHIVE = "archive"
 
 
 def host_name() -> str:
@@ -60,15 +66,37 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_dead_files(path: str | os.PathLike) -> int:
-    """Delete the sample files of processes that no longer run (for the `other` group). Returns how many."""
-    removed = 0
-    for file in Path(path).glob("*.db"):
-        match = re.search(r"_(\d+)\.db$", file.name)
-        if match and not _alive(int(match.group(1))):
-            file.unlink(missing_ok=True)
-            removed += 1
-    return removed
+def fold_dead_processes(path: str | os.PathLike) -> int:
+    """Add the counters and histograms of ended processes into the archive files; returns how many files were folded.
+
+    Serialised by a lock file, so two processes starting at once never fold the same file twice. Gauges are
+    left to prometheus-client's own bookkeeping (mark_process_dead); this product records none per process.
+    """
+    from prometheus_client.mmap_dict import MmapedDict
+
+    path = Path(path)
+    with open(path / ".fold.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        dead: dict[str, list[Path]] = defaultdict(list)
+        for file in path.glob("*.db"):
+            kind, _, ident = file.stem.partition("_")
+            if kind in ("counter", "histogram", "summary") and ident.isdigit() and not _alive(int(ident)):
+                dead[kind].append(file)
+        for kind, files in dead.items():
+            totals: dict[str, float] = defaultdict(float)
+            for file in files:
+                for key, value, _timestamp, _position in MmapedDict.read_all_values_from_file(str(file)):
+                    totals[key] += value
+            archive = MmapedDict(str(path / f"{kind}_{ARCHIVE}.db"))
+            try:
+                for key, value in totals.items():
+                    current, _timestamp = archive.read_value(key)
+                    archive.write_value(key, current + value, 0.0)
+            finally:
+                archive.close()
+            for file in files:
+                file.unlink(missing_ok=True)
+    return sum(len(files) for files in dead.values())
 
 
 def default_group(root: str | os.PathLike) -> Path:
@@ -78,7 +106,7 @@ def default_group(root: str | os.PathLike) -> Path:
         Path(chosen).mkdir(parents=True, exist_ok=True)
         return Path(chosen)
     path = use_group(root, OTHER, wipe=False)
-    remove_dead_files(path)
+    fold_dead_processes(path)
     return path
 
 

@@ -8,6 +8,7 @@ from leads.models import LeadSource
 from monitoring import services
 from monitoring.models import AlertChannel, Notification
 from tests.factories import make_account
+from tests.foundation.conftest import private_queue, start_process  # noqa: F401 (fixtures for the process tests)
 
 
 @pytest.fixture
