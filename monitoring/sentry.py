@@ -15,16 +15,17 @@ import re
 
 from config.logging import REDACTED, mask_url_secrets, redact
 
-EMAIL = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+")
+# The top-level domain has a letter: a release such as amocrm-django@0.1.0 is not an address.
+EMAIL = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z][\w-]*")
 # Ten or more digits with the usual separators: +7 (912) 345-67-89, 89123456789, +79123456789.
 PHONE = re.compile(r"(?<![\w])\+?\d(?:[\s().-]{0,3}\d){9,15}(?![\w])")
 BEARER = re.compile(r"(?i)\b(bearer|token)\s+[\w.~+/=-]{8,}")
 JWT = re.compile(r"\beyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]*")
-TELEGRAM_TOKEN = re.compile(r"\b\d{6,12}:[\w-]{30,}")
+TELEGRAM_TOKEN = re.compile(r"(?<!\d)\d{6,12}:[\w-]{30,}")  # also inside ".../bot<token>/..."
 FERNET = re.compile(r"fernet:[\w=-]+")
 KEY_VALUE = re.compile(
     r"(?i)\b(access_token|refresh_token|client_secret|secret|password|code|token|api_key|key)"
-    r"(\s*[=:]\s*[\"']?)([^\s&\"',;]{4,})"
+    r"([\"']?\s*[=:]\s*[\"']?)([^\s&\"',;()\[\]{}]{4,})"
 )
 
 
@@ -52,8 +53,16 @@ def _scrub_value(value, depth: int = 0):
     return value
 
 
+# Event fields the SDK fills from the configuration, never from data: left as they are.
+TRUSTED_FIELDS = {"release", "environment", "sdk", "modules", "platform", "event_id", "timestamp", "level"}
+
+
 def before_send(event, hint):
-    return _scrub_value(event)
+    logentry = event.get("logentry")
+    if isinstance(logentry, dict):
+        # A log call's arguments are bare values (a token is just a string): only the scrubbed text goes.
+        logentry.pop("params", None)
+    return {key: value if key in TRUSTED_FIELDS else _scrub_value(value) for key, value in event.items()}
 
 
 def before_breadcrumb(crumb, hint):
