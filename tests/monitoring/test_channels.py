@@ -42,7 +42,9 @@ def test_telegram_gets_the_message_in_the_channels_language(account, telegram, m
     assert send_queued() == [None]
     body = json.loads(mocked.calls[0].request.body)
     assert body["chat_id"] == "-1001234567890"
-    assert "Shop" in body["text"] and "/admin/amocrm/account/" in body["text"]
+    assert body["text"].startswith("Проблема: Аккаунт требует повторного подключения — Shop\n")
+    assert "Что сделать: Откройте аккаунт в админке и нажмите «Подключить»" in body["text"]
+    assert f"Где исправить: http://testserver/admin/amocrm/account/{account.pk}/change/" in body["text"]
     telegram.refresh_from_db()
     assert telegram.last_success_at is not None and telegram.last_error == ""
 
@@ -145,3 +147,26 @@ def test_secrets_are_encrypted_at_rest(telegram, hook):
         stored = cursor.fetchall()
     assert all(value == "" or value.startswith("fernet:") for row in stored for value in row)
     assert BOT_TOKEN not in str(stored) and HOOK_URL not in str(stored)
+
+
+def test_one_incident_reads_in_each_channels_language(account, telegram, hook, mocked):
+    mocked.post(TELEGRAM_URL, json={"ok": True})
+    mocked.post(HOOK_URL, status=200)
+    _break(account)
+    Account.objects.filter(pk=account.pk).update(state=Account.State.CONNECTED)
+    services.alerts_evaluate()
+    send_queued()
+    texts = {call.request.url: json.loads(call.request.body)["text"] for call in mocked.calls}
+    assert len(mocked.calls) == 4
+    resolved = [text for text in texts.values()]
+    assert any(text.startswith("Исправлено: Аккаунт требует повторного подключения — Shop") for text in resolved)
+    assert any(text.startswith("Fixed: Account needs re-authorization — Shop") for text in resolved)
+
+
+def test_the_russian_catalogue_translates_every_message():
+    from pathlib import Path
+
+    catalogue = Path(__file__).resolve().parents[2] / "monitoring/locale/ru/LC_MESSAGES/django.po"
+    entries = catalogue.read_text().split("\n\n")[1:]
+    untranslated = [entry for entry in entries if 'msgstr ""' in entry.splitlines()[-1] or 'msgstr[0] ""' in entry]
+    assert entries and not untranslated, untranslated[:3]
