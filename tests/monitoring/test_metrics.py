@@ -171,3 +171,16 @@ def test_the_queue_length_is_read_from_redis(client, settings):
 def test_embedded_mode_leaves_the_queue_length_out(client):
     with override_settings(REDIS_URL=""):
         assert "amocrm_celery_queue_length" not in scrape(client)
+
+
+def test_the_grafana_dashboard_has_a_panel_for_every_family(client, account):
+    import json
+    from pathlib import Path
+
+    metrics.amocrm_request("account.get", 200, 0.1)
+    metrics.sale_recorded(1, "RUB")
+    families = set(re.findall(r"^# TYPE (\S+) ", scrape(client), flags=re.M))
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "docs/grafana-dashboard.json").read_text())
+    queries = " ".join(target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", []))
+    missing = {family for family in families if not re.search(rf"\b{family}(_bucket|_total)?\b", queries)}
+    assert not missing, missing
