@@ -134,8 +134,7 @@ class Incident(models.Model):
     subject = models.CharField(_("subject"), max_length=300)
     account = models.ForeignKey("amocrm.Account", on_delete=models.SET_NULL, null=True, blank=True,
                                 related_name="+", verbose_name=_("account"))
-    summary = models.TextField(_("what is wrong"), blank=True)
-    details = models.JSONField(default=dict, blank=True)
+    details = models.JSONField(default=dict, blank=True, help_text="The numbers the messages show.")
     admin_path = models.CharField(max_length=300, blank=True, help_text="The admin page that fixes it.")
     opened_at = models.DateTimeField(_("opened"), default=timezone.now, db_index=True)
     last_seen_at = models.DateTimeField(_("last seen"), default=timezone.now)

@@ -12,6 +12,7 @@ from django.core.cache import cache
 from django.db.models import Count
 from django.utils import timezone
 
+from amocrm.crypto import redact
 from amocrm.models import Account, SyncLog, Token, WebhookEvent
 from config.logging import mask_url_secrets
 from leads.models import Lead
@@ -52,7 +53,7 @@ def last_push_at(account_id: int, *, now: datetime) -> datetime | None:
             .order_by("-created_at").values_list("created_at", flat=True).first())
 
 
-def webhook_state(account: Account) -> dict:
+def webhook_state(account: Account, token: Token | None = None) -> dict:
     """The subscription as far as it is recorded: the health check's state when it exists, else the last subscribe."""
     state = account_field(account, "webhook_state")
     if not state:
@@ -66,8 +67,25 @@ def webhook_state(account: Account) -> dict:
         "state": state,
         "subscribed_at": account.webhook_subscribed_at,
         "checked_at": account_field(account, "webhook_checked_at"),
-        "error": mask_url_secrets(account.webhook_error),
+        "error": error_text(account.webhook_error, account, token) or "",
     }
+
+
+# Shorter values are not replaced inside texts: replacing every "ab" would garble the message.
+SCRUB_MIN_LENGTH = 8
+
+
+def error_text(text: str, account: Account, token: Token | None) -> str | None:
+    """An error stored for the account as operators may read it: its own secrets and URL secrets cut to …last4."""
+    if not text:
+        return None
+    secrets = [account.client_secret, account.webhook_key]
+    if token is not None:
+        secrets += [token.access_token, token.refresh_token]
+    for secret in secrets:
+        if secret and len(secret) >= SCRUB_MIN_LENGTH:
+            text = text.replace(secret, redact(secret))
+    return mask_url_secrets(text)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -111,9 +129,9 @@ def status_overview(*, now: datetime | None = None) -> dict:
             "token_long_lived": token.long_lived if token else None,
             "last_success_at": _iso(account.last_success_at),
             "last_error_at": _iso(account.last_error_at),
-            "last_error": mask_url_secrets(account.last_error) or None,
+            "last_error": error_text(account.last_error, account, token),
             "webhook": {key: _iso(value) if isinstance(value, datetime) else value
-                        for key, value in webhook_state(account).items()},
+                        for key, value in webhook_state(account, token).items()},
             "last_webhook_at": _iso(last_webhook_at(account.pk, now=now)),
             "leads": {
                 "pending": counts.get(account.pk, {}).get(Lead.Status.PENDING, 0)

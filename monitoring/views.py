@@ -13,6 +13,7 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -61,6 +62,16 @@ class StatusTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="status"'
+
+
+class StatusTokenScheme(OpenApiAuthenticationExtension):
+    """How the OpenAPI schema describes STATUS_TOKEN (registered by being defined)."""
+
+    target_class = StatusTokenAuthentication
+    name = "statusToken"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "The value of STATUS_TOKEN."}
 
 
 class IsStatusClientOrStaff(BasePermission):

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 
 import pytest
 import requests
@@ -163,10 +164,34 @@ def test_one_incident_reads_in_each_channels_language(account, telegram, hook, m
     assert any(text.startswith("Fixed: Account needs re-authorization — Shop") for text in resolved)
 
 
-def test_the_russian_catalogue_translates_every_message():
+def _po_entries(path) -> dict[str, list[str]]:
+    """{msgid: [msgstr, ...]} of a .po file (continuation lines joined), the header left out."""
+    entries = {}
+    for block in path.read_text().split("\n\n"):
+        fields: dict[str, str] = {}
+        current = None
+        for line in block.splitlines():
+            match = re.match(r'^(msgid_plural|msgid|msgstr(?:\[\d\])?) (".*")$', line)
+            if match:
+                current = match.group(1)
+                fields[current] = json.loads(match.group(2))
+            elif line.startswith('"') and current:
+                fields[current] += json.loads(line)
+        if fields.get("msgid"):
+            entries[fields["msgid"]] = [value for key, value in fields.items() if key.startswith("msgstr")]
+    return entries
+
+
+def test_the_russian_catalogue_translates_every_message_and_is_compiled():
+    import gettext
     from pathlib import Path
 
-    catalogue = Path(__file__).resolve().parents[2] / "monitoring/locale/ru/LC_MESSAGES/django.po"
-    entries = catalogue.read_text().split("\n\n")[1:]
-    untranslated = [entry for entry in entries if 'msgstr ""' in entry.splitlines()[-1] or 'msgstr[0] ""' in entry]
-    assert entries and not untranslated, untranslated[:3]
+    folder = Path(__file__).resolve().parents[2] / "monitoring/locale/ru/LC_MESSAGES"
+    entries = _po_entries(folder / "django.po")
+    untranslated = [msgid for msgid, values in entries.items() if not all(values)]
+    assert len(entries) > 100 and not untranslated, untranslated[:3]
+    with open(folder / "django.mo", "rb") as compiled:
+        catalog = gettext.GNUTranslations(compiled)._catalog
+    stale = [msgid for msgid, values in entries.items()
+             if catalog.get(msgid, catalog.get((msgid, 0))) != values[0]]
+    assert not stale, f"run compilemessages: {stale[:3]}"

@@ -261,3 +261,11 @@ def test_webhook_rules_fire_from_the_fields_once_they_exist(account, email_chann
         rules.Account.objects = original
     assert [f.details["webhook_state"] for f in disabled] == ["disabled"]
     assert [f.details["hours"] for f in silent] == [6]
+
+
+def test_beat_evaluates_the_rules_every_alerts_evaluate_seconds(settings):
+    from config.celery import app
+
+    entry = app.conf.beat_schedule["monitoring-evaluate-alerts"]
+    assert entry["task"] == "monitoring.tasks.evaluate_alerts"
+    assert entry["schedule"] == timedelta(seconds=settings.ALERTS_EVALUATE_SECONDS) == timedelta(seconds=60)

@@ -132,3 +132,23 @@ def test_the_failed_count_is_cached_for_a_minute_and_pending_is_always_exact(cli
     assert (leads["pending"], leads["failed"]) == (1, 0)
     cache.delete(LEAD_COUNTS_KEY)
     assert _get(client).json()["accounts"][0]["leads"]["failed"] == 1
+
+
+def test_an_error_quoting_the_accounts_secrets_shows_only_their_last_four_characters(client, account):
+    Account.objects.filter(pk=account.pk).update(
+        last_error="amoCRM said: client client-secret-1 with token access-token-abcdefgh is invalid",
+        last_error_at=timezone.now())
+    from amocrm.models import Token
+
+    Token.objects.filter(account=account).update(access_token="access-token-abcdefgh")
+    error = _get(client).json()["accounts"][0]["last_error"]
+    assert "client-secret-1" not in error and "access-token-abcdefgh" not in error
+    assert "…et-1" in error and "…efgh" in error
+
+
+@pytest.mark.django_db
+def test_the_openapi_schema_describes_the_status_api_and_its_token(client):
+    schema = client.get("/api/schema/?format=json").json()
+    assert "/api/status/" in schema["paths"]
+    assert schema["components"]["securitySchemes"]["statusToken"] == {
+        "type": "http", "scheme": "bearer", "description": "The value of STATUS_TOKEN."}
