@@ -12,7 +12,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from monitoring import multiprocess
 from monitoring.models import AlertChannel
-from tests.foundation.support import CELERY, GUNICORN, free_port, http_get, run_python, wait_for
+from tests.foundation.support import CELERY, GUNICORN, clean_env, free_port, http_get, run_python, wait_for
 
 TOKEN = "metrics-token-for-the-process-test"
 
@@ -139,3 +139,44 @@ def test_two_gunicorn_workers_serve_what_a_celery_pool_process_and_another_proce
     assert Hook.received[0]["status"] == "test"
     assert list(metrics_dir.glob("worker-*/counter_*.db")), "the pool process wrote to the worker group's directory"
     assert len([pid for pid, command in web.children().items() if "gunicorn" in command]) == 2
+
+
+CREATE_CHANNEL_AND_SEND = """
+import django
+django.setup()
+from monitoring.models import AlertChannel
+from monitoring.tasks import send_test_message
+channel = AlertChannel.objects.create(name="Local hook", kind="webhook", language="en", webhook_url="{url}")
+send_test_message.delay(channel.pk)
+"""
+
+
+@pytest.mark.slow
+def test_make_run_serves_on_metrics_what_its_worker_counted_without_redis(start_process, hook_server, tmp_path):
+    """The embedded mode: runserver, a prefork worker and beat on one machine, SQLite and the filesystem broker."""
+    port = free_port()
+    env = clean_env(PORT=str(port), VAR_DIR=str(tmp_path / "var"), LOG_LEVEL="WARNING")
+    del env["DJANGO_SETTINGS_MODULE"]
+    run = start_process("run-dev", ["bin/run-dev"], env)
+    base = f"http://127.0.0.1:{port}"
+
+    def scrape() -> str | None:
+        run.assert_running()
+        try:
+            status, _, body = http_get(f"{base}/metrics", timeout=5)  # loopback is allowed with DEBUG
+        except OSError:
+            return None
+        return body.decode() if status == 200 else None
+
+    wait_for(scrape, timeout=90, what="/metrics from make run", output=run.output)
+    created = run_python(CREATE_CHANNEL_AND_SEND.format(url=hook_server),
+                         dict(env, DEBUG="true", DJANGO_SETTINGS_MODULE="config.settings"))
+    assert created.returncode == 0, created.stderr
+    wait_for(lambda: Hook.received or run.assert_running(), timeout=60, what="the worker to post the test message",
+             output=run.output)
+    name = 'amocrm_alert_notifications_total{channel="webhook",outcome="sent"}'
+    text = wait_for(lambda: (text := scrape()) and sample(text, name) == 1.0 and text, timeout=10,
+                    what="the worker's count on /metrics")
+    assert "amocrm_celery_queue_length" not in text, "no Redis: no queue length"
+    groups = {path.name.split("-")[0] for path in (tmp_path / "var" / "metrics").iterdir()}
+    assert {"worker", "other"} <= groups
