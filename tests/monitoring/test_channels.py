@@ -1,5 +1,6 @@
 """Sending through each channel, HTTP mocked at the boundary: Telegram, the generic webhook, email (locmem)."""
 
+import io
 import json
 import logging
 import re
@@ -195,3 +196,22 @@ def test_the_russian_catalogue_translates_every_message_and_is_compiled():
     stale = [msgid for msgid, values in entries.items()
              if catalog.get(msgid, catalog.get((msgid, 0))) != values[0]]
     assert not stale, f"run compilemessages: {stale[:3]}"
+
+
+def test_rotating_the_encryption_key_re_encrypts_the_channels_secrets(telegram, settings):
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+    from django.db import connection
+
+    def stored() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT telegram_bot_token FROM monitoring_alertchannel WHERE id = %s", [telegram.pk])
+            return cursor.fetchone()[0]
+
+    before = stored()
+    settings.FIELD_ENCRYPTION_KEY = [Fernet.generate_key().decode(), *settings.FIELD_ENCRYPTION_KEY]
+    call_command("amocrm_rotate_encryption", stdout=io.StringIO())
+    assert stored() != before
+    settings.FIELD_ENCRYPTION_KEY = settings.FIELD_ENCRYPTION_KEY[:1]  # the old key removed
+    telegram.refresh_from_db()
+    assert telegram.telegram_bot_token == BOT_TOKEN
