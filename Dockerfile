@@ -29,8 +29,8 @@ RUN DEBUG=false \
 
 # Code and static files stay owned by root (read-only to the app); only var/ is writable.
 RUN useradd --system --user-group --create-home --home-dir /home/app app \
-    && mkdir -p /app/var \
-    && chown app:app /app/var
+    && mkdir -p /app/var/metrics \
+    && chown -R app:app /app/var
 USER app
 
 EXPOSE 8000

@@ -31,6 +31,17 @@ app.conf.beat_schedule = {
 
 
 @app.on_after_configure.connect
+def _schedule_alert_evaluation(sender, **kwargs):
+    """Alert rules every ALERTS_EVALUATE_SECONDS (a setting, so read once the settings are loaded)."""
+    from django.conf import settings
+
+    sender.conf.beat_schedule["monitoring-evaluate-alerts"] = {
+        "task": "monitoring.tasks.evaluate_alerts",
+        "schedule": timedelta(seconds=settings.ALERTS_EVALUATE_SECONDS),
+    }
+
+
+@app.on_after_configure.connect
 def _prepare_embedded_broker(sender, **kwargs):
     """The filesystem transport needs its folders to exist before anyone publishes."""
     opts = sender.conf.broker_transport_options or {}
@@ -78,3 +89,21 @@ def _use_django_logging(**kwargs):
     from django.conf import settings
 
     dictConfig(settings.LOGGING)
+
+
+@signals.worker_init.connect
+def _metrics_for_worker(**kwargs):
+    """Before the pool forks: the worker's metric samples go to a fresh directory (monitoring.multiprocess)."""
+    from django.conf import settings
+
+    from monitoring.multiprocess import use_group
+
+    use_group(settings.METRICS_DIR, "worker", wipe=True)
+
+
+@signals.worker_process_shutdown.connect
+def _metrics_process_dead(pid=None, **kwargs):
+    """A pool process ended: drop its live gauges (prometheus-client's bookkeeping for dead processes)."""
+    from monitoring.multiprocess import mark_process_dead
+
+    mark_process_dead(pid or os.getpid())

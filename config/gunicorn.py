@@ -82,3 +82,20 @@ class JsonLogger(glogging.Logger):
 
 
 logger_class = JsonLogger
+
+
+def on_starting(server):
+    """In the master, before workers fork: web metric samples go to a fresh directory (monitoring.multiprocess)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    from django.conf import settings
+
+    from monitoring.multiprocess import use_group
+
+    use_group(settings.METRICS_DIR, "web", wipe=True)
+
+
+def child_exit(server, worker):
+    """A worker ended: drop its live gauges from the shared directory (prometheus-client's multiprocess bookkeeping)."""
+    from monitoring.multiprocess import mark_process_dead
+
+    mark_process_dead(worker.pid)

@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "amocrm.apps.AmocrmConfig",
     "leads.apps.LeadsConfig",
     "sales.apps.SalesConfig",
+    "monitoring.apps.MonitoringConfig",
 ]
 
 MIDDLEWARE = [
@@ -375,6 +376,54 @@ SPECTACULAR_SETTINGS.update({
     "REDOC_DIST": "SIDECAR",
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 })
+
+# ------------------------------------------------------------------------------
+# Monitoring: alerts, status API, Prometheus metrics
+# ------------------------------------------------------------------------------
+# Alert email goes through Django's email backend: EMAIL_URL as django-environ reads it
+# (smtp+tls://user:password@host:587, smtps://..., consolemail://, dummymail://). Unset: the console
+# backend with DEBUG (messages printed), otherwise no email at all (an email channel then fails
+# visibly with "the mail server did not accept the message").
+vars().update(env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "dummymail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="amocrm-alerts@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=15)
+# How often beat evaluates the alert rules, seconds.
+ALERTS_EVALUATE_SECONDS = env.int("ALERTS_EVALUATE_SECONDS", default=60)
+# GET /api/status/: `Authorization: Bearer $STATUS_TOKEN` (or a staff session). Unset: staff sessions only.
+STATUS_TOKEN = env.str("STATUS_TOKEN", default="")
+# GET /metrics: `Authorization: Bearer $METRICS_TOKEN`, or a client address in METRICS_ALLOWED_IPS
+# (addresses or networks, comma-separated, e.g. 10.0.0.0/8; the address as config.net.client_ip sees it).
+# Neither set: /metrics refuses everyone (loopback is allowed with DEBUG, for `make run`).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"] if DEBUG else [])
+# Prometheus scrapes over the internal network, without TLS: no https redirect for /metrics.
+SECURE_REDIRECT_EXEMPT += [r"^metrics$"]
+# Where every process writes its metric samples (prometheus-client's multiprocess mode), one directory per
+# process group below it (monitoring/multiprocess.py). The web and worker processes of one host must share it
+# (docker compose: the `metrics` volume) for /metrics to show the workers' pushes too.
+METRICS_DIR = Path(env.str("METRICS_DIR", default=str(VAR_DIR / "metrics"))).resolve()
+try:
+    from monitoring.multiprocess import default_group as _metrics_group
+
+    _metrics_group(METRICS_DIR)
+except OSError as exc:
+    raise ImproperlyConfigured(f"METRICS_DIR {METRICS_DIR} cannot be written: {exc.strerror}.") from exc
+
+# ------------------------------------------------------------------------------
+# Error tracking: Sentry (optional)
+# ------------------------------------------------------------------------------
+# Nothing is sent without SENTRY_DSN. Web, worker and beat report errors, beat's tasks are monitored,
+# personal data and secrets are scrubbed from every event (monitoring/sentry.py).
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", default="development" if DEBUG else "production")
+# Share of requests and tasks traced for performance monitoring (0: errors only).
+SENTRY_TRACES_SAMPLE_RATE = env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0)
+if SENTRY_DSN:
+    from monitoring.sentry import init_sentry
+
+    init_sentry(dsn=SENTRY_DSN, environment=SENTRY_ENVIRONMENT, release=f"amocrm-django@{VERSION}",
+                traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE)
 
 # ------------------------------------------------------------------------------
 # Logging: one line of JSON per record on stdout, with the request id.

@@ -1,4 +1,4 @@
-"""URL map: admin, public API, OAuth callback, health and API docs."""
+"""URL map: admin, public API, OAuth callback, health, status and metrics, and API docs."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -14,4 +14,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("amocrm.urls")),
     path("", include("leads.urls")),
+    path("", include("monitoring.urls")),
 ]
