@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 import psycopg
 import requests
 
+from amocrm_sandbox.harness import ROOT, Processes, free_port, wait_until
 from bench._support import clear_redis, database_url, manage
-from tests.e2e.harness import ROOT, Processes, free_port, wait_until
 
 CLIENTS = 32
 LOAD_PROCESSES = 2

@@ -27,7 +27,7 @@ def main(argv: list[str]) -> int:
             continue
         print(f"\n=== {name} ===", flush=True)
         started = time.monotonic()
-        # As a module, so the project root is importable (tests.e2e.harness, amocrm.sandbox).
+        # As a module, so the project root is importable (amocrm_sandbox and its harness, the product).
         result = subprocess.run([sys.executable, "-m", f"bench.{name}"], cwd=BENCH_DIR.parent)
         print(f"--- {name}: exit {result.returncode} in {time.monotonic() - started:.0f}s", flush=True)
         if result.returncode:

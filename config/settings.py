@@ -1,5 +1,6 @@
 """Django settings, all driven by the environment (see .env.example for every variable)."""
 
+import importlib.util
 import os
 import re
 from datetime import timedelta
@@ -88,6 +89,10 @@ INSTALLED_APPS = [
     "leads.apps.LeadsConfig",
     "sales.apps.SalesConfig",
 ]
+# The amoCRM sandbox (a fake amoCRM for tests, benchmarks and demos, `manage.py amocrm_sandbox`) lives
+# next to the product in a checkout but is left out of the production image: an app only where it exists.
+if importlib.util.find_spec("amocrm_sandbox") is not None:
+    INSTALLED_APPS.append("amocrm_sandbox")
 
 MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",

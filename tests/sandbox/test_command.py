@@ -10,7 +10,7 @@ from pathlib import Path
 
 import requests
 
-from amocrm.sandbox import Sandbox
+from amocrm_sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,6 +1,6 @@
 """Webhooks a fake account sends: amoCRM's v2 form-encoded bodies, delivered from background threads.
 
-The body format follows amocrm-notes.md §4: PHP-style bracket keys, every value a string, several
+The body format follows docs/amocrm.md#webhooks-amocrm-sends: PHP-style bracket keys, every value a string, several
 actions for several deals in one POST, the `account[...]` block last.
 """
 
@@ -19,7 +19,7 @@ from .entities import Deal, DealChange
 USER_AGENT = "amoCRM-WebHook-client/1.0"
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 DELIVERY_TIMEOUT_SECONDS = 5
-# amoCRM disables a destination that failed more than 100 times in 2 hours (amocrm-notes.md §4).
+# amoCRM disables a destination that failed more than 100 times in 2 hours (docs/amocrm.md#webhooks-amocrm-sends).
 FAILURES_BEFORE_DISABLE = 100
 FAILURE_WINDOW_SECONDS = 2 * 3600
 
@@ -124,7 +124,7 @@ def _custom_field_pairs(index: int, field_id: int, values: list[dict], account: 
         pairs.append((f"{prefix}[code]", custom_field.code))
     for position, value in enumerate(values):
         if custom_field.type in ("date", "date_time", "birthday"):
-            # A date arrives as a bare timestamp, without a [value] key (amocrm-notes.md §4).
+            # A date arrives as a bare timestamp, without a [value] key (docs/amocrm.md#webhooks-amocrm-sends).
             pairs.append((f"{prefix}[values][{position}]", value["value"]))
             continue
         pairs.append((f"{prefix}[values][{position}][value]", value["value"]))

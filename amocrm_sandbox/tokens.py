@@ -6,7 +6,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
-# amocrm-notes.md §1: codes live 20 minutes, refresh tokens 3 months.
+# docs/amocrm.md#oauth: codes live 20 minutes, refresh tokens 3 months.
 CODE_LIFETIME_SECONDS = 20 * 60
 REFRESH_LIFETIME_SECONDS = 90 * 86400
 

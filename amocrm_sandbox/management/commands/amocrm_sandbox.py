@@ -5,8 +5,8 @@ import time
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from amocrm.sandbox import Sandbox, default_accounts
-from amocrm.sandbox.state import (
+from amocrm_sandbox import Sandbox, default_accounts
+from amocrm_sandbox.state import (
     DEFAULT_ACCOUNT_ID,
     DEFAULT_BLOCK_THRESHOLD,
     DEFAULT_CLIENT_ID,

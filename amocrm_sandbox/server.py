@@ -32,7 +32,7 @@ from .state import (
 from .validation import BatchRejected, ValidationFailed
 from .wire import BadBody, Request, Response, bad_request, nginx_page, problem
 
-logger = logging.getLogger("amocrm.sandbox")
+logger = logging.getLogger("amocrm_sandbox")
 
 CONTROL_PREFIX = "/_sandbox"
 # How often an idle server checks for stop(); short, so that stopping takes milliseconds.
