@@ -269,8 +269,6 @@ TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 CORS_ALLOW_ALL_ORIGINS = False
 CORS_URLS_REGEX = r"^/api/leads/?$"
 CORS_ALLOW_HEADERS = ["accept", "content-type", "idempotency-key", "x-requested-with"]
-# Benchmarks only: also route /bench/bare-insert/, a view doing one INSERT (the intake's baseline).
-BENCH_BARE_VIEW = env.bool("BENCH_BARE_VIEW", default=False)
 
 # ------------------------------------------------------------------------------
 # amoCRM
