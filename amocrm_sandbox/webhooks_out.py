@@ -147,7 +147,7 @@ class WebhookOutbox:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._pending = 0
-        self._subscription_ids = itertools.count(1)
+        self._next_subscription_id = 1
         self._delivery_ids = itertools.count(1)
         self.subscriptions: dict[str, Subscription] = {}
         self.deliveries: list[dict] = []
@@ -162,10 +162,28 @@ class WebhookOutbox:
                 existing.disabled = False
                 existing.failures.clear()
                 return existing
-            subscription = Subscription(id=next(self._subscription_ids), destination=destination, settings=settings,
+            subscription = Subscription(id=self._next_subscription_id, destination=destination, settings=settings,
                                         sort=sort, created_at=now, updated_at=now)
+            self._next_subscription_id += 1
             self.subscriptions[destination] = subscription
             return subscription
+
+    def export(self) -> dict:
+        """The subscriptions (not the deliveries, nor the recent failures), as JSON-ready data (persistence.py)."""
+        with self._lock:
+            return {"next_id": self._next_subscription_id, "subscriptions": [
+                {"id": item.id, "destination": item.destination, "settings": list(item.settings), "sort": item.sort,
+                 "created_at": item.created_at, "updated_at": item.updated_at, "disabled": item.disabled}
+                for item in self.subscriptions.values()]}
+
+    def restore(self, saved: dict, *, subscriptions: bool = True) -> None:
+        """Take back what export() gave; ids continue after the saved ones even without the subscriptions."""
+        with self._lock:
+            kept = saved.get("subscriptions", []) if subscriptions else []
+            for data in kept:
+                self.subscriptions[data["destination"]] = Subscription(**data)
+            self._next_subscription_id = max(self._next_subscription_id, int(saved.get("next_id", 1)),
+                                             *(data["id"] + 1 for data in kept))
 
     def unsubscribe(self, destination: str) -> bool:
         with self._lock:
