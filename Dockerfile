@@ -15,6 +15,7 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 
+# The build context leaves out what production never runs: tests, benchmarks and the amoCRM sandbox (.dockerignore).
 COPY . .
 
 # Static files are collected into the image and served by whitenoise (hashed names, gzip).

@@ -34,8 +34,9 @@ bench: install
 lint: install
 	$(VENV)/bin/ruff check .
 
+# The fake amoCRM; its redirect URI follows PORT (or SITE_URL) like `make run`; state kept in var/sandbox-state.json.
 sandbox: install
-	DEBUG=$${DEBUG:-true} $(PY) manage.py amocrm_sandbox --port $${SANDBOX_PORT:-8765}
+	$(PY) -m amocrm_sandbox --port $${SANDBOX_PORT:-8765} $(SANDBOX_ARGS)
 
 clean:
 	rm -rf var staticfiles .pytest_cache

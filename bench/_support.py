@@ -6,7 +6,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-from tests.e2e.harness import ROOT
+from amocrm_sandbox.harness import ROOT
 
 
 def database_url(admin_url: str, name: str) -> str:

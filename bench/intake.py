@@ -3,10 +3,14 @@ with a bare one-INSERT view in the same run. Targets (DESIGN.md): ≥ 70 % of th
 
 Run: `python -m bench.intake` (or `make bench BENCH_ARGS=intake`). It creates and drops its own database
 (`BENCH_DATABASE_URL`, default postgres://postgres@127.0.0.1:5432/postgres, is where it connects to create it),
-uses Redis database 13 (`BENCH_REDIS_URL`), starts gunicorn with the production config (config/gunicorn.py),
-and prints a Markdown report. The load comes from 2 processes × 16 keep-alive connections of raw HTTP/1.1.
+uses Redis database 13 (`BENCH_REDIS_URL`), starts gunicorn with the production config (config/gunicorn.py) and
+the benchmark's settings (bench/settings.py: the product's, plus the bare view's URL), and prints a Markdown
+report. The load comes from 2 processes × 16 keep-alive connections of raw HTTP/1.1. `--rounds`, `--seconds`,
+`--fixed-seconds` and `--warmup` shorten a run that only has to prove the benchmark still works
+(`python -m bench.intake --rounds 1 --seconds 2 --fixed-seconds 2 --warmup 1`); its figures mean nothing.
 """
 
+import argparse
 import asyncio
 import multiprocessing
 import os
@@ -21,8 +25,8 @@ from urllib.parse import urlsplit
 import psycopg
 import requests
 
+from amocrm_sandbox.harness import ROOT, Processes, free_port, wait_until
 from bench._support import clear_redis, database_url, manage
-from tests.e2e.harness import ROOT, Processes, free_port, wait_until
 
 CLIENTS = 32
 LOAD_PROCESSES = 2
@@ -103,7 +107,7 @@ async def _one_client(host: str, port: int, path: str, key: str, with_key: bool,
 
 
 def _load_process(base_url: str, path: str, key: str, with_key: bool, connections: int, process: int, tag: str,
-                  start_at: float, rate: float | None, seconds: float, queue) -> None:
+                  start_at: float, rate: float | None, seconds: float, warmup: float, queue) -> None:
     parts = urlsplit(base_url)
     samples: list = []
 
@@ -111,7 +115,7 @@ def _load_process(base_url: str, path: str, key: str, with_key: bool, connection
         # Every process starts its clock at the same wall time, so the measured windows line up.
         await asyncio.sleep(max(0.0, start_at - time.time()))
         now = time.perf_counter()
-        measure_from, stop_at = now + WARMUP_SECONDS, now + WARMUP_SECONDS + seconds
+        measure_from, stop_at = now + warmup, now + warmup + seconds
         interval = CLIENTS / rate if rate else None
         await asyncio.gather(*[_one_client(parts.hostname, parts.port, path, key, with_key, f"{tag}.{index}",
                                            measure_from, stop_at, samples, interval,
@@ -150,17 +154,16 @@ def _cpu_during(start: float, stop: float, into: dict) -> None:
 
 
 def measure(base_url: str, path: str, key: str, with_key: bool, tag: str, rate: float | None = None,
-            seconds: float = MEASURE_SECONDS) -> dict:
+            seconds: float = MEASURE_SECONDS, warmup: float = WARMUP_SECONDS) -> dict:
     queue = multiprocessing.Queue()
     start_at = time.time() + 1.0
     cpu: dict[str, float] = {}
     # The load processes start their clocks at `start_at`: the CPU is read over the same measured window.
-    sampler = threading.Thread(target=_cpu_during, args=(start_at + WARMUP_SECONDS,
-                                                         start_at + WARMUP_SECONDS + seconds, cpu))
+    sampler = threading.Thread(target=_cpu_during, args=(start_at + warmup, start_at + warmup + seconds, cpu))
     sampler.start()
     workers = [multiprocessing.Process(target=_load_process, args=(
         base_url, path, key, with_key, CLIENTS // LOAD_PROCESSES, index, f"{tag}{index}", start_at, rate, seconds,
-        queue))
+        warmup, queue))
         for index in range(LOAD_PROCESSES)]
     for worker in workers:
         worker.start()
@@ -194,7 +197,13 @@ print(source.public_key)
 """
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.intake")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="closed-loop rounds per endpoint")
+    parser.add_argument("--seconds", type=float, default=MEASURE_SECONDS, help="measured seconds of one round")
+    parser.add_argument("--fixed-seconds", type=float, default=FIXED_SECONDS, help="seconds of the fixed-load run")
+    parser.add_argument("--warmup", type=float, default=WARMUP_SECONDS, help="warm-up seconds before each run")
+    options = parser.parse_args(argv)
     admin_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
     database = f"bench_intake_{os.getpid()}"
@@ -202,12 +211,12 @@ def main() -> int:
     base_url = f"http://127.0.0.1:{port}"
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "DJANGO_"))}
     env.update({
-        "DJANGO_SETTINGS_MODULE": "config.settings", "ENV_FILE": "", "DEBUG": "false",
+        "DJANGO_SETTINGS_MODULE": "bench.settings", "ENV_FILE": "", "DEBUG": "false",
         "SECRET_KEY": "bench-" + "x" * 50, "FIELD_ENCRYPTION_KEY": "ZGV2ZWxvcG1lbnQtb25seS1rZXktMzItYnl0ZXMtISE=",
         "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "false", "SITE_URL": base_url,
         "DATABASE_URL": database_url(admin_url, database), "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING",
         # The throttle still runs on every request; it just must not stop a single-IP benchmark.
-        "LEAD_INTAKE_THROTTLE": "100000000/min", "BENCH_BARE_VIEW": "true", "PYTHONPATH": str(ROOT),
+        "LEAD_INTAKE_THROTTLE": "100000000/min", "PYTHONPATH": str(ROOT),
         # Production recycles a worker every ~5000 requests; in a benchmark that restart lands on whichever
         # endpoint happens to be measured then, so it is off here (both endpoints run the same workers).
         "GUNICORN_CMD_ARGS": "--max-requests 0 " + os.environ.get("BENCH_GUNICORN_ARGS", ""),
@@ -223,17 +232,19 @@ def main() -> int:
         wait_until(lambda: requests.get(base_url + "/healthz/", timeout=2).status_code == 200, timeout=30,
                    what="gunicorn")
         saturated: dict[str, list[dict]] = {label: [] for label, _, _ in VARIANTS}
-        for round_number in range(ROUNDS):
+        for round_number in range(options.rounds):
             for label, path, with_key in VARIANTS:
-                saturated[label].append(measure(base_url, path, key, with_key, f"r{round_number}"))
+                saturated[label].append(measure(base_url, path, key, with_key, f"r{round_number}",
+                                                seconds=options.seconds, warmup=options.warmup))
                 print(f"round {round_number + 1}, closed loop, {label}: {saturated[label][-1]}", flush=True)
         fixed: dict[str, dict] = {}
         for label, path, with_key in VARIANTS:
-            fixed[label] = measure(base_url, path, key, with_key, "f", rate=FIXED_RATE, seconds=FIXED_SECONDS)
+            fixed[label] = measure(base_url, path, key, with_key, "f", rate=FIXED_RATE, seconds=options.fixed_seconds,
+                                   warmup=options.warmup)
             print(f"{FIXED_RATE:.0f} req/s offered, {label}: {fixed[label]}", flush=True)
         with psycopg.connect(env["DATABASE_URL"]) as db:
             stored = db.execute("SELECT count(*) FROM leads_lead").fetchone()[0]
-        return report(saturated, fixed, stored)
+        return report(saturated, fixed, stored, options)
     finally:
         processes.stop()
         with psycopg.connect(admin_url, autocommit=True) as admin:
@@ -241,7 +252,7 @@ def main() -> int:
         clear_redis(redis_url)
 
 
-def report(saturated: dict[str, list[dict]], fixed: dict[str, dict], stored: int) -> int:
+def report(saturated: dict[str, list[dict]], fixed: dict[str, dict], stored: int, options: argparse.Namespace) -> int:
     """Closed loop: medians of the rounds; each round's share is the intake against the bare view of the same
     round. Fixed load: latency. Then where each endpoint's CPU went."""
 
@@ -261,10 +272,10 @@ def report(saturated: dict[str, list[dict]], fixed: dict[str, dict], stored: int
               f"{median_of(runs, 'p99'):.1f} | {fixed[label]['p50']:.1f} | {fixed[label]['p99']:.1f} | {errors} |")
         if label != VARIANTS[0][0]:
             ok &= share >= TARGET_SHARE and fixed[label]["p99"] < TARGET_P99_MS and errors == 0
-    print(f"\n{CLIENTS} concurrent clients; closed loop: {ROUNDS} rounds of {MEASURE_SECONDS:.0f} s (after "
-          f"{WARMUP_SECONDS:.0f} s warm-up) per endpoint, medians; fixed load: {FIXED_RATE:.0f} req/s offered for "
-          f"{FIXED_SECONDS:.0f} s. {stored} rows inserted in all. Targets: ≥ {TARGET_SHARE:.0%} of the bare view's "
-          f"requests/s, p99 < {TARGET_P99_MS:.0f} ms: {'met' if ok else 'MISSED'}.")
+    print(f"\n{CLIENTS} concurrent clients; closed loop: {options.rounds} rounds of {options.seconds:.0f} s (after "
+          f"{options.warmup:.0f} s warm-up) per endpoint, medians; fixed load: {FIXED_RATE:.0f} req/s offered for "
+          f"{options.fixed_seconds:.0f} s. {stored} rows inserted in all. Targets: ≥ {TARGET_SHARE:.0%} of the bare "
+          f"view's requests/s, p99 < {TARGET_P99_MS:.0f} ms: {'met' if ok else 'MISSED'}.")
     groups = list(bare_runs[0]["cpu_ms"])
     print(f"\n| CPU ms per request, closed loop (median of rounds) | {' | '.join(groups)} | all |")
     print(f"| --- |{' ---: |' * (len(groups) + 1)}")
@@ -275,4 +286,4 @@ def report(saturated: dict[str, list[dict]], fixed: dict[str, dict], stored: int
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -21,8 +21,8 @@ import time
 
 import psycopg
 
+from amocrm_sandbox.harness import ROOT
 from bench._support import database_url, manage
-from tests.e2e.harness import ROOT
 
 TARGET_PEAK_RSS_MB = 250
 RETENTION_DAYS = 30

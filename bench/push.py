@@ -18,8 +18,8 @@ from pathlib import Path
 
 import psycopg
 
+from amocrm_sandbox.harness import ROOT, Processes, free_port, wait_until
 from bench._support import clear_redis, database_url
-from tests.e2e.harness import ROOT, Processes, free_port, wait_until
 
 LEADS = 300
 TARGET_NEW = 1.05
@@ -68,9 +68,9 @@ def main() -> int:
     # Nothing listens there: the sandbox's webhooks to us fail fast, as this benchmark runs no web server.
     site_url = f"http://127.0.0.1:{free_port()}"
 
-    from amocrm.sandbox.control import SandboxControl
-    from amocrm.sandbox.server import Sandbox
-    from amocrm.sandbox.state import default_accounts
+    from amocrm_sandbox.control import SandboxControl
+    from amocrm_sandbox.server import Sandbox
+    from amocrm_sandbox.state import default_accounts
 
     sandbox = Sandbox(accounts=default_accounts(1), client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
                       redirect_uri=site_url + "/amocrm/oauth/callback/").start()

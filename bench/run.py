@@ -11,23 +11,29 @@ import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
+# Modules of bench/ that are not benchmarks: this runner and the Django site the benchmarks serve.
+NOT_BENCHMARKS = {"run", "settings", "urls", "views"}
+
+
+def benchmark_names() -> list[str]:
+    return sorted(p.stem for p in BENCH_DIR.glob("*.py") if p.stem not in NOT_BENCHMARKS and not p.stem.startswith("_"))
 
 
 def main(argv: list[str]) -> int:
-    names = argv or sorted(p.stem for p in BENCH_DIR.glob("*.py") if p.stem != "run" and not p.stem.startswith("_"))
+    names = argv or benchmark_names()
     if not names:
         print("No benchmarks found in bench/.")
         return 1
     failed = []
     for name in names:
         script = BENCH_DIR / f"{name}.py"
-        if not script.exists():
+        if not script.exists() or name in NOT_BENCHMARKS:
             print(f"Unknown benchmark {name!r}: expected {script}")
             failed.append(name)
             continue
         print(f"\n=== {name} ===", flush=True)
         started = time.monotonic()
-        # As a module, so the project root is importable (tests.e2e.harness, amocrm.sandbox).
+        # As a module, so the project root is importable (amocrm_sandbox and its harness, the product).
         result = subprocess.run([sys.executable, "-m", f"bench.{name}"], cwd=BENCH_DIR.parent)
         print(f"--- {name}: exit {result.returncode} in {time.monotonic() - started:.0f}s", flush=True)
         if result.returncode:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from tests.browser import chromium
-from tests.browser.sites import TRACKER_JS, Sites
+from amocrm_sandbox import chromium
+from amocrm_sandbox.sites import TRACKER_JS, Sites
 
 LOADS = 40
 GZIP_BUDGET = 6 * 1024  # the same budget as tests/browser/test_tracker_source.py

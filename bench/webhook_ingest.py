@@ -25,11 +25,11 @@ import psycopg
 import redis
 import requests
 
-from amocrm.sandbox.control import SandboxControl
-from amocrm.sandbox.server import Sandbox
-from amocrm.sandbox.state import default_accounts
+from amocrm_sandbox.control import SandboxControl
+from amocrm_sandbox.harness import ROOT, Processes, free_port, wait_until
+from amocrm_sandbox.server import Sandbox
+from amocrm_sandbox.state import default_accounts
 from bench._support import clear_redis, database_url, manage
-from tests.e2e.harness import ROOT, Processes, free_port, wait_until
 
 CLIENT_ID = "bench-client-id"
 CLIENT_SECRET = "bench-client-secret-0123456789abcdef"

@@ -1,5 +1,6 @@
 """Django settings, all driven by the environment (see .env.example for every variable)."""
 
+import importlib.util
 import os
 import re
 from datetime import timedelta
@@ -89,6 +90,10 @@ INSTALLED_APPS = [
     "sales.apps.SalesConfig",
     "monitoring.apps.MonitoringConfig",
 ]
+# The amoCRM sandbox (a fake amoCRM for tests, benchmarks and demos, `manage.py amocrm_sandbox`) lives
+# next to the product in a checkout but is left out of the production image: an app only where it exists.
+if importlib.util.find_spec("amocrm_sandbox") is not None:
+    INSTALLED_APPS.append("amocrm_sandbox")
 
 MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
@@ -265,8 +270,6 @@ TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 CORS_ALLOW_ALL_ORIGINS = False
 CORS_URLS_REGEX = r"^/api/leads/?$"
 CORS_ALLOW_HEADERS = ["accept", "content-type", "idempotency-key", "x-requested-with"]
-# Benchmarks only: also route /bench/bare-insert/, a view doing one INSERT (the intake's baseline).
-BENCH_BARE_VIEW = env.bool("BENCH_BARE_VIEW", default=False)
 
 # ------------------------------------------------------------------------------
 # amoCRM

@@ -1,6 +1,5 @@
 """Lead intake URLs."""
 
-from django.conf import settings
 from django.urls import path
 
 from .apis import LeadIntakeApi, LeadIntakeNoSlashApi
@@ -11,8 +10,3 @@ urlpatterns = [
     # turn the POST into a GET.
     path("api/leads", LeadIntakeNoSlashApi.as_view()),
 ]
-
-if settings.BENCH_BARE_VIEW:
-    from .bench import bare_insert
-
-    urlpatterns.append(path("bench/bare-insert/", bare_insert))

@@ -1,6 +1,6 @@
 """Browser fixtures: Debian's Chromium driven by Playwright, a page per locale, screenshots under var/screenshots/.
 
-A missing browser fails the test with the install command (tests/browser/chromium.py): browser tests are
+A missing browser fails the test with the install command (amocrm_sandbox/chromium.py): browser tests are
 never skipped.
 """
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from . import chromium
+from amocrm_sandbox import chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "var" / "screenshots"
@@ -98,7 +98,7 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture(scope="package")
 def _sites():
-    from .sites import Sites
+    from amocrm_sandbox.sites import Sites
 
     with Sites() as sites:
         yield sites
@@ -106,7 +106,7 @@ def _sites():
 
 @pytest.fixture
 def sites(_sites):
-    """Local web sites on *.test host names (tests/browser/sites.py), emptied for every test."""
+    """Local web sites on *.test host names (amocrm_sandbox/sites.py), emptied for every test."""
     _sites.reset()
     yield _sites
     _sites.reset()

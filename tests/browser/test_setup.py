@@ -2,7 +2,7 @@
 
 import pytest
 
-from . import chromium
+from amocrm_sandbox import chromium
 
 
 def test_a_missing_chromium_fails_the_test_and_says_how_to_install_it(monkeypatch):

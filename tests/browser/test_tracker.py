@@ -1,7 +1,7 @@
 """The tracker script (leads/static/amocrm/tracker.js) on a customer's site, in Chromium.
 
 The shop is www.shop.test, ads come from ads.test, searches from search.test, and the script from another
-origin (the live Django server, or crm.test): see tests/browser/sites.py.
+origin (the live Django server, or crm.test): see amocrm_sandbox/sites.py.
 """
 
 import json
@@ -10,7 +10,7 @@ from urllib.parse import quote, unquote
 
 import pytest
 
-from .sites import TRACKER_PATH, Sites
+from amocrm_sandbox.sites import TRACKER_PATH, Sites
 
 pytestmark = pytest.mark.browser
 

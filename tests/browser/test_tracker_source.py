@@ -6,7 +6,7 @@ from calmjs.parse import asttypes, es5
 from calmjs.parse.walkers import Walker
 from django.contrib.staticfiles import finders
 
-from .sites import TRACKER_JS
+from amocrm_sandbox.sites import TRACKER_JS
 
 # Names of things that came after ES5 or are missing in old browsers; the script must not use them.
 NEWER_THAN_ES5 = {

@@ -14,10 +14,10 @@ import requests
 from django.conf import settings
 from django.test import override_settings
 
-from amocrm.sandbox.control import SandboxControl
-from amocrm.sandbox.server import Sandbox
-from amocrm.sandbox.state import default_accounts
-from tests.e2e.harness import ROOT, Processes, free_port, wait_until
+from amocrm_sandbox.control import SandboxControl
+from amocrm_sandbox.harness import ROOT, Processes, free_port, wait_until
+from amocrm_sandbox.server import Sandbox
+from amocrm_sandbox.state import default_accounts
 
 REDIRECT_PATH = "/amocrm/oauth/callback/"
 CLIENT_ID = "e2e-client-id"

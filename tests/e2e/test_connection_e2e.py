@@ -7,8 +7,8 @@ import pytest
 import requests
 
 from amocrm.models import Account, SyncLog
-from amocrm.sandbox.control import SandboxControl
 from amocrm.tasks import check_account_connection
+from amocrm_sandbox.control import SandboxControl
 from tests.e2e.conftest import CLIENT_ID, CLIENT_SECRET, REDIRECT_PATH, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)

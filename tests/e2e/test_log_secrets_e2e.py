@@ -8,12 +8,12 @@ import pytest
 import requests
 
 from amocrm.models import Account, WebhookEvent
-from amocrm.sandbox.control import SandboxControl
 from amocrm.tasks import check_account_connection
+from amocrm_sandbox.control import SandboxControl
+from amocrm_sandbox.harness import wait_until
 from leads.models import Lead
 from sales.models import Sale
 from tests.e2e.conftest import CLIENT_ID, CLIENT_SECRET, REDIRECT_PATH
-from tests.e2e.harness import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -13,12 +13,12 @@ import requests
 from django.utils import timezone
 
 from amocrm.models import Account, WebhookEvent
-from amocrm.sandbox.control import SandboxControl
+from amocrm_sandbox.control import SandboxControl
+from amocrm_sandbox.harness import wait_until
 from leads.models import Lead
 from sales.models import Sale
 from sales.selectors import sales_report
 from sales.services import account_reconcile_deals
-from tests.e2e.harness import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

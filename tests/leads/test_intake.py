@@ -352,11 +352,6 @@ def test_the_source_cache_forgets_a_deactivated_source(client, source):
     assert services.lead_source_get_active(public_key=source.public_key) is None
 
 
-def test_the_benchmark_baseline_view_is_not_routed_unless_asked_for(client, source):
-    response = client.post("/bench/bare-insert/", data=json.dumps(valid(source)), content_type="application/json")
-    assert response.status_code == 404 and Lead.objects.count() == 0
-
-
 def test_the_api_docs_describe_the_intake_once(client):
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
     assert "/api/leads/" in schema["paths"] and "/api/leads" not in schema["paths"]

@@ -2,8 +2,8 @@
 
 import pytest
 
-from amocrm.sandbox import Sandbox, default_accounts
-from amocrm.sandbox.control import SandboxControl
+from amocrm_sandbox import Sandbox, default_accounts
+from amocrm_sandbox.control import SandboxControl
 
 from .support import Api, ManualClock, Receiver
 

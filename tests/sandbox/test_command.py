@@ -10,7 +10,7 @@ from pathlib import Path
 
 import requests
 
-from amocrm.sandbox import Sandbox
+from amocrm_sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,10 +26,10 @@ def test_the_sandbox_starts_in_well_under_a_second():
     assert elapsed < 0.5
 
 
-def test_the_command_prints_origins_and_credentials_and_serves_until_interrupted():
-    # No DATABASE_URL that answers: the command must not need one.
+def test_the_command_prints_origins_and_credentials_and_serves_until_interrupted(tmp_path):
+    # No DATABASE_URL that answers: the command must not need one. Its state file goes to a VAR_DIR of its own.
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "true",
-           "DATABASE_URL": "postgres://nobody@127.0.0.1:1/none"}
+           "DATABASE_URL": "postgres://nobody@127.0.0.1:1/none", "VAR_DIR": str(tmp_path)}
     started = time.monotonic()
     process = subprocess.Popen(
         [sys.executable, "manage.py", "amocrm_sandbox", "--port", "0", "--accounts", "2", "--account-id", "555",

@@ -2,8 +2,8 @@
 
 import pytest
 
-from amocrm.sandbox import Integration
-from amocrm.sandbox.control import SandboxControl, SandboxControlError
+from amocrm_sandbox import Integration
+from amocrm_sandbox.control import SandboxControl, SandboxControlError
 
 from .support import exchange
 

@@ -5,7 +5,7 @@ import time
 import pytest
 import requests
 
-from amocrm.sandbox import Sandbox
+from amocrm_sandbox import Sandbox
 
 from .support import Api, ManualClock, exchange
 

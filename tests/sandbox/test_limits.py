@@ -3,7 +3,7 @@
 import pytest
 import requests
 
-from amocrm.sandbox import Sandbox, default_accounts
+from amocrm_sandbox import Sandbox, default_accounts
 
 from .support import Api, ManualClock
 

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from amocrm.sandbox import Sandbox
+from amocrm_sandbox import Sandbox
 
 from .support import Api, ManualClock, exchange
 

@@ -1,6 +1,6 @@
 """amoCRM's OAuth 2.0 as the sandbox serves it: the consent redirect, the token endpoint, the subdomain lookup.
 
-Behaviour and error hints follow amocrm-notes.md §1; amoCRM runs league/oauth2-server, whose hint
+Behaviour and error hints follow docs/amocrm.md#oauth; amoCRM runs league/oauth2-server, whose hint
 texts ("Token has been revoked", "Authorization code has expired", ...) clients match on.
 """
 

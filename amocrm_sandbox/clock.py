@@ -22,6 +22,12 @@ class SandboxClock:
             offset = self._offset
         return self._source() + offset
 
+    @property
+    def offset(self) -> float:
+        """How far the clock was pushed forward in all (kept in the state file)."""
+        with self._lock:
+            return self._offset
+
     def advance(self, seconds: float) -> float:
         with self._lock:
             self._offset += seconds

@@ -1,4 +1,4 @@
-"""The amoCRM API v4 endpoints a fake account serves (amocrm-notes.md §2–3).
+"""The amoCRM API v4 endpoints a fake account serves (docs/amocrm.md#calling-the-api, #entities).
 
 Every handler runs with the account lock held and the Bearer token already checked; body and
 validation errors raised here (BadBody, BatchRejected, ValidationFailed) are turned into amoCRM's
@@ -343,7 +343,7 @@ def _apply_deal_updates(account: AccountState, updates: list[tuple[Deal, dict]])
 
 @routes.route("POST", "/api/v4/leads/complex")
 def leads_create_complex(account: AccountState, request: Request) -> Response:
-    """Deals with one contact and one company each, answered as a plain array (amocrm-notes.md §3)."""
+    """Deals with one contact and one company each, answered as a plain array (docs/amocrm.md#entities)."""
     items = require_batch(request.json(), limit=validation.COMPLEX_BATCH_LIMIT)
 
     def check(item: dict, problems: Problems) -> tuple[dict, Any, Any]:

@@ -2,7 +2,7 @@
 
 Every `check_*` function takes one element of a request, appends what is wrong to `problems` (dicts
 with `code`, `path`, `detail`) and returns the normalized changes the store applies. A batch with
-any problem is rejected as a whole with amoCRM's `validation-errors` answer (amocrm-notes.md §2).
+any problem is rejected as a whole with amoCRM's `validation-errors` answer (docs/amocrm.md#validation-errors).
 """
 
 from collections.abc import Callable

@@ -4,7 +4,7 @@ import threading
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-# How long a run of 429s is remembered when deciding to block the account (amocrm-notes.md §2).
+# How long a run of 429s is remembered when deciding to block the account (docs/amocrm.md#rate-limits).
 BLOCK_WINDOW_SECONDS = 60.0
 
 

@@ -1,6 +1,6 @@
-"""Web sites for browser tests on one local server, told apart by host name: a customer's shop, an ad network, our CRM.
+"""Web sites for the browser tests and bench/tracker.py on one local server, told apart by host name (shop, ads, CRM).
 
-Chromium resolves every *.test name to 127.0.0.1 (see CHROMIUM_ARGS), so `http://www.shop.test:<port>/` and
+Chromium resolves every *.test name to 127.0.0.1 (see chromium.ARGS), so `http://www.shop.test:<port>/` and
 `http://ads.test:<port>/` are different sites with cookies of their own, served by the same server. Pages are
 added by the test; every POST is recorded and answered with a small thank-you page.
 """
@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 TRACKER_JS = ROOT / "leads" / "static" / "amocrm" / "tracker.js"
 TRACKER_PATH = "/static/amocrm/tracker.js"
 

@@ -4,9 +4,9 @@ import base64
 import json
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
-# amocrm-notes.md §1: codes live 20 minutes, refresh tokens 3 months.
+# docs/amocrm.md#oauth: codes live 20 minutes, refresh tokens 3 months.
 CODE_LIFETIME_SECONDS = 20 * 60
 REFRESH_LIFETIME_SECONDS = 90 * 86400
 
@@ -46,6 +46,16 @@ class TokenStore:
         self.codes: dict[str, AuthorizationCode] = {}
         self.access: dict[str, AccessToken] = {}
         self.refresh: dict[str, RefreshToken] = {}
+
+    def export(self) -> dict:
+        """Every issued credential, as JSON-ready data (persistence.py)."""
+        return {kind: {value: asdict(record) for value, record in records.items()}
+                for kind, records in (("codes", self.codes), ("access", self.access), ("refresh", self.refresh))}
+
+    def restore(self, saved: dict) -> None:
+        self.codes.update({code: AuthorizationCode(**data) for code, data in saved.get("codes", {}).items()})
+        self.access.update({token: AccessToken(**data) for token, data in saved.get("access", {}).items()})
+        self.refresh.update({token: RefreshToken(**data) for token, data in saved.get("refresh", {}).items()})
 
     def issue_code(self, client_id: str, now: float) -> str:
         # Real codes are long opaque strings starting with "def502"; clients must not parse them.

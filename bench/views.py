@@ -1,11 +1,11 @@
-"""The intake benchmark's baseline: a bare view doing one INSERT, routed only when BENCH_BARE_VIEW is on."""
+"""The intake benchmark's baseline: a bare view doing one INSERT, routed only by bench/urls.py."""
 
 import json
 
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from .models import Lead, LeadSource
+from leads.models import Lead, LeadSource
 
 _source: list[LeadSource] = []
 

@@ -1,12 +1,12 @@
-"""A strict local amoCRM: fake accounts on local ports that reject what amoCRM rejects (amocrm-notes.md).
+"""A strict local amoCRM: fake accounts on local ports that reject what amoCRM rejects (docs/amocrm.md).
 
-    from amocrm.sandbox import AccountConfig, Sandbox
+    from amocrm_sandbox import AccountConfig, Sandbox
 
     with Sandbox(accounts=[AccountConfig(account_id=31000001)]) as sandbox:
         origin = sandbox.accounts[0].origin    # e.g. http://127.0.0.1:40123
         ...
 
-`amocrm.sandbox.control.SandboxControl(origin)` drives its control API; `manage.py amocrm_sandbox`
+`amocrm_sandbox.control.SandboxControl(origin)` drives its control API; `manage.py amocrm_sandbox`
 serves one from the command line.
 """
 

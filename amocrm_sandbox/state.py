@@ -1,12 +1,13 @@
 """In-memory state of the sandbox: registered integrations and, per fake account, everything it holds."""
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from .catalog import TRACKING_CODES, build_catalog
 from .clock import SandboxClock
-from .entities import EntityStore
+from .entities import EntityIds, EntityStore
 from .faults import FaultPlan
 from .limits import RateLimiter, TrafficStats
 from .tokens import TokenStore
@@ -34,7 +35,7 @@ class AccountConfig:
     # None: the port follows the sandbox's (its port + the account's position, or a free one).
     port: int | None = None
     # None: every UTM code, except that the second account lacks UTM_TERM, so that mapping
-    # "codes the account lacks" (amocrm-notes.md §3) can be tested against it.
+    # "codes the account lacks" (docs/amocrm.md#entities) can be tested against it.
     tracking_codes: tuple[str, ...] | None = None
 
 
@@ -74,7 +75,9 @@ class AccountState:
         if tracking_codes is None:
             tracking_codes = tuple(code for code in TRACKING_CODES if position != 1 or code != "UTM_TERM")
         self.catalog = build_catalog(position=position, tracking_codes=tracking_codes)
-        self.store = EntityStore(position=position)
+        # Outlive a reset of the entities and, with a state file, a restart: ids are never handed out twice.
+        self.ids = EntityIds.for_position(position)
+        self.store = EntityStore(ids=self.ids)
         self.tokens = TokenStore()
         self.limiter = RateLimiter(rate_limit=rate_limit, block_threshold=block_threshold)
         self.stats = TrafficStats()
@@ -113,10 +116,29 @@ class AccountState:
         return {"account_id": self.account_id, "subdomain": self.subdomain, "currency": self.currency,
                 "name": self.name, "origin": self.origin, "host": self.host}
 
+    def export(self) -> dict:
+        """What survives a restart: entities, issued credentials, webhook subscriptions and the id sequences.
+
+        Not kept: traffic counters, the rate limiter, fault plans and webhook deliveries, which
+        describe one run, and the settings, which come from the command line.
+        """
+        with self.lock:
+            return {"account_id": self.account_id, "ids": self.ids.export(), **self.store.export(),
+                    "tokens": self.tokens.export(), "webhooks": self.outbox.export()}
+
+    def restore(self, saved: dict, *, fresh: bool = False) -> None:
+        """Take back what export() gave; `fresh` keeps only the id sequences, so new ids still continue upward."""
+        with self.lock:
+            self.ids.restore(saved.get("ids", {}))
+            self.outbox.restore(saved.get("webhooks", {}), subscriptions=not fresh)
+            if not fresh:
+                self.store.restore(saved)
+                self.tokens.restore(saved.get("tokens", {}))
+
     def reset(self, parts: tuple[str, ...] = RESET_PARTS) -> None:
         with self.lock:
             if "entities" in parts:
-                self.store = EntityStore(position=self.position)
+                self.store = EntityStore(ids=self.ids)
             if "tokens" in parts:
                 self.tokens = TokenStore()
             if "stats" in parts:
@@ -142,6 +164,8 @@ class SandboxState:
         # When set, the consent page answers as if the user clicked "Deny".
         self.deny_consent = False
         self.www_origin = ""
+        # Called after every request that may have changed something kept (the state file's save), or None.
+        self.on_change: Callable[[], None] | None = None
 
     def account(self, account_id: int) -> AccountState | None:
         return next((account for account in self.accounts if account.account_id == account_id), None)

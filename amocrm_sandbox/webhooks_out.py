@@ -1,6 +1,6 @@
 """Webhooks a fake account sends: amoCRM's v2 form-encoded bodies, delivered from background threads.
 
-The body format follows amocrm-notes.md §4: PHP-style bracket keys, every value a string, several
+The body format follows docs/amocrm.md#webhooks-amocrm-sends: PHP-style bracket keys, every value a string, several
 actions for several deals in one POST, the `account[...]` block last.
 """
 
@@ -19,7 +19,7 @@ from .entities import Deal, DealChange
 USER_AGENT = "amoCRM-WebHook-client/1.0"
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 DELIVERY_TIMEOUT_SECONDS = 5
-# amoCRM disables a destination that failed more than 100 times in 2 hours (amocrm-notes.md §4).
+# amoCRM disables a destination that failed more than 100 times in 2 hours (docs/amocrm.md#webhooks-amocrm-sends).
 FAILURES_BEFORE_DISABLE = 100
 FAILURE_WINDOW_SECONDS = 2 * 3600
 
@@ -124,7 +124,7 @@ def _custom_field_pairs(index: int, field_id: int, values: list[dict], account: 
         pairs.append((f"{prefix}[code]", custom_field.code))
     for position, value in enumerate(values):
         if custom_field.type in ("date", "date_time", "birthday"):
-            # A date arrives as a bare timestamp, without a [value] key (amocrm-notes.md §4).
+            # A date arrives as a bare timestamp, without a [value] key (docs/amocrm.md#webhooks-amocrm-sends).
             pairs.append((f"{prefix}[values][{position}]", value["value"]))
             continue
         pairs.append((f"{prefix}[values][{position}][value]", value["value"]))
@@ -147,7 +147,7 @@ class WebhookOutbox:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._pending = 0
-        self._subscription_ids = itertools.count(1)
+        self._next_subscription_id = 1
         self._delivery_ids = itertools.count(1)
         self.subscriptions: dict[str, Subscription] = {}
         self.deliveries: list[dict] = []
@@ -162,10 +162,28 @@ class WebhookOutbox:
                 existing.disabled = False
                 existing.failures.clear()
                 return existing
-            subscription = Subscription(id=next(self._subscription_ids), destination=destination, settings=settings,
+            subscription = Subscription(id=self._next_subscription_id, destination=destination, settings=settings,
                                         sort=sort, created_at=now, updated_at=now)
+            self._next_subscription_id += 1
             self.subscriptions[destination] = subscription
             return subscription
+
+    def export(self) -> dict:
+        """The subscriptions (not the deliveries, nor the recent failures), as JSON-ready data (persistence.py)."""
+        with self._lock:
+            return {"next_id": self._next_subscription_id, "subscriptions": [
+                {"id": item.id, "destination": item.destination, "settings": list(item.settings), "sort": item.sort,
+                 "created_at": item.created_at, "updated_at": item.updated_at, "disabled": item.disabled}
+                for item in self.subscriptions.values()]}
+
+    def restore(self, saved: dict, *, subscriptions: bool = True) -> None:
+        """Take back what export() gave; ids continue after the saved ones even without the subscriptions."""
+        with self._lock:
+            kept = saved.get("subscriptions", []) if subscriptions else []
+            for data in kept:
+                self.subscriptions[data["destination"]] = Subscription(**data)
+            self._next_subscription_id = max(self._next_subscription_id, int(saved.get("next_id", 1)),
+                                             *(data["id"] + 1 for data in kept))
 
     def unsubscribe(self, destination: str) -> bool:
         with self._lock:

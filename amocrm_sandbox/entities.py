@@ -1,7 +1,6 @@
 """The entities one fake account stores (deals, contacts, companies, notes, incoming leads) and their API shape."""
 
-import itertools
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .catalog import CLOSED_STATUS_IDS, CustomField, FieldSet
@@ -96,23 +95,106 @@ class DealChange:
         return deal.status_id != self.old_status_id or deal.pipeline_id != self.old_pipeline_id
 
 
+class IdSequence:
+    """Ids of one kind of entity, in increasing order, never handed out twice.
+
+    amoCRM never reuses an id, and the product relies on that: a deal id it stored names that
+    deal for good. So the sequence outlives a reset of the entities and, with a state file, a
+    restart of the sandbox (persistence.py).
+    """
+
+    def __init__(self, start: int) -> None:
+        self.next_id = start
+
+    def __next__(self) -> int:
+        value = self.next_id
+        self.next_id += 1
+        return value
+
+    def move_past(self, used: int) -> None:
+        self.next_id = max(self.next_id, used + 1)
+
+
+@dataclass
+class EntityIds:
+    """The id sequences of one account. Each kind counts from its own range, so a contact id passed as a deal id
+    is caught, and accounts count from different ranges."""
+
+    deals: IdSequence
+    contacts: IdSequence
+    companies: IdSequence
+    notes: IdSequence
+    tags: IdSequence
+
+    @classmethod
+    def for_position(cls, position: int) -> "EntityIds":
+        base = position * 1_000_000
+        return cls(deals=IdSequence(20_000_001 + base), contacts=IdSequence(30_000_001 + base),
+                   companies=IdSequence(40_000_001 + base), notes=IdSequence(50_000_001 + base),
+                   tags=IdSequence(90_001 + position * 10_000))
+
+    def export(self) -> dict[str, int]:
+        return {kind: sequence.next_id for kind, sequence in vars(self).items()}
+
+    def restore(self, saved: dict[str, int]) -> None:
+        """Continue after the saved positions (never go back below where this run already is)."""
+        for kind, sequence in vars(self).items():
+            sequence.move_past(int(saved.get(kind, 0)) - 1)
+
+
 class EntityStore:
     """All entities of one account; callers hold the account lock."""
 
-    def __init__(self, *, position: int) -> None:
-        # Each kind of entity counts from its own range, so a contact id passed as a deal id is caught.
-        base = position * 1_000_000
-        self._deal_ids = itertools.count(20_000_001 + base)
-        self._contact_ids = itertools.count(30_000_001 + base)
-        self._company_ids = itertools.count(40_000_001 + base)
-        self._note_ids = itertools.count(50_000_001 + base)
-        self._tag_ids = itertools.count(90_001 + position * 10_000)
+    def __init__(self, *, ids: EntityIds) -> None:
+        self._deal_ids = ids.deals
+        self._contact_ids = ids.contacts
+        self._company_ids = ids.companies
+        self._note_ids = ids.notes
+        self._tag_ids = ids.tags
         self.deals: dict[int, Deal] = {}
         self.contacts: dict[int, Contact] = {}
         self.companies: dict[int, Company] = {}
         self.notes: dict[int, Note] = {}
         self.unsorted: dict[str, UnsortedLead] = {}
         self.tags: dict[str, dict[str, Tag]] = {"leads": {}, "contacts": {}}
+
+    def export(self) -> dict:
+        """Everything stored, as JSON-ready data (persistence.py)."""
+        return {
+            "deals": [asdict(deal) for deal in self.deals.values()],
+            "contacts": [asdict(contact) for contact in self.contacts.values()],
+            "companies": [asdict(company) for company in self.companies.values()],
+            "notes": [asdict(note) for note in self.notes.values()],
+            "unsorted": [asdict(item) for item in self.unsorted.values()],
+            "tags": {entity_type: [asdict(tag) for tag in tags.values()] for entity_type, tags in self.tags.items()},
+        }
+
+    def restore(self, saved: dict) -> None:
+        """Take back what export() gave; the id sequences move past every id found."""
+        for data in saved.get("deals", []):
+            deal = Deal(**{**data, "custom_fields": _field_values(data["custom_fields"])})
+            self.deals[deal.id] = deal
+            self._deal_ids.move_past(deal.id)
+        for data in saved.get("contacts", []):
+            contact = Contact(**{**data, "custom_fields": _field_values(data["custom_fields"])})
+            self.contacts[contact.id] = contact
+            self._contact_ids.move_past(contact.id)
+        for data in saved.get("companies", []):
+            company = Company(**data)
+            self.companies[company.id] = company
+            self._company_ids.move_past(company.id)
+        for data in saved.get("notes", []):
+            note = Note(**data)
+            self.notes[note.id] = note
+            self._note_ids.move_past(note.id)
+        for data in saved.get("unsorted", []):
+            item = UnsortedLead(**data)
+            self.unsorted[item.uid] = item
+        for entity_type, tags in saved.get("tags", {}).items():
+            for data in tags:
+                tag = Tag(**data)
+                self.tags.setdefault(entity_type, {})[tag.name] = tag
+                self._tag_ids.move_past(tag.id)
 
     def live_deal(self, deal_id: int) -> Deal | None:
         deal = self.deals.get(deal_id)
@@ -213,6 +295,11 @@ class EntityStore:
             tag = self.tags[entity_type].get(name)
             if tag and tag.id in tag_ids:
                 tag_ids.remove(tag.id)
+
+
+def _field_values(saved: dict) -> FieldValues:
+    """JSON turned the field ids into strings."""
+    return {int(field_id): values for field_id, values in saved.items()}
 
 
 def _apply_fields(stored: FieldValues, updates: list[tuple[CustomField, list[dict] | None]]) -> None:

@@ -11,11 +11,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from . import control_api, handlers, oauth
 from .clock import SandboxClock
 from .faults import DROP, ERROR, TIMEOUT_SLEEP
+from .persistence import StateFile
 from .state import (
     DEFAULT_BLOCK_THRESHOLD,
     DEFAULT_CLIENT_ID,
@@ -32,7 +34,7 @@ from .state import (
 from .validation import BatchRejected, ValidationFailed
 from .wire import BadBody, Request, Response, bad_request, nginx_page, problem
 
-logger = logging.getLogger("amocrm.sandbox")
+logger = logging.getLogger("amocrm_sandbox")
 
 CONTROL_PREFIX = "/_sandbox"
 # How often an idle server checks for stop(); short, so that stopping takes milliseconds.
@@ -45,6 +47,9 @@ class Sandbox:
     Each account listens on its own port (port, port + 1, ...; free ports when port is 0) and the
     consent page lives on a separate www server (`www_origin`, port + number of accounts), so a
     token request sent to www is answered "Send request to account" as amoCRM does.
+
+    With a `state_file` the accounts start from what it holds (`fresh`: empty, their ids still
+    continuing upward) and every change is written to it before its answer goes out (persistence.py).
     """
 
     def __init__(self, accounts: Iterable[AccountConfig] | None = None, *, bind: str = "127.0.0.1", port: int = 0,
@@ -52,7 +57,8 @@ class Sandbox:
                  client_secret: str = DEFAULT_CLIENT_SECRET, redirect_uri: str = DEFAULT_REDIRECT_URI,
                  integrations: Iterable[Integration] = (), token_lifetime: int = DEFAULT_TOKEN_LIFETIME,
                  rate_limit: int = DEFAULT_RATE_LIMIT, block_threshold: int = DEFAULT_BLOCK_THRESHOLD,
-                 clock: Callable[[], float] | None = None, seed: int = 0) -> None:
+                 clock: Callable[[], float] | None = None, seed: int = 0, state_file: Path | str | None = None,
+                 fresh: bool = False) -> None:
         configs = list(accounts) if accounts is not None else default_accounts(1)
         if not configs:
             raise ValueError("A sandbox needs at least one account")
@@ -69,6 +75,11 @@ class Sandbox:
             integrations=[self.integration, *integrations],
             clock=self.clock,
         )
+        self.state_file = StateFile(state_file) if state_file is not None else None
+        if self.state_file is not None:
+            self.state_file.load(self.state, fresh=fresh)
+            self.state.on_change = lambda: self.state_file.save(self.state)
+            self.state.on_change()  # from the start the file says what this run holds (empty, with --fresh)
         self._bind = bind
         self._ports = [config.port if config.port is not None else (port + position if port else 0)
                        for position, config in enumerate(configs)]
@@ -133,6 +144,9 @@ class Sandbox:
         for thread in self._threads:
             thread.join(timeout=2)
         self._threads.clear()
+        if self.state_file is not None:
+            # What changed outside a request (a webhook destination disabled after failures) is kept too.
+            self.state.on_change()
 
     def wait_for_webhooks(self, timeout: float = 5.0) -> bool:
         """Wait until no webhook delivery is in flight on any account; False on timeout."""
@@ -226,13 +240,25 @@ def dispatch(sandbox: SandboxState, account: AccountState | None, request: Reque
     """The answer for one request to the account's server (`account` None: the www server)."""
     try:
         if request.path == CONTROL_PREFIX or request.path.startswith(CONTROL_PREFIX + "/"):
-            return _control(sandbox, account, request)
-        if account is None:
-            return _www(sandbox, request)
-        return _account_request(sandbox, account, request)
+            response = _control(sandbox, account, request)
+        elif account is None:
+            response = _www(sandbox, request)
+        else:
+            response = _account_request(sandbox, account, request)
     except Exception:
         logger.exception("Sandbox handler failed for %s %s", request.method, request.path)
         return problem(500, "Internal Server Error", "The sandbox failed to handle this request")
+    if sandbox.on_change is not None and _may_change_state(request):
+        try:
+            sandbox.on_change()
+        except OSError:
+            logger.exception("The sandbox could not write its state file after %s %s", request.method, request.path)
+    return response
+
+
+def _may_change_state(request: Request) -> bool:
+    """Every write, and the consent page (it issues an authorization code); other reads change nothing kept."""
+    return request.method not in ("GET", "HEAD") or request.path == "/oauth"
 
 
 def _control(sandbox: SandboxState, account: AccountState | None, request: Request) -> Response:

@@ -7,7 +7,7 @@ account's ids must fail against the other.
 
 from dataclasses import dataclass, field
 
-# Won and lost: the same ids in every pipeline of every account (amocrm-notes.md §3).
+# Won and lost: the same ids in every pipeline of every account (docs/amocrm.md#entities).
 WON_STATUS_ID = 142
 LOST_STATUS_ID = 143
 CLOSED_STATUS_IDS = frozenset({WON_STATUS_ID, LOST_STATUS_ID})
@@ -15,7 +15,7 @@ CLOSED_STATUS_IDS = frozenset({WON_STATUS_ID, LOST_STATUS_ID})
 STATUS_TYPE_REGULAR = 0
 STATUS_TYPE_UNSORTED = 1
 
-# The enum codes amoCRM accepts for the predefined contact fields (amocrm-notes.md §3).
+# The enum codes amoCRM accepts for the predefined contact fields (docs/amocrm.md#entities).
 PHONE_ENUM_CODES = ("WORK", "WORKDD", "MOB", "FAX", "HOME", "OTHER")
 EMAIL_ENUM_CODES = ("WORK", "PRIV", "OTHER")
 
