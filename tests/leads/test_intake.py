@@ -4,6 +4,7 @@ import json
 from urllib.parse import urlencode
 
 import pytest
+import redis
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -323,6 +324,25 @@ def test_intake_with_a_warm_source_cache_makes_exactly_one_query_the_insert(clie
     with CaptureQueriesContext(connection) as queries:
         assert post_json(client, valid(source)).status_code == 201
     assert [q["sql"].split()[0] for q in queries.captured_queries] == ["INSERT"]
+
+
+def test_an_accepted_post_makes_exactly_one_redis_round_trip(client, source, monkeypatch, settings):
+    """Throttle, double-click window and push mark in one script: one packet to Redis, whoever sends it."""
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"lead_intake": "30/min"}}
+    post_json(client, valid(source, phone="+79120000010"))  # this thread's connection is made (and greeted) once
+    push_mark.take(source.account_id)  # as the queued push does: the next post sets the mark again
+    sent = []
+    real = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(self, command, *args, **kwargs):
+        sent.append(command)
+        return real(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+    assert post_json(client, valid(source), REMOTE_ADDR="198.51.100.30").status_code == 201  # sets the mark
+    assert post_json(client, valid(source, phone="+79120000011"), HTTP_IDEMPOTENCY_KEY="k",
+                     REMOTE_ADDR="198.51.100.30").status_code == 201  # finds it set: tallied
+    assert len(sent) == 2
 
 
 def test_a_new_idempotency_key_costs_no_extra_query_and_a_repeated_one_a_lookup(client, source):
