@@ -1,4 +1,8 @@
-"""Enqueue a task after the current transaction commits, without ever failing or stalling the request over it."""
+"""Sending Celery tasks without failing or stalling the caller: `publish` sends now, `enqueue_on_commit` after commit.
+
+Either way the row the task is about was stored first and is the outbox: a task that could not be
+sent (the broker down or hung) is found again by a periodic sweeper, so callers never retry here.
+"""
 
 import logging
 
@@ -10,10 +14,11 @@ logger = logging.getLogger(__name__)
 
 
 def publish(task, *args) -> bool:
-    """Send now; False when the broker cannot be reached (the stored row stays the outbox for the sweeper).
+    """Send now, inside or outside a transaction; False when the broker cannot be reached.
 
     A broker that does not answer within REDIS_PUBLISH_TIMEOUT opens the process's circuit breaker
     (config.breaker): until it closes, publishing is skipped at once instead of waiting again.
+    Inside a transaction, send only what may run before the commit (or use `enqueue_on_commit`).
     """
     if not redis_breaker.allow():
         logger.info("enqueue skipped: the broker timed out recently; the sweeper will pick it up",
@@ -31,4 +36,5 @@ def publish(task, *args) -> bool:
 
 
 def enqueue_on_commit(task, *args) -> None:
+    """`publish` once the current transaction commits (at once outside one), so the task sees the stored row."""
     transaction.on_commit(lambda: publish(task, *args))

@@ -266,7 +266,7 @@ SPECTACULAR_SETTINGS = {
 # Number of reverse proxies in front of the app whose X-Forwarded-For entries are trusted
 # when recording a visitor's IP (0: use REMOTE_ADDR only).
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
-# CORS is decided per lead source (leads.cors); nothing is allowed globally.
+# CORS is decided per lead source (leads.intake.cors); nothing is allowed globally.
 CORS_ALLOW_ALL_ORIGINS = False
 CORS_URLS_REGEX = r"^/api/leads/?$"
 CORS_ALLOW_HEADERS = ["accept", "content-type", "idempotency-key", "x-requested-with"]

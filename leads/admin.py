@@ -14,10 +14,12 @@ from django.utils.html import format_html, format_html_join
 
 from amocrm.admin import pretty_json
 from amocrm.models import AmoUser, CustomField, Pipeline, Stage
+from amocrm.values import to_int
 
-from . import services
-from .apis import HONEYPOT_FIELD
+from . import actions, selectors
+from .intake.api import HONEYPOT_FIELD
 from .models import Lead, LeadSource
+from .sources import normalize_origin
 
 LEAD_BADGES = {
     Lead.Status.PENDING: "#b8860b",
@@ -34,13 +36,6 @@ def _https_urls(db_field, **kwargs):
     if isinstance(db_field, models.URLField):
         kwargs["assume_scheme"] = "https"
     return db_field.formfield(**kwargs)
-
-
-def _int_or_none(value):
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
 
 
 # ============================================================================ lead sources
@@ -72,7 +67,7 @@ class LeadSourceForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        account_id = self.instance.account_id or _int_or_none(self.data.get("account")) or _int_or_none(
+        account_id = self.instance.account_id or to_int(self.data.get("account")) or to_int(
             self.initial.get("account"))
         multi = account_id is None
         pipelines = Pipeline.objects.select_related("account").order_by("account__name", "sort", "amocrm_id")
@@ -107,7 +102,7 @@ class LeadSourceForm(forms.ModelForm):
             self.initial["allowed_origins"] = "\n".join(self.instance.allowed_origins or [])
             names = {f.amocrm_id: f.name for f in CustomField.objects.filter(account_id=self.instance.account_id)}
             self.initial["field_mapping"] = "\n".join(
-                f"{key}: {names.get(_int_or_none(value), value)}" for key, value in
+                f"{key}: {names.get(to_int(value), value)}" for key, value in
                 (self.instance.field_mapping or {}).items())
         self._account_id = account_id
 
@@ -125,11 +120,11 @@ class LeadSourceForm(forms.ModelForm):
                     or parts.query or parts.fragment:
                 raise forms.ValidationError(f"{line!r} is not an origin: write scheme and host only, "
                                             "e.g. https://example.com")
-            origins.append(services.normalize_origin(f"{parts.scheme}://{parts.netloc}"))
+            origins.append(normalize_origin(f"{parts.scheme}://{parts.netloc}"))
         return list(dict.fromkeys(origins))
 
     def clean_field_mapping(self):
-        account_id = _int_or_none(self.data.get("account")) or self._account_id
+        account_id = to_int(self.data.get("account")) or self._account_id
         fields = list(CustomField.objects.filter(account_id=account_id).exclude(type="tracking_data"))
         by_id = {str(f.amocrm_id): f for f in fields}
         by_name = {f.name.casefold(): f for f in fields}
@@ -235,9 +230,7 @@ class UtmSourceFilter(admin.SimpleListFilter):
     parameter_name = "utm_source"
 
     def lookups(self, request, model_admin):
-        values = (Lead.objects.exclude(utm_source="").values_list("utm_source", flat=True)
-                  .order_by("utm_source").distinct()[:100])
-        return [(value, value) for value in values]
+        return [(value, value) for value in selectors.utm_sources(limit=100)]
 
     def queryset(self, request, queryset):
         return queryset.filter(utm_source=self.value()) if self.value() else queryset
@@ -310,7 +303,7 @@ class LeadAdmin(admin.ModelAdmin):
     @admin.action(description="Retry push", permissions=["change"])
     def action_retry_push(self, request, queryset):
         selected = list(queryset.values_list("pk", flat=True))
-        count = services.lead_retry(lead_ids=selected)
+        count = actions.lead_retry(lead_ids=selected)
         self.message_user(request, f"{count} lead(s) queued to push again.", messages.SUCCESS)
         if count < len(selected):
             self.message_user(request, f"{len(selected) - count} lead(s) skipped: already sent or being sent.",
@@ -319,7 +312,7 @@ class LeadAdmin(admin.ModelAdmin):
     @admin.action(description="Mark as spam", permissions=["change"])
     def action_mark_spam(self, request, queryset):
         selected = list(queryset.values_list("pk", flat=True))
-        count = services.lead_mark_spam(lead_ids=selected)
+        count = actions.lead_mark_spam(lead_ids=selected)
         self.message_user(request, f"{count} lead(s) marked as spam; they will not be pushed.", messages.SUCCESS)
         if count < len(selected):
             self.message_user(request, f"{len(selected) - count} lead(s) skipped: already in amoCRM or being sent.",

@@ -8,4 +8,5 @@ class LeadsConfig(AppConfig):
     verbose_name = "Leads"
 
     def ready(self) -> None:
-        from . import cors, receivers  # noqa: F401 — importing connects the receivers
+        from . import receivers  # noqa: F401 — importing connects the receivers
+        from .intake import cors  # noqa: F401

@@ -1,10 +1,15 @@
-"""Race-free counters and one-shot marks in the shared cache, one Redis round trip each.
+"""Race-free counters and one-shot marks in the shared cache, one Redis round trip each: the plumbing.
 
 The intake is hot: Django's Redis cache builds a new client object per call and needs two round
 trips for an `incr`, and even redis-py's client spends more on checking a connection out of its
 pool (locks, health checks, metrics) than on the command. With REDIS_URL set these go straight to
-Redis over one connection per thread, held for the thread's life; without it (embedded mode) they
-use Django's cache. Keys get the cache's prefix, so they live in the same namespace either way.
+Redis over one connection per thread, held for the thread's life; without it (embedded mode)
+`connection()` is None and callers use Django's cache. Keys get the cache's prefix, so they live in
+the same namespace either way.
+
+The generic steps live here (`count`, `add`, `release`); a script made of several steps sits next
+to the code that needs it: the intake's admission in leads/intake/admission.py, the push's take of
+its mark in leads/push/mark.py.
 
 No call is retried: a command whose answer was lost may have been applied, and repeating a
 set-if-absent would then report our own mark as somebody else's. Errors reach the caller, which
@@ -17,7 +22,6 @@ import hashlib
 import logging
 import os
 import threading
-from dataclasses import dataclass
 
 import redis
 from django.conf import settings
@@ -33,53 +37,21 @@ class Unavailable(Skipped):
     """Redis was not called: it timed out recently (the breaker is open). Do without the cache."""
 
 
-# INCR and, for the window's first request, EXPIRE: atomic, no key left without a lifetime.
-COUNT_LUA = """
-local value = redis.call('INCR', KEYS[1])
-if value == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return value
-"""
-# A hot request's checks in one round trip, each step only when the one before let it through:
-# count the sender (KEYS[1]; ARGV[2] < 0: no limit), claim KEYS[2], then set the mark KEYS[3] or, when it
-# is already set, add one to its tally KEYS[4] (ARGV[5] = 0: neither).
-# Answers {within the limit, holder of KEYS[2] ('' = claimed now), 1 when this call set the mark}.
-ADMIT_LUA = """
-local limit = tonumber(ARGV[2])
-if limit >= 0 then
-  local count = redis.call('INCR', KEYS[1])
-  if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-  if count > limit then return {0, '', 0} end
-end
-if not redis.call('SET', KEYS[2], ARGV[3], 'NX', 'EX', ARGV[4]) then
-  return {1, redis.call('GET', KEYS[2]) or '', 0}
-end
-if ARGV[5] == '0' then return {1, '', 0} end
-if redis.call('SET', KEYS[3], 1, 'NX', 'EX', ARGV[5]) then return {1, '', 1} end
-redis.call('INCR', KEYS[4])
-redis.call('EXPIRE', KEYS[4], ARGV[5])
-return {1, '', 0}
-"""
-# Remove the mark KEYS[1] and answer its tally KEYS[2] (removed too), atomically.
-TAKE_MARK_LUA = """
-redis.call('DEL', KEYS[1])
-local tally = redis.call('GET', KEYS[2])
-redis.call('DEL', KEYS[2])
-return tonumber(tally or 0)
-"""
-# DEL only while the key holds the given value.
-RELEASE_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+class Script:
+    """A Lua script, run by its SHA1 (the name Redis gives it) and sent in full only when Redis lacks it."""
 
-
-class _Script:
     def __init__(self, source: str):
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 — the name Redis gives a script
 
+    def run(self, connection, keys: list[str], args: list):
+        """Run on `connection` (from `connection()`); `keys` are full keys (`full_key`)."""
+        try:
+            return command(connection, "EVALSHA", self.sha, len(keys), *keys, *args)
+        except NoScriptError:  # a restarted server has forgotten it
+            return command(connection, "EVAL", self.source, len(keys), *keys, *args)  # and Redis keeps it
 
-_COUNT, _ADMIT, _TAKE_MARK, _RELEASE = map(_Script, (COUNT_LUA, ADMIT_LUA, TAKE_MARK_LUA, RELEASE_LUA))
+
 _local = threading.local()
 _pools: dict[tuple[str, float], redis.ConnectionPool] = {}
 _pools_lock = threading.Lock()
@@ -94,7 +66,7 @@ def _pool(url: str, timeout: float) -> redis.ConnectionPool:
     return pool
 
 
-def _connection() -> redis.connection.AbstractConnection | None:
+def connection() -> redis.connection.AbstractConnection | None:
     """This thread's connection to REDIS_URL (None in embedded mode); a forked child makes its own."""
     url, timeout = settings.REDIS_URL, settings.REDIS_INTAKE_TIMEOUT
     if not url:
@@ -107,7 +79,8 @@ def _connection() -> redis.connection.AbstractConnection | None:
     return held[2]
 
 
-def _command(connection, *args):
+def command(connection, *args):
+    """Send one command and read its answer, through the breaker; a failed call leaves no half answer behind."""
     if not redis_breaker.allow():
         raise Unavailable()  # nothing sent, no connection made
     try:
@@ -124,14 +97,7 @@ def _command(connection, *args):
     return answer
 
 
-def _run(connection, script: _Script, keys: list[str], args: list):
-    try:
-        return _command(connection, "EVALSHA", script.sha, len(keys), *keys, *args)
-    except NoScriptError:  # a restarted server has forgotten it
-        return _command(connection, "EVAL", script.source, len(keys), *keys, *args)  # and Redis keeps it
-
-
-def _text(value) -> str:
+def text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -145,104 +111,45 @@ def full_key(key: str) -> str:
     return cache.make_key(key)
 
 
+# INCR and, for the window's first request, EXPIRE: atomic, no key left without a lifetime.
+_COUNT = Script("""
+local value = redis.call('INCR', KEYS[1])
+if value == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return value
+""")
+# DEL only while the key holds the given value.
+_RELEASE = Script("""
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+""")
+
+
 def count(key: str, *, seconds: int) -> int:
     """Increment the counter `key` (created with a `seconds` lifetime) and return its new value."""
-    connection = _connection()
-    if connection is None:
+    held = connection()
+    if held is None:
         if cache.add(key, 1, timeout=seconds):
             return 1
         return cache.incr(key)
-    return int(_run(connection, _COUNT, [full_key(key)], [seconds]))
+    return int(_COUNT.run(held, [full_key(key)], [seconds]))
 
 
-@dataclass(frozen=True)
-class Limit:
-    """At most `limit` counts of `key` per window of `seconds` (a fixed window: the key names it)."""
-
-    key: str
-    limit: int
-    seconds: int
-
-
-@dataclass(frozen=True)
-class Claim:
-    key: str
-    value: str
-    seconds: int
-
-
-@dataclass(frozen=True)
-class Mark:
-    """A mark that, while it is set, counts in `tally_key` the callers that found it set (see `take_mark`)."""
-
-    key: str
-    tally_key: str
-    seconds: int
-
-
-@dataclass(frozen=True)
-class Admission:
-    within_limit: bool
-    holder: str | None  # the claim's value when somebody else holds it; None when this call claimed it
-    marked: bool  # this call set the mark
-
-
-def admit(*, limit: Limit | None, claim: Claim, mark: Mark | None) -> Admission:
-    """Count `limit`; within it, `claim`; when that is ours, set `mark` or add one to its tally. One round trip.
-
-    Over the limit nothing is claimed or marked; a claim held by somebody else marks nothing.
-    """
-    connection = _connection()
-    if connection is None:
-        return _admit_in_cache(limit, claim, mark)
-    answer = _run(connection, _ADMIT, [full_key(limit.key if limit else "-"), full_key(claim.key),
-                                       full_key(mark.key if mark else "-"), full_key(mark.tally_key if mark else "-")],
-                  [limit.seconds if limit else 0, limit.limit if limit else -1, claim.value, claim.seconds,
-                   mark.seconds if mark else 0])
-    within, holder, marked = int(answer[0]), _text(answer[1]), int(answer[2])
-    return Admission(within_limit=bool(within), holder=holder or None, marked=bool(marked))
-
-
-def _admit_in_cache(limit: Limit | None, claim: Claim, mark_: Mark | None) -> Admission:
-    # Embedded mode, one web process: the same steps, not atomic together.
-    if limit is not None and count(limit.key, seconds=limit.seconds) > limit.limit:
-        return Admission(within_limit=False, holder=None, marked=False)
-    holder = None if cache.add(claim.key, claim.value, timeout=claim.seconds) else cache.get(claim.key) or ""
-    if holder is not None or mark_ is None:
-        return Admission(within_limit=True, holder=holder, marked=False)
-    if cache.add(mark_.key, 1, timeout=mark_.seconds):
-        return Admission(within_limit=True, holder=None, marked=True)
-    count(mark_.tally_key, seconds=mark_.seconds)
-    return Admission(within_limit=True, holder=None, marked=False)
-
-
-def take_mark(mark: Mark) -> int:
-    """Remove `mark` and answer how many `admit` calls found it set since it was set (its tally, reset)."""
-    connection = _connection()
-    if connection is None:
-        cache.delete(mark.key)
-        tally = cache.get(mark.tally_key) or 0
-        cache.delete(mark.tally_key)
-        return int(tally)
-    return int(_run(connection, _TAKE_MARK, [full_key(mark.key), full_key(mark.tally_key)], []))
-
-
-def mark(key: str, *, seconds: int) -> bool:
+def add(key: str, *, seconds: int) -> bool:
     """Set `key` unless it is set; True when this call set it."""
-    connection = _connection()
-    if connection is None:
+    held = connection()
+    if held is None:
         return cache.add(key, 1, timeout=seconds)
-    return _command(connection, "SET", full_key(key), 1, "NX", "EX", seconds) is not None
+    return command(held, "SET", full_key(key), 1, "NX", "EX", seconds) is not None
 
 
 def release(key: str, value: str | None = None) -> None:
     """Delete `key` (only while it still holds `value`, when one is given)."""
-    connection = _connection()
-    if connection is None:
+    held = connection()
+    if held is None:
         if value is None or cache.get(key) == value:
             cache.delete(key)
         return
     if value is None:
-        _command(connection, "DEL", full_key(key))
+        command(held, "DEL", full_key(key))
     else:
-        _run(connection, _RELEASE, [full_key(key)], [value])
+        _RELEASE.run(held, [full_key(key)], [value])

@@ -1,7 +1,7 @@
 """What a lead looks like in amoCRM: the deal, contact, note and incoming-lead payloads, and contact matching.
 
 Pure functions over model instances: no queries, no HTTP. The push service feeds them the account's
-cached custom fields; shapes follow ../shared/amocrm-notes.md §3.
+cached custom fields; shapes follow docs/amocrm.md#entities.
 """
 
 from dataclasses import dataclass
@@ -9,6 +9,10 @@ from datetime import UTC, datetime
 
 import phonenumbers
 from django.conf import settings
+
+from amocrm.values import to_int
+
+from .models import DEFAULT_DEAL_NAME
 
 # A per-lead tag on every deal we create. A retry after an ambiguous failure looks for it among the
 # deals updated since that attempt, so it adopts the first deal instead of creating a second one.
@@ -120,8 +124,6 @@ class _Blank(dict):
 
 def deal_name(lead, source) -> str:
     """The source's template filled in; a broken template falls back to the default one."""
-    from .models import DEFAULT_DEAL_NAME
-
     values = _Blank(
         name=lead.name or lead.phone or lead.email, phone=lead.phone, email=lead.email, source=source.name,
         utm_source=lead.utm_source, utm_campaign=lead.utm_campaign,
@@ -179,7 +181,7 @@ def deal_custom_fields(lead, source, fields_by_id: dict[int, FieldInfo],
         if info is not None and text:
             values[info.id] = [{"value": text[:255]}]
     for form_field, field_id in (source.field_mapping or {}).items():
-        info = fields_by_id.get(_as_int(field_id))
+        info = fields_by_id.get(to_int(field_id))
         if info is None:
             continue  # the field was deleted in amoCRM since the mapping was saved
         if form_field in (lead.fields or {}):
@@ -192,13 +194,6 @@ def deal_custom_fields(lead, source, fields_by_id: dict[int, FieldInfo],
         if field_values:
             values[info.id] = field_values
     return [{"field_id": field_id, "values": field_values} for field_id, field_values in values.items()]
-
-
-def _as_int(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def deal_placement(source, account) -> dict:

@@ -5,18 +5,19 @@ from django.dispatch import receiver
 
 from amocrm.services import account_connected
 
-from . import services
 from .models import LeadSource
+from .push.schedule import lead_schedule_push
+from .sources import lead_source_cache_clear, lead_source_ensure_default
 
 
 @receiver(account_connected, dispatch_uid="leads.receivers.on_account_connected")
 def on_account_connected(sender, account, **kwargs) -> None:
-    services.lead_source_ensure_default(account=account)
+    lead_source_ensure_default(account=account)
     # Leads that waited while the account needed re-authorization go now, not at the next sweep.
-    services.lead_schedule_push(account_id=account.pk)
+    lead_schedule_push(account_id=account.pk)
 
 
 @receiver(post_save, sender=LeadSource, dispatch_uid="leads.receivers.source_saved")
 @receiver(post_delete, sender=LeadSource, dispatch_uid="leads.receivers.source_deleted")
 def on_source_changed(sender, **kwargs) -> None:
-    services.lead_source_cache_clear()
+    lead_source_cache_clear()

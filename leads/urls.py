@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .apis import LeadIntakeApi, LeadIntakeNoSlashApi
+from .intake.api import LeadIntakeApi, LeadIntakeNoSlashApi
 
 urlpatterns = [
     path("api/leads/", LeadIntakeApi.as_view(), name="lead-intake"),

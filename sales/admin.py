@@ -15,6 +15,7 @@ from django.utils.html import format_html
 
 from amocrm.errors import AmoCRMError
 from amocrm.models import Account
+from leads.models import Lead
 
 from . import selectors, services
 from .models import Sale
@@ -141,8 +142,6 @@ class SaleAdmin(admin.ModelAdmin):
         return obj.lead.utm_campaign if obj.lead_id else ""
 
     def _leads_registered(self) -> bool:
-        from leads.models import Lead
-
         return self.admin_site.is_registered(Lead)
 
     # ---- totals for the current filter
@@ -165,7 +164,7 @@ class SaleAdmin(admin.ModelAdmin):
     def action_refresh(self, request, queryset):
         for sale in queryset.select_related("account"):
             try:
-                refreshed = services.sale_refresh(sale=sale)
+                refreshed = services.sale_reread(sale=sale)
             except AmoCRMError as exc:
                 self.message_user(request, f"Deal #{sale.amocrm_deal_id}: re-read failed: {exc}", messages.ERROR)
                 continue

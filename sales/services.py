@@ -1,39 +1,44 @@
-"""Sales from amoCRM deals: the lead mirror, won/reverted/deleted sales confirmed by the API, reconciliation.
+"""Sales from amoCRM deals: the deal → sale rule, the re-reads that feed it, and a webhook delivery's deal events.
 
 Webhooks are unsigned and may arrive late, twice, out of order or reduced to ids, so they are
 treated as hints: a sale is only ever written from the deal as the amoCRM API returns it
-(re-read with `GET /api/v4/leads/{id}`, or listed by the reconciliation), and only when that
-deal is not older than what the sale already reflects (`Sale.deal_updated_at`).
+(re-read with `GET /api/v4/leads/{id}`, or listed by the reconciliation in sales/reconcile.py), and
+only when that deal is not older than what the sale already reflects (`Sale.deal_updated_at`).
+
+One verb per operation:
+
+- `sale_apply_deal` — THE rule: a deal as the API returned it → create, update, revert or delete its sale.
+- `deal_apply` — a deal as the API returned it: mirror it onto our leads (leads.mirror), then the rule.
+- `deals_reread` — re-read deals under their locks, in batches, and apply each (a deal that is gone
+  deletes its sale: `sale_mark_deleted`).
+- `sale_reread` — the admin's "Re-read from amoCRM" for one sale.
+- `deal_events_apply` — a webhook delivery's deal events: mirror at once, re-read what may change a sale.
 """
 
-import hashlib
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from amocrm.client import PAGE_LIMIT, AmoCRMClient
-from amocrm.models import Account, SyncLog
+from amocrm.models import Account
+from amocrm.values import main_contact_id, to_int, to_moment
+from config.locks import hold_locks, lock_key
+from leads.mirror import lead_mirror_deal
 from leads.models import Lead
+from leads.selectors import lead_of_contact, lead_that_created_deal
 
 from .models import Sale
 
 logger = logging.getLogger(__name__)
 
-# The first reconciliation of an account looks this far back; later ones start at the checkpoint.
-RECONCILE_LOOKBACK = timedelta(days=7)
-# Re-list a little before the checkpoint: amoCRM's clock and ours differ, and a deal saved while
-# the previous run was listing may carry an updated_at just before that run's start.
-RECONCILE_OVERLAP = timedelta(minutes=5)
 # Deals locked, re-read (one list request) and applied together. A lock per deal of a whole bulk
 # change (14,000 deals in one delivery) exhausts PostgreSQL's shared lock table ("out of shared
 # memory"); one page of the list endpoint at a time keeps a worker's locks bounded.
@@ -76,100 +81,48 @@ class AppliedEvents:
     failures: list[DealFailure] = field(default_factory=list)
 
 
-def _moment(timestamp) -> datetime | None:
-    """amoCRM's unix seconds as an aware datetime; None for missing or 0 (an unset date)."""
-    try:
-        value = int(timestamp)
-    except (TypeError, ValueError):
-        return None
-    return datetime.fromtimestamp(value, tz=UTC) if value > 0 else None
-
-
-def _int_or_none(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _main_contact_id(deal: dict) -> int | None:
-    contacts = ((deal.get("_embedded") or {}).get("contacts")) or []
-    main = next((c for c in contacts if isinstance(c, dict) and c.get("is_main")), None)
-    if main is None:
-        main = next((c for c in contacts if isinstance(c, dict)), None)
-    return _int_or_none(main.get("id")) if main else None
-
-
-# --- The mirrored stage of our own leads ----------------------------------------------------------
-
-
-def lead_mirror_deal(*, account: Account, deal_id: int, pipeline_id: int | None = None,
-                     stage_id: int | None = None, responsible_user_id: int | None = None,
-                     modified_at: datetime | None = None, expected_stage_id: int | None = None) -> int:
-    """Copy where the deal is now onto the leads that created it; returns the number of leads updated.
-
-    `Lead.stage_changed_at` holds the amoCRM modification time of the newest deal state mirrored,
-    and an older one changes nothing. Reduced webhook bodies carry no time at all: they apply as a
-    compare-and-set on the stage they say the deal left (`expected_stage_id`), or, lacking that,
-    only while nothing timestamped has been mirrored yet.
-    """
-    values = {name: value for name, value in (("pipeline_id", pipeline_id), ("stage_id", stage_id),
-                                               ("responsible_user_id", responsible_user_id)) if value is not None}
-    if not values:
-        return 0
-    if modified_at is not None:
-        guard = Q(stage_changed_at__isnull=True) | Q(stage_changed_at__lte=modified_at)
-        values["stage_changed_at"] = modified_at
-    elif expected_stage_id is not None:
-        guard = Q(stage_id__isnull=True) | Q(stage_id=expected_stage_id)
-    else:
-        guard = Q(stage_changed_at__isnull=True)
-    return Lead.objects.filter(guard, account=account, amocrm_deal_id=deal_id).update(**values)
-
-
-# --- Sales from deals as the API returns them -----------------------------------------------------
+# --- The rule: a deal as the API returns it → its sale ---------------------------------------------
 
 
 def _attribute(*, account: Account, deal_id: int, contact_id: int | None,
                won_at: datetime) -> tuple[Lead | None, str]:
     """The lead that created the deal; else the last lead of the deal's main contact before the win."""
-    lead = (Lead.objects.filter(account=account, amocrm_deal_id=deal_id).order_by("created_at").first())
+    lead = lead_that_created_deal(account=account, deal_id=deal_id)
     if lead is not None:
         return lead, Sale.Attribution.DEAL
     if contact_id is not None:
-        of_contact = Lead.objects.filter(account=account, amocrm_contact_id=contact_id)
         # Last touch: the campaign that brought the contact back most recently before the deal closed.
-        lead = (of_contact.filter(created_at__lte=won_at).order_by("-created_at").first()
-                or of_contact.order_by("created_at").first())
+        lead = lead_of_contact(account=account, contact_id=contact_id, before=won_at)
         if lead is not None:
             return lead, Sale.Attribution.CONTACT
     return None, Sale.Attribution.NONE
 
 
-def sale_sync_from_deal(*, account: Account, deal: dict) -> Sale | None:
+def sale_apply_deal(*, account: Account, deal: dict) -> Sale | None:
     """Create, update, revert or delete the deal's sale from the deal as the amoCRM API returned it.
 
     A deal in a won stage upserts its sale (amount, currency, name, stage, responsible, won at,
-    attribution); any other deal only reverts an existing sale, and creates nothing. A deal older
-    than the sale's `deal_updated_at` changes nothing. Safe to run concurrently for the same deal:
-    the row is locked, and a racing insert's IntegrityError is retried as an update.
+    attribution); any other deal only reverts an existing sale (or marks it deleted when the deal
+    is), and creates nothing. A deal older than the sale's `deal_updated_at` changes nothing. Safe
+    to run concurrently for the same deal: the row is locked, and a racing insert's IntegrityError
+    is retried as an update.
     """
     deal_id = int(deal["id"])
-    pipeline_id = _int_or_none(deal.get("pipeline_id"))
-    stage_id = _int_or_none(deal.get("status_id"))
-    updated_at = _moment(deal.get("updated_at"))
+    pipeline_id = to_int(deal.get("pipeline_id"))
+    stage_id = to_int(deal.get("status_id"))
+    updated_at = to_moment(deal.get("updated_at"))
     deleted = bool(deal.get("is_deleted"))
     won = not deleted and account.is_won(pipeline_id, stage_id)
     current = {
         "name": (deal.get("name") or "")[:255],
         "pipeline_id": pipeline_id,
         "stage_id": stage_id,
-        "responsible_user_id": _int_or_none(deal.get("responsible_user_id")),
+        "responsible_user_id": to_int(deal.get("responsible_user_id")),
         "deal_updated_at": updated_at,
     }
     if won:
-        won_at = _moment(deal.get("closed_at")) or updated_at or timezone.now()
-        contact_id = _main_contact_id(deal)
+        won_at = to_moment(deal.get("closed_at")) or updated_at or timezone.now()
+        contact_id = main_contact_id(deal)
         try:
             amount = Decimal(str(deal.get("price") or 0))
         except InvalidOperation:
@@ -190,14 +143,14 @@ def sale_sync_from_deal(*, account: Account, deal: dict) -> Sale | None:
                     return Sale.objects.create(account=account, amocrm_deal_id=deal_id, state=new_state, **current)
                 if sale.deal_updated_at and updated_at and updated_at < sale.deal_updated_at:
                     return sale  # an older picture of the deal than the one the sale already shows
-                changed = [field for field, value in current.items() if getattr(sale, field) != value]
+                changed = [name for name, value in current.items() if getattr(sale, name) != value]
                 if sale.state != new_state:
                     sale.state, sale.state_changed_at = new_state, timezone.now()
                     changed += ["state", "state_changed_at"]
                 if changed:  # reconciliation re-lists unchanged deals every hour: write only what moved
-                    for field in changed:
-                        if field in current:
-                            setattr(sale, field, current[field])
+                    for name in changed:
+                        if name in current:
+                            setattr(sale, name, current[name])
                     sale.save(update_fields=[*changed, "updated_at"])
                 return sale
         except IntegrityError:
@@ -218,25 +171,83 @@ def sale_mark_deleted(*, account: Account, deal_id: int) -> Sale | None:
     return sale
 
 
-def deal_sync(*, account: Account, deal: dict) -> Sale | None:
+def deal_apply(*, account: Account, deal: dict) -> Sale | None:
     """Apply one deal as the API returned it: the lead mirror, then the sale."""
     lead_mirror_deal(
-        account=account, deal_id=int(deal["id"]), pipeline_id=_int_or_none(deal.get("pipeline_id")),
-        stage_id=_int_or_none(deal.get("status_id")),
-        responsible_user_id=_int_or_none(deal.get("responsible_user_id")),
-        modified_at=_moment(deal.get("updated_at")),
+        account=account, deal_id=int(deal["id"]), pipeline_id=to_int(deal.get("pipeline_id")),
+        stage_id=to_int(deal.get("status_id")), responsible_user_id=to_int(deal.get("responsible_user_id")),
+        modified_at=to_moment(deal.get("updated_at")),
     )
-    return sale_sync_from_deal(account=account, deal=deal)
+    return sale_apply_deal(account=account, deal=deal)
 
 
-def deal_refresh(*, account: Account, deal_id: int, client: AmoCRMClient | None = None) -> Sale | None:
-    """Re-read the deal through the API (the truth) and apply it; a deal that is gone deletes its sale."""
-    return deals_refresh(account=account, deal_ids=[deal_id], client=client)[deal_id]
+# --- Re-reading deals through the API -----------------------------------------------------------
 
 
-def sale_refresh(*, sale: Sale) -> Sale | None:
+@contextmanager
+def deals_locked(account: Account, deal_ids: list[int]) -> Iterator[None]:
+    """Hold a lock per deal (config.locks), so one worker at a time re-reads and applies a deal.
+
+    Without it, two workers handling two deliveries about one deal could read it before and after
+    a change made within the same second (amoCRM times have one-second resolution, so the
+    `deal_updated_at` guard cannot order them) and write in the opposite order. Callers lock at
+    most DEAL_BATCH deals at a time: each lock takes a slot of PostgreSQL's shared lock table.
+    """
+    with hold_locks(lock_key("sales.deal", account.pk, deal_id) for deal_id in deal_ids):
+        yield
+
+
+def _read_deals(*, account: Account, deal_ids: list[int], client: AmoCRMClient | None) -> dict[int, dict]:
+    """The deals as the API has them now, by id; a deal that is gone is absent.
+
+    One deal: `GET /api/v4/leads/{id}`. More (a bulk stage change sends hundreds in one delivery):
+    `GET /api/v4/leads?filter[id][]=...`, 250 per request, instead of one request per deal under
+    the 7 requests/second limit. The list leaves deleted deals out, as the single read answers 204.
+    """
+    client = client or AmoCRMClient(account, log_context={"deals": len(deal_ids)})
+    if len(deal_ids) == 1:
+        deal = client.lead_get(deal_ids[0], with_contacts=True)
+        return {deal_ids[0]: deal} if deal else {}
+    return {int(deal["id"]): deal for deal in client.leads_list_by_ids(deal_ids)}
+
+
+# Called with a deal id and the exception when one deal cannot be applied; without it the error propagates.
+OnDealError = Callable[[int, Exception], None]
+
+
+def deals_reread(*, account: Account, deal_ids: list[int], client: AmoCRMClient | None = None,
+                 on_error: OnDealError | None = None) -> dict[int, Sale | None]:
+    """Re-read the deals and apply what the API says; returns each applied deal's sale or None.
+
+    A batch (DEAL_BATCH deals) at a time: lock the batch, read it with one request, apply it,
+    unlock. amoCRM errors of a read propagate (a transient one is retried by the caller's task);
+    a deal that cannot be applied goes to `on_error` and the others go on, or, without `on_error`,
+    stops everything. A deal the API no longer has deletes its sale.
+    """
+    results: dict[int, Sale | None] = {}
+    for start in range(0, len(deal_ids), DEAL_BATCH):
+        batch = deal_ids[start:start + DEAL_BATCH]
+        with deals_locked(account, batch):
+            deals = _read_deals(account=account, deal_ids=batch, client=client)
+            for deal_id in batch:
+                try:
+                    # In a transaction (a savepoint inside a caller's), so a deal the database refuses
+                    # leaves the connection usable for the next one.
+                    with transaction.atomic():
+                        if deal_id in deals:
+                            results[deal_id] = deal_apply(account=account, deal=deals[deal_id])
+                        else:
+                            results[deal_id] = sale_mark_deleted(account=account, deal_id=deal_id)
+                except Exception as exc:  # noqa: BLE001 — one poison deal must not stop the batch
+                    if on_error is None:
+                        raise
+                    on_error(deal_id, exc)
+    return results
+
+
+def sale_reread(*, sale: Sale) -> Sale | None:
     """Re-read a sale's deal now and apply it (the admin's "Re-read from amoCRM")."""
-    return deal_refresh(account=sale.account, deal_id=sale.amocrm_deal_id)
+    return deals_reread(account=sale.account, deal_ids=[sale.amocrm_deal_id])[sale.amocrm_deal_id]
 
 
 # --- Webhook events about deals ---------------------------------------------------------------
@@ -275,91 +286,6 @@ def _triage(*, account: Account, event: DealEvent) -> str:
     return READ
 
 
-def _read_deals(*, account: Account, deal_ids: list[int], client: AmoCRMClient | None) -> dict[int, dict]:
-    """The deals as the API has them now, by id; a deal that is gone is absent.
-
-    One deal: `GET /api/v4/leads/{id}`. More (a bulk stage change sends hundreds in one delivery):
-    `GET /api/v4/leads?filter[id][]=...`, 250 per request, instead of one request per deal under
-    the 7 requests/second limit. The list leaves deleted deals out, as the single read answers 204.
-    """
-    client = client or AmoCRMClient(account, log_context={"deals": len(deal_ids)})
-    if len(deal_ids) == 1:
-        deal = client.lead_get(deal_ids[0], with_contacts=True)
-        return {deal_ids[0]: deal} if deal else {}
-    return {int(deal["id"]): deal for deal in client.leads_list_by_ids(deal_ids)}
-
-
-def _lock_key(account: Account, deal_id: int) -> int:
-    digest = hashlib.blake2b(f"sales.deal:{account.pk}:{deal_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-@contextmanager
-def _deals_locked(account: Account, deal_ids: list[int]):
-    """Hold a PostgreSQL session advisory lock per deal, so one worker at a time re-reads and applies a deal.
-
-    Without it, two workers handling two deliveries about one deal could read it before and after
-    a change made within the same second (amoCRM times have one-second resolution, so the
-    `deal_updated_at` guard cannot order them) and write in the opposite order. Locks are taken in
-    key order (no deadlock between overlapping deliveries) and released even on errors; a killed
-    worker's locks die with its connection. Callers lock at most DEAL_BATCH deals at a time: each
-    lock takes a slot of PostgreSQL's shared lock table. Other databases (the SQLite laptop mode)
-    skip this.
-    """
-    if connection.vendor != "postgresql":
-        yield
-        return
-    keys = sorted({_lock_key(account, deal_id) for deal_id in deal_ids})
-    taken = []
-    try:
-        with connection.cursor() as cursor:
-            for key in keys:
-                cursor.execute("SELECT pg_advisory_lock(%s)", [key])
-                taken.append(key)
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            for key in taken:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
-
-
-# Called with a deal id and the exception when one deal cannot be applied; without it the error propagates.
-OnDealError = Callable[[int, Exception], None]
-
-
-def _apply_read_deal(*, account: Account, deal_id: int, deals: dict[int, dict]) -> Sale | None:
-    # In a transaction (a savepoint inside a caller's), so a deal the database refuses leaves the
-    # connection usable for the next one.
-    with transaction.atomic():
-        if deal_id in deals:
-            return deal_sync(account=account, deal=deals[deal_id])
-        return sale_mark_deleted(account=account, deal_id=deal_id)
-
-
-def deals_refresh(*, account: Account, deal_ids: list[int], client: AmoCRMClient | None = None,
-                  on_error: OnDealError | None = None) -> dict[int, Sale | None]:
-    """Re-read the deals and apply what the API says; returns each applied deal's sale or None.
-
-    A batch (DEAL_BATCH deals) at a time: lock the batch, read it with one request, apply it,
-    unlock. amoCRM errors of a read propagate (a transient one is retried by the caller's task);
-    a deal that cannot be applied goes to `on_error` and the others go on, or, without `on_error`,
-    stops everything.
-    """
-    results: dict[int, Sale | None] = {}
-    for start in range(0, len(deal_ids), DEAL_BATCH):
-        batch = deal_ids[start:start + DEAL_BATCH]
-        with _deals_locked(account, batch):
-            deals = _read_deals(account=account, deal_ids=batch, client=client)
-            for deal_id in batch:
-                try:
-                    results[deal_id] = _apply_read_deal(account=account, deal_id=deal_id, deals=deals)
-                except Exception as exc:  # noqa: BLE001 — one poison deal must not stop the batch
-                    if on_error is None:
-                        raise
-                    on_error(deal_id, exc)
-    return results
-
-
 def deal_events_apply(*, account: Account, events: list[DealEvent],
                       client: AmoCRMClient | None = None) -> AppliedEvents:
     """Apply a delivery's deal events; returns how many ended how (for the sync log) and which failed.
@@ -394,58 +320,7 @@ def deal_events_apply(*, account: Account, events: list[DealEvent],
         result.outcomes["failed"] += 1
 
     if to_read:
-        sales = deals_refresh(account=account, deal_ids=list(to_read), client=client, on_error=failed)
+        sales = deals_reread(account=account, deal_ids=list(to_read), client=client, on_error=failed)
         for sale in sales.values():
             result.outcomes[f"sale {sale.state}" if sale else "not won"] += 1
     return result
-
-
-# --- Reconciliation: catching deliveries amoCRM lost ------------------------------------------------
-
-
-def account_reconcile_deals(*, account_id: int, lookback: timedelta = RECONCILE_LOOKBACK,
-                            overlap: timedelta = RECONCILE_OVERLAP) -> int:
-    """Apply every deal updated since the account's checkpoint; returns the number of deals seen.
-
-    The listing already carries price, stage and closed_at, so no deal is re-read. The checkpoint
-    moves to the moment this run started, and only after every page was applied: a failure
-    leaves it where it was and the next run (or the task's retry) lists the same deals again.
-    """
-    account = Account.objects.get(pk=account_id)
-    started = timezone.now()
-    since = (account.reconciled_until - overlap) if account.reconciled_until else started - lookback
-    client = AmoCRMClient(account, log_context={"reconcile": True})
-    seen = 0
-    for deal in client.leads_updated_since(int(since.timestamp())):
-        seen += 1
-        try:
-            # Under the deal's lock, like a webhook's re-read, so the two never interleave; in a
-            # transaction of its own, so a deal the database refuses leaves the connection usable.
-            with _deals_locked(account, [int(deal["id"])]), transaction.atomic():
-                deal_sync(account=account, deal=deal)
-        except Exception as exc:  # noqa: BLE001 — a poison deal fails alone, or the checkpoint never moves
-            _reconcile_failure(account=account, deal=deal, exc=exc)
-    # Never move the checkpoint backwards (a slow run finishing after a newer one).
-    Account.objects.filter(pk=account.pk).filter(
-        Q(reconciled_until__isnull=True) | Q(reconciled_until__lt=started)
-    ).update(reconciled_until=started)
-    logger.info("deals reconciled", extra={"account": account.pk, "deals": seen, "since": since.isoformat()})
-    return seen
-
-
-def _reconcile_failure(*, account: Account, deal, exc: Exception) -> None:
-    """Log the traceback and leave a sync-log error row an operator can find (by deal id)."""
-    deal_id = _int_or_none(deal.get("id")) if isinstance(deal, dict) else None
-    logger.error("reconciled deal could not be applied", exc_info=exc, extra={"account": account.pk, "deal": deal_id})
-    SyncLog.objects.create(
-        account=account, operation="reconcile.deal", direction=SyncLog.Direction.INBOUND,
-        status=SyncLog.Status.ERROR, context={"deal": deal_id, "reconcile": True},
-        error=_("Deal %(deal)s could not be applied during reconciliation: %(reason)s. The other deals were "
-                "applied; this one is applied again with its next change in amoCRM, or by “Re-read from amoCRM” "
-                "on its sale.") % {"deal": deal_id, "reason": UNEXPECTED},
-    )
-
-
-def accounts_to_reconcile() -> list[int]:
-    """Ids of the accounts the API can be called for."""
-    return list(Account.objects.filter(state=Account.State.CONNECTED).order_by("pk").values_list("pk", flat=True))

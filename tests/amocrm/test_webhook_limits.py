@@ -69,10 +69,10 @@ def test_a_large_delivery_locks_reads_and_applies_its_deals_250_at_a_time(client
 
 def test_reconciliation_and_single_re_reads_still_lock_their_deal(account, amo):
     amo.get("http://sandbox.test/api/v4/leads/9001", json=api_deal(9001))
-    with services._deals_locked(account, [9001, 9002]):
+    with services.deals_locked(account, [9001, 9002]):
         assert advisory_locks_held() == 2
     assert advisory_locks_held() == 0
-    assert services.deal_refresh(account=account, deal_id=9001).state == Sale.State.WON
+    assert services.deals_reread(account=account, deal_ids=[9001])[9001].state == Sale.State.WON
 
 
 # --- Items per task run: the rest is stored for a follow-up run, never dropped -------------------------

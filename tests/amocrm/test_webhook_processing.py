@@ -282,10 +282,10 @@ def test_identical_reduced_bodies_on_either_side_of_a_revert_are_not_taken_for_a
 
 
 def test_a_late_revert_check_never_rolls_back_a_newer_sale(account):
-    from sales.services import sale_sync_from_deal
+    from sales.services import sale_apply_deal
 
-    sale_sync_from_deal(account=account, deal=api_deal(9001, price=20000, updated_at=1700003000))
-    sale_sync_from_deal(account=account, deal=api_deal(9001, status_id=555, updated_at=1700002000))
+    sale_apply_deal(account=account, deal=api_deal(9001, price=20000, updated_at=1700003000))
+    sale_apply_deal(account=account, deal=api_deal(9001, status_id=555, updated_at=1700002000))
 
     sale = Sale.objects.get()
     assert (sale.state, sale.amount, sale.deal_updated_at) == (Sale.State.WON, Decimal("20000"), at(1700003000))
@@ -426,9 +426,9 @@ def test_a_bulk_stage_change_is_confirmed_with_one_list_request_per_250_deals(cl
 
 
 def test_deals_missing_from_the_list_are_gone_and_lose_their_sales(client, account, amo):
-    from sales.services import sale_sync_from_deal
+    from sales.services import sale_apply_deal
 
-    sale_sync_from_deal(account=account, deal=api_deal(9001, updated_at=1700000000))
+    sale_apply_deal(account=account, deal=api_deal(9001, updated_at=1700000000))
     serve_deals(amo, lambda deal_id: api_deal(deal_id) if deal_id == 9002 else None)
     body = delivery([("leads[delete][0][id]", 9001)], lead_event("status", 9002, status_id=142, index=0))
 

@@ -177,14 +177,14 @@ def test_an_unexpected_error_while_applying_one_re_read_deal_fails_that_deal_alo
     from sales import services
 
     serve_deals(amo, lambda deal_id: api_deal(deal_id))
-    real = services.sale_sync_from_deal
+    real = services.sale_apply_deal
 
     def poisoned(*, account, deal):
         if deal["id"] == 9002:
             raise ValueError("poison")
         return real(account=account, deal=deal)
 
-    monkeypatch.setattr(services, "sale_sync_from_deal", poisoned)
+    monkeypatch.setattr(services, "sale_apply_deal", poisoned)
     body = delivery(*(lead_event("status", 9001 + i, status_id=142, last_modified=1700001000, index=i)
                       for i in range(3)))
 

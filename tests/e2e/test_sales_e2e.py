@@ -17,8 +17,8 @@ from amocrm_sandbox.control import SandboxControl
 from amocrm_sandbox.harness import wait_until
 from leads.models import Lead
 from sales.models import Sale
+from sales.reconcile import account_reconcile_deals
 from sales.selectors import sales_report
-from sales.services import account_reconcile_deals
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

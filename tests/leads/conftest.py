@@ -12,8 +12,8 @@ from django.utils import timezone
 from amocrm.models import AmoUser, CustomField, Pipeline, Stage
 from amocrm.ratelimit import AccountRateLimiter
 from config.breaker import redis_breaker
-from leads import services
 from leads.models import Lead, LeadSource
+from leads.sources import lead_source_cache_clear
 from tests.factories import HOST, make_account
 
 API = HOST + "/api/v4"
@@ -26,9 +26,9 @@ CITY_FIELD, TYPE_FIELD, COUNT_FIELD, CONSENT_FIELD = 950, 951, 952, 953
 
 @pytest.fixture(autouse=True)
 def _fresh_source_cache():
-    services.lead_source_cache_clear()
+    lead_source_cache_clear()
     yield
-    services.lead_source_cache_clear()
+    lead_source_cache_clear()
 
 
 @pytest.fixture(autouse=True)

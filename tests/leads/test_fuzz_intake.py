@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from schemathesis.generation import GenerationMode
 
 from config.wsgi import application
-from leads.apis import LeadIntakeApi
+from leads.intake.api import LeadIntakeApi
 from leads.models import Lead
 
 URL = "/api/leads/"

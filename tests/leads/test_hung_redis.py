@@ -18,8 +18,9 @@ from amocrm.tasks import process_webhook_event
 from config.breaker import redis_breaker
 from config.celery import app as celery_app
 from config.queue import publish
-from leads import marks, services
+from leads import marks
 from leads.models import Lead
+from leads.push import schedule
 from leads.tasks import push_account_leads
 from tests.leads.conftest import API, queued_task_args, queued_task_names
 
@@ -180,7 +181,7 @@ def test_with_redis_hung_the_intake_answers_from_the_database_and_stops_calling_
 
     # The leads stored meanwhile were never lost: the sweeper finds them, and one push sends all nine.
     Lead.objects.update(created_at=timezone.now() - timedelta(minutes=1))
-    assert services.leads_sweep() == 1
+    assert schedule.leads_sweep() == 1
     assert queued_task_args()[-1] == [source.account_id]
     mocked.get(f"{API}/contacts", status=204, body=b"")
 

@@ -4,11 +4,13 @@ import json
 from urllib.parse import urlencode
 
 import pytest
+import redis
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from leads import services
+from leads import marks, sources
 from leads.models import Lead, LeadSource
+from leads.push import mark as push_mark
 from tests.leads.conftest import queued_task_args, queued_task_names
 
 pytestmark = pytest.mark.django_db
@@ -165,8 +167,6 @@ def test_other_media_types_are_415(client, source, content_type):
 
 def _close_double_click_window():
     """As if the 10-second window had passed: only the Idempotency-Key can then match a repeat."""
-    from leads import marks
-
     for lead in Lead.objects.all():
         marks.release(f"leads:fp:{lead.fingerprint}")
 
@@ -234,8 +234,6 @@ def test_a_different_message_or_person_is_a_new_lead(client, source):
 
 
 def test_an_identical_resubmit_after_the_window_is_a_new_lead(client, source):
-    from leads import marks
-
     post_json(client, valid(source, message="Hello"))
     marks.release(f"leads:fp:{Lead.objects.get().fingerprint}")  # the 10-second window has passed
     post_json(client, valid(source, message="Hello"))
@@ -264,31 +262,29 @@ def test_an_accepted_lead_queues_one_push_for_its_account_after_commit(client, s
     assert len(callbacks) == 1
     assert queued_task_names() == ["leads.tasks.push_account_leads"]
     assert queued_task_args() == [[source.account_id]]
-    assert services._take_push_scheduled(source.account_id) == 2
+    assert push_mark.take(source.account_id) == 2
 
 
 def test_once_the_push_has_taken_its_mark_the_next_lead_queues_another(client, source,
                                                                        django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         post_json(client, valid(source))
-        assert services._take_push_scheduled(source.account_id) == 0  # what the push does first
+        assert push_mark.take(source.account_id) == 0  # what the push does first
         post_json(client, valid(source, phone="+79120000003"))
     assert queued_task_args() == [[source.account_id], [source.account_id]]
 
 
 def test_a_lead_refused_by_its_insert_gives_back_the_push_mark_it_set(client, source,
                                                                       django_capture_on_commit_callbacks):
-    from leads import marks
-
     with django_capture_on_commit_callbacks(execute=True):
         first = post_json(client, valid(source, message="A"), HTTP_IDEMPOTENCY_KEY="k1")
-        services._take_push_scheduled(source.account_id)
+        push_mark.take(source.account_id)
         # Same key and body past the double-click window: refused by the unique key.
         _close_double_click_window()
         again = post_json(client, valid(source, message="A"), HTTP_IDEMPOTENCY_KEY="k1")
     assert again.json()["id"] == first.json()["id"] and Lead.objects.count() == 1
     assert queued_task_args() == [[source.account_id]]  # the first lead's push only
-    assert marks.mark(services._push_scheduled_mark(source.account_id).key, seconds=5) is True  # given back
+    assert marks.add(push_mark.of(source.account_id).key, seconds=5) is True  # given back
 
 
 def test_an_html_form_post_is_redirected_303_to_the_success_url(client, source):
@@ -330,6 +326,25 @@ def test_intake_with_a_warm_source_cache_makes_exactly_one_query_the_insert(clie
     assert [q["sql"].split()[0] for q in queries.captured_queries] == ["INSERT"]
 
 
+def test_an_accepted_post_makes_exactly_one_redis_round_trip(client, source, monkeypatch, settings):
+    """Throttle, double-click window and push mark in one script: one packet to Redis, whoever sends it."""
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"lead_intake": "30/min"}}
+    post_json(client, valid(source, phone="+79120000010"))  # this thread's connection is made (and greeted) once
+    push_mark.take(source.account_id)  # as the queued push does: the next post sets the mark again
+    sent = []
+    real = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(self, command, *args, **kwargs):
+        sent.append(command)
+        return real(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+    assert post_json(client, valid(source), REMOTE_ADDR="198.51.100.30").status_code == 201  # sets the mark
+    assert post_json(client, valid(source, phone="+79120000011"), HTTP_IDEMPOTENCY_KEY="k",
+                     REMOTE_ADDR="198.51.100.30").status_code == 201  # finds it set: tallied
+    assert len(sent) == 2
+
+
 def test_a_new_idempotency_key_costs_no_extra_query_and_a_repeated_one_a_lookup(client, source):
     post_json(client, valid(source, phone="+79120000006"))
     with CaptureQueriesContext(connection) as queries:
@@ -346,10 +361,10 @@ def test_a_new_idempotency_key_costs_no_extra_query_and_a_repeated_one_a_lookup(
 
 
 def test_the_source_cache_forgets_a_deactivated_source(client, source):
-    assert services.lead_source_get_active(public_key=source.public_key) == source
+    assert sources.lead_source_get_active(public_key=source.public_key) == source
     source.is_active = False
     source.save()
-    assert services.lead_source_get_active(public_key=source.public_key) is None
+    assert sources.lead_source_get_active(public_key=source.public_key) is None
 
 
 def test_the_api_docs_describe_the_intake_once(client):

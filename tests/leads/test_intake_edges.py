@@ -12,7 +12,10 @@ from django.test import Client
 from django.utils import timezone
 
 from config.celery import app as celery_app
+from leads import marks
+from leads.intake import admission
 from leads.models import Lead, LeadSource
+from leads.push import mark as push_mark
 from leads.tasks import push_account_leads, sweep_pending_leads
 from tests.leads.conftest import API, queued_task_args, queued_task_names
 
@@ -29,9 +32,7 @@ def valid(source, **extra):
 
 def claim(key: str, value: str) -> str | None:
     """marks.admit with the claim only: None when this call took `key`, else its holder."""
-    from leads import marks
-
-    return marks.admit(limit=None, claim=marks.Claim(key, value, 5), mark=None).holder
+    return admission.admit(limit=None, claim=admission.Claim(key, value, 5), mark=None).holder
 
 
 # ---------------------------------------------------------------------------- CORS
@@ -131,13 +132,12 @@ def test_a_valid_post_counts_once_with_its_double_click_check(client, source, th
 
 @pytest.mark.django_db
 def test_a_throttled_post_reserves_no_double_click_window(client, source, three_per_minute):
-    from leads import marks, services
 
     ip = {"REMOTE_ADDR": "198.51.100.7"}
     for i in range(3):
         post_json(client, valid(source, phone=f"+7912000003{i}"), **ip)
     assert post_json(client, valid(source, message="Throttled"), **ip).status_code == 429
-    fingerprint = services._fingerprint(source=source, phone="+79123456789", email="", message="Throttled")
+    fingerprint = admission.fingerprint_of(source=source, phone="+79123456789", email="", message="Throttled")
     # Nothing holds the window, so the same form from another visitor is stored, not collapsed into a lead
     # that was never created.
     assert claim(f"leads:fp:{fingerprint}", "probe") is None
@@ -225,8 +225,6 @@ def test_simultaneous_posts_with_one_idempotency_key_store_one_lead(source):
 
 @pytest.mark.django_db(transaction=True)
 def test_simultaneous_retries_of_one_keyed_submission_all_get_its_answer(source):
-    from leads import marks
-
     answers = []
     barrier = threading.Barrier(8)
 
@@ -312,8 +310,6 @@ def test_the_sweeper_ignores_accounts_that_cannot_be_called(source, account):
 
 @pytest.mark.parametrize("redis_url", [settings.REDIS_URL, ""], ids=["redis", "embedded-cache"])
 def test_marks_count_claim_and_release_the_same_with_or_without_redis(redis_url, monkeypatch):
-    from leads import marks
-
     monkeypatch.setattr(settings, "REDIS_URL", redis_url)
     assert [marks.count("t:count", seconds=5) for _ in range(3)] == [1, 2, 3]
     if redis_url:  # every counter dies with its window
@@ -324,58 +320,53 @@ def test_marks_count_claim_and_release_the_same_with_or_without_redis(redis_url,
     assert claim("t:claim", "third") == "first"
     marks.release("t:claim", "first")
     assert claim("t:claim", "third") is None
-    assert marks.mark("t:mark", seconds=5) is True and marks.mark("t:mark", seconds=5) is False
+    assert marks.add("t:mark", seconds=5) is True and marks.add("t:mark", seconds=5) is False
     marks.release("t:mark")
-    assert marks.mark("t:mark", seconds=5) is True
+    assert marks.add("t:mark", seconds=5) is True
 
 
 @pytest.mark.parametrize("redis_url", [settings.REDIS_URL, ""], ids=["redis", "embedded-cache"])
 def test_admit_counts_always_claims_within_the_limit_and_marks_or_tallies(redis_url, monkeypatch):
-    from leads import marks
-
     monkeypatch.setattr(settings, "REDIS_URL", redis_url)
-    limit, mark = marks.Limit(key="t:limit", limit=3, seconds=5), marks.Mark("t:mark", "t:tally", seconds=5)
+    limit, mark = admission.Limit(key="t:limit", limit=3, seconds=5), push_mark.Mark("t:mark", "t:tally", seconds=5)
 
     def admit(claim_key, value):
-        return marks.admit(limit=limit, claim=marks.Claim(claim_key, value, 5), mark=mark)
+        return admission.admit(limit=limit, claim=admission.Claim(claim_key, value, 5), mark=mark)
 
-    assert admit("t:a", "first") == marks.Admission(within_limit=True, holder=None, marked=True)
+    assert admit("t:a", "first") == admission.Admission(within_limit=True, holder=None, marked=True)
     # Somebody else's claim: nothing marked or tallied.
-    assert admit("t:a", "second") == marks.Admission(within_limit=True, holder="first", marked=False)
-    assert admit("t:b", "third") == marks.Admission(within_limit=True, holder=None, marked=False)  # tallied
-    assert admit("t:c", "fourth") == marks.Admission(within_limit=False, holder=None, marked=False)
+    assert admit("t:a", "second") == admission.Admission(within_limit=True, holder="first", marked=False)
+    assert admit("t:b", "third") == admission.Admission(within_limit=True, holder=None, marked=False)  # tallied
+    assert admit("t:c", "fourth") == admission.Admission(within_limit=False, holder=None, marked=False)
     assert claim("t:c", "fifth") is None  # the refused call claimed nothing
     assert marks.count("t:limit", seconds=5) == 5
-    assert marks.take_mark(mark) == 1 and marks.take_mark(mark) == 0
-    assert marks.mark("t:mark", seconds=5) is True  # taken means gone
+    assert push_mark.take_mark(mark) == 1 and push_mark.take_mark(mark) == 0
+    assert marks.add("t:mark", seconds=5) is True  # taken means gone
     # Without a limit or a mark, only the claim.
-    assert marks.admit(limit=None, claim=marks.Claim("t:d", "x", 5), mark=None) == marks.Admission(True, None, False)
+    only_claim = admission.admit(limit=None, claim=admission.Claim("t:d", "x", 5), mark=None)
+    assert only_claim == admission.Admission(True, None, False)
     if redis_url:
         assert 0 < redis.Redis.from_url(redis_url).ttl(marks.full_key("t:limit")) <= 5
 
 
 def test_marks_survive_a_redis_that_forgot_its_scripts_and_a_dropped_connection():
-    from leads import marks
-
     server = redis.Redis.from_url(settings.REDIS_URL)
     assert marks.count("t:survive", seconds=5) == 1
     server.script_flush()
     assert marks.count("t:survive", seconds=5) == 2  # loaded again under the same name
-    server.client_kill_filter(_id=marks._command(marks._connection(), "CLIENT", "ID"))  # as a restart would
+    server.client_kill_filter(_id=marks.command(marks.connection(), "CLIENT", "ID"))  # as a restart would
     with pytest.raises(redis.ConnectionError):
         marks.count("t:survive", seconds=5)
     assert marks.count("t:survive", seconds=5) == 3  # reconnected; the failed call changed nothing
 
 
 def test_each_thread_has_its_own_redis_connection():
-    from leads import marks
-
     def connection_of_a_new_thread():
         held = []
-        thread = threading.Thread(target=lambda: held.append(marks._connection()))
+        thread = threading.Thread(target=lambda: held.append(marks.connection()))
         thread.start()
         thread.join()
         return held[0]
 
-    assert marks._connection() is marks._connection()
-    assert connection_of_a_new_thread() is not marks._connection()
+    assert marks.connection() is marks.connection()
+    assert connection_of_a_new_thread() is not marks.connection()

@@ -4,8 +4,9 @@ import pytest
 from responses import matchers
 
 from amocrm.models import SyncLog
-from leads import payloads, services
+from leads import payloads
 from leads.models import ContactMatch, Lead, LeadSource
+from leads.push.engine import leads_push
 from tests.leads.conftest import (
     API,
     CITY_FIELD,
@@ -53,7 +54,7 @@ def test_a_batch_is_one_complex_request_and_one_notes_request_with_the_exact_jso
     mocked.post(f"{API}/leads/complex", json=complex_answer((5001, 7001), (5002, 7002), (5003, 7003)))
     notes_ok(mocked)
 
-    outcome = services.leads_push(account_id=account.pk)
+    outcome = leads_push(account_id=account.pk)
 
     assert (outcome.sent, outcome.failed, outcome.notes) == (3, 0, 2)
     [complex_call] = calls_to(mocked, "/leads/complex")
@@ -123,7 +124,7 @@ def test_every_amocrm_call_is_in_the_sync_log_of_the_leads_it_concerned(source, 
     mocked.get(f"{API}/contacts", status=204, body=b"")
     mocked.post(f"{API}/leads/complex", json=complex_answer((5001, 7001), (5002, 7002)))
     notes_ok(mocked)
-    services.leads_push(account_id=account.pk)
+    leads_push(account_id=account.pk)
     assert sorted(first.sync_logs.values_list("operation", flat=True)) == [
         "contacts.search", "leads.complex", "notes.create"]
     assert sorted(second.sync_logs.values_list("operation", flat=True)) == ["contacts.search", "leads.complex"]
@@ -138,7 +139,7 @@ def test_a_fuzzy_search_hit_with_another_number_is_not_the_same_person(source, a
         contact(7100, phones=["8 916 123-45-60"]), contact(7101, phones=["+7 916 123 45 678"]),
         contact(7102, emails=["79161234567@mail.example"])))
     mocked.post(f"{API}/leads/complex", json=complex_answer((5001, 7200)))
-    services.leads_push(account_id=account.pk)
+    leads_push(account_id=account.pk)
     deal = body_of(calls_to(mocked, "/leads/complex")[0])[0]
     assert "id" not in deal["_embedded"]["contacts"][0]  # a new contact, embedded in full
     lead.refresh_from_db()
@@ -150,7 +151,7 @@ def test_a_search_hit_is_reused_when_its_number_is_the_same_after_normalization(
     mocked.get(f"{API}/contacts", json=contacts_answer(
         contact(7100, phones=["+7 916 000-00-00"]), contact(7101, phones=["8 (916) 123-45-67", "+7 495 000-00-00"])))
     mocked.post(f"{API}/leads/complex", json=complex_answer((5001, 7101)))
-    services.leads_push(account_id=account.pk)
+    leads_push(account_id=account.pk)
     assert body_of(calls_to(mocked, "/leads/complex")[0])[0]["_embedded"]["contacts"] == [{"id": 7101}]
     assert ContactMatch.objects.get(kind="phone").contact_id == 7101
 
@@ -160,7 +161,7 @@ def test_a_search_hit_matching_the_email_is_reused_when_searching_by_phone(sourc
     mocked.get(f"{API}/contacts", json=contacts_answer(contact(7300, phones=["+7 916 111-11-11"],
                                                                emails=["ANNA@example.com"])))
     mocked.post(f"{API}/leads/complex", json=complex_answer((5001, 7300)))
-    services.leads_push(account_id=account.pk)
+    leads_push(account_id=account.pk)
     assert body_of(calls_to(mocked, "/leads/complex")[0])[0]["_embedded"]["contacts"] == [{"id": 7300}]
     assert set(ContactMatch.objects.values_list("kind", "contact_id")) == {("email", 7300)}
 
@@ -170,7 +171,7 @@ def test_when_two_hits_match_the_one_matching_phone_and_email_wins(source, accou
     mocked.get(f"{API}/contacts", json=contacts_answer(
         contact(7001, phones=["+79161234567"]), contact(7002, phones=["+79161234567"], emails=["anna@example.com"])))
     mocked.post(f"{API}/leads/complex", json=complex_answer((5001, 7002)))
-    services.leads_push(account_id=account.pk)
+    leads_push(account_id=account.pk)
     assert body_of(calls_to(mocked, "/leads/complex")[0])[0]["_embedded"]["contacts"] == [{"id": 7002}]
 
 
@@ -178,7 +179,7 @@ def test_an_empty_search_answer_204_means_a_new_contact(source, account, mocked)
     make_lead(source, phone="", email="new@example.com", name="")
     mocked.get(f"{API}/contacts", status=204, body=b"")
     mocked.post(f"{API}/leads/complex", json=complex_answer((5001, 7001)))
-    services.leads_push(account_id=account.pk)
+    leads_push(account_id=account.pk)
     assert body_of(calls_to(mocked, "/leads/complex")[0])[0]["_embedded"]["contacts"] == [
         {"name": "new@example.com", "custom_fields_values": [
             {"field_code": "EMAIL", "values": [{"value": "new@example.com", "enum_code": "WORK"}]}]}]
@@ -188,7 +189,7 @@ def test_a_returning_person_known_locally_costs_no_search(source, account, mocke
     ContactMatch.objects.create(account=account, kind="email", value="anna@example.com", contact_id=7555)
     make_lead(source, phone="", email="anna@example.com")
     mocked.post(f"{API}/leads/complex", json=complex_answer((5001, 7555)))
-    services.leads_push(account_id=account.pk)
+    leads_push(account_id=account.pk)
     assert [call.request.url.split("?")[0] for call in mocked.calls] == [f"{API}/leads/complex"]
 
 
@@ -201,7 +202,7 @@ def test_two_leads_of_one_new_person_in_a_batch_create_one_contact(source, accou
     mocked.post(f"{API}/leads/complex", json=complex_answer((5001, 7001), (5002, 7002)))
     mocked.post(f"{API}/leads/complex", json=complex_answer((5003, 7001)))
     notes_ok(mocked)
-    outcome = services.leads_push(account_id=account.pk)
+    outcome = leads_push(account_id=account.pk)
     first_call, second_call = calls_to(mocked, "/leads/complex")
     assert [deal["name"] for deal in body_of(first_call)] == ["Заявка с сайта: Ivan"] * 2
     assert [deal["_embedded"]["tags"][1]["name"] for deal in body_of(first_call)] == [
@@ -221,7 +222,7 @@ def test_two_leads_of_one_known_person_go_in_the_same_batch(source, account, moc
     make_lead(source, phone="+79161234567", email="x@example.com")
     mocked.get(f"{API}/contacts", json=contacts_answer(contact(7001, phones=["+79161234567"])))
     mocked.post(f"{API}/leads/complex", json=complex_answer((5001, 7001), (5002, 7001)))
-    services.leads_push(account_id=account.pk)
+    leads_push(account_id=account.pk)
     [call] = calls_to(mocked, "/leads/complex")
     assert [deal["_embedded"]["contacts"] for deal in body_of(call)] == [[{"id": 7001}], [{"id": 7001}]]
     assert len(calls_to(mocked, "/contacts", "GET")) == 1
@@ -238,7 +239,7 @@ def test_the_source_placement_tags_and_template_win_over_the_account_defaults(so
     mocked.get(f"{API}/contacts", status=204, body=b"")
     mocked.post(f"{API}/leads/complex", json=complex_answer((5001, 7001)))
     notes_ok(mocked)
-    services.leads_push(account_id=account.pk)
+    leads_push(account_id=account.pk)
     deal = body_of(calls_to(mocked, "/leads/complex")[0])[0]
     assert (deal["name"], deal["pipeline_id"], deal["status_id"], deal["responsible_user_id"]) == (
         "Landing: Олег / autumn", 888, 2002, 6)
@@ -261,7 +262,7 @@ def test_utm_fields_the_account_lacks_are_skipped(source, account, mocked):
     mocked.get(f"{API}/contacts", status=204, body=b"")
     mocked.post(f"{API}/leads/complex", json=complex_answer((5001, 7001)))
     notes_ok(mocked)
-    services.leads_push(account_id=account.pk)
+    leads_push(account_id=account.pk)
     deal = body_of(calls_to(mocked, "/leads/complex")[0])[0]
     assert deal["custom_fields_values"] == [{"field_id": UTM_SOURCE_FIELD, "values": [{"value": "ya"}]}]
     # Nothing is lost: the note carries every UTM.
@@ -273,7 +274,7 @@ def test_a_lead_with_nothing_to_note_gets_no_note(source, account, mocked):
     make_lead(source, message="", fields={})
     mocked.get(f"{API}/contacts", status=204, body=b"")
     mocked.post(f"{API}/leads/complex", json=complex_answer((5001, 7001)))
-    services.leads_push(account_id=account.pk)
+    leads_push(account_id=account.pk)
     assert calls_to(mocked, "/leads/notes") == []
     assert Lead.objects.get().note_pending is False
 
@@ -290,7 +291,7 @@ def test_unsorted_mode_sends_one_incoming_leads_request_with_form_metadata(sourc
         {"uid": "u-2", "request_id": "1", "_embedded": {"leads": [{"id": 6002}], "contacts": [{"id": 8002}]}},
     ]}})
     notes_ok(mocked)
-    outcome = services.leads_push(account_id=account.pk)
+    outcome = leads_push(account_id=account.pk)
     assert outcome.sent == 2
     # No contact search in unsorted mode: the manager sorts people out when accepting.
     assert [call.request.url.split("?")[0] for call in mocked.calls] == [f"{API}/leads/unsorted/forms",
@@ -334,7 +335,7 @@ def test_a_batch_takes_at_most_50_leads_oldest_first(source, account, mocked):
                                                    contact_id=9000 + index) for index, lead in enumerate(leads)])
     mocked.post(f"{API}/leads/complex", json=complex_answer(*[(5000 + i, 9000 + i) for i in range(50)]))
     mocked.post(f"{API}/leads/complex", json=complex_answer(*[(6000 + i, 9050 + i) for i in range(5)]))
-    outcome = services.leads_push(account_id=account.pk)
+    outcome = leads_push(account_id=account.pk)
     first, second = calls_to(mocked, "/leads/complex")
     assert len(body_of(first)) == 50 and len(body_of(second)) == 5
     assert body_of(first)[0]["_embedded"]["contacts"] == [{"id": 9000}]
@@ -345,5 +346,5 @@ def test_spam_failed_and_sent_leads_are_not_pushed(source, account, mocked):
     make_lead(source, status=Lead.Status.SPAM)
     make_lead(source, status=Lead.Status.FAILED)
     make_lead(source, status=Lead.Status.SENT, amocrm_deal_id=1)
-    outcome = services.leads_push(account_id=account.pk)
+    outcome = leads_push(account_id=account.pk)
     assert len(mocked.calls) == 0 and outcome.sent == 0

@@ -15,8 +15,13 @@ from django.utils import timezone
 
 from amocrm.models import Account
 from amocrm.ratelimit import backend
-from leads import payloads, services
+from config.locks import lock_key
+from config.retry import backoff_seconds
+from leads import payloads
+from leads.intake import admission
 from leads.models import ContactMatch, Lead, LeadSource
+from leads.push import engine, schedule
+from leads.push import mark as push_mark
 from leads.tasks import push_account_leads
 from tests.leads.conftest import (
     API,
@@ -106,7 +111,7 @@ def test_a_write_whose_answer_was_lost_is_adopted_not_created_twice(source, acco
     leads = [make_lead(source, phone=f"+7916000000{index}", message=f"m{index}") for index in range(3)]
     fake.fail_after_commit = [failure]
 
-    first = services.leads_push(account_id=account.pk)
+    first = engine.leads_push(account_id=account.pk)
 
     assert first.sent == 0 and first.retry_in is not None
     for lead in leads:
@@ -116,7 +121,7 @@ def test_a_write_whose_answer_was_lost_is_adopted_not_created_twice(source, acco
     assert len(fake.deals) == 3  # amoCRM did create them
 
     make_due(*leads)
-    second = services.leads_push(account_id=account.pk)
+    second = engine.leads_push(account_id=account.pk)
 
     assert second.adopted == 3 and second.sent == 0
     assert len(fake.deals) == 3 and len(fake.contacts) == 3  # exactly one deal and one contact per lead
@@ -135,10 +140,10 @@ def test_a_write_whose_answer_was_lost_is_adopted_not_created_twice(source, acco
 def test_a_5xx_before_commit_is_created_on_the_retry_exactly_once(source, account, fake, mocked):
     lead = make_lead(source)
     fake.fail_before_commit = [503]
-    services.leads_push(account_id=account.pk)
+    engine.leads_push(account_id=account.pk)
     assert fake.deals == {}
     make_due(lead)
-    services.leads_push(account_id=account.pk)
+    engine.leads_push(account_id=account.pk)
     lead.refresh_from_db()
     assert lead.status == Lead.Status.SENT and len(fake.deals) == 1
     assert len(calls_to(mocked, "/leads/complex")) == 2
@@ -153,7 +158,7 @@ def test_a_push_that_died_mid_request_is_recovered_by_the_next_one_without_a_dup
                                        fields_by_id={}, tracking={})])
     Lead.objects.filter(pk=lead.pk).update(status=Lead.Status.SENDING, claimed_at=timezone.now(),
                                            write_attempted_at=timezone.now(), attempts=1)
-    outcome = services.leads_push(account_id=account.pk)
+    outcome = engine.leads_push(account_id=account.pk)
     lead.refresh_from_db()
     assert outcome.adopted == 1 and lead.status == Lead.Status.SENT
     assert len(fake.deals) == 1 and lead.amocrm_deal_id == next(iter(fake.deals))
@@ -162,7 +167,7 @@ def test_a_push_that_died_mid_request_is_recovered_by_the_next_one_without_a_dup
 def test_the_sweeper_requeues_an_account_whose_push_died(source, account):
     make_lead(source, status=Lead.Status.SENDING, claimed_at=timezone.now() - timedelta(hours=1),
               created_at=timezone.now())
-    assert services.leads_sweep() == 1
+    assert schedule.leads_sweep() == 1
     assert queued_task_args() == [[account.pk]]
 
 
@@ -172,7 +177,7 @@ def test_a_lead_whose_earlier_write_is_not_found_waits_when_the_search_fails(sou
     mocked.get(f"{API}/leads", status=500)
     mocked.get(f"{API}/contacts", status=204, body=b"")
     mocked.post(f"{API}/leads/complex", json=[{"id": 5001, "contact_id": 7001, "request_id": ["0"]}])
-    services.leads_push(account_id=account.pk)
+    engine.leads_push(account_id=account.pk)
     lead.refresh_from_db()
     fresh.refresh_from_db()
     # Creating without knowing could duplicate: the uncertain lead waits; the other one goes.
@@ -197,24 +202,25 @@ def test_a_transient_error_backs_the_batch_off_and_the_task_retries(source, acco
     assert timedelta(seconds=2) < lead.next_attempt_at - timezone.now() <= timedelta(seconds=5)
     # Not due yet: a push now makes no call.
     calls = len(mocked.calls)
-    assert services.leads_push(account_id=account.pk).sent == 0 and len(mocked.calls) == calls
+    assert engine.leads_push(account_id=account.pk).sent == 0 and len(mocked.calls) == calls
 
 
 def test_backoff_grows_exponentially_with_jitter_and_is_capped():
     for attempt, base in ((1, 5), (2, 10), (3, 20), (6, 160), (20, 1800)):
-        delays = [services.backoff_seconds(attempt) for _ in range(50)]
+        delays = [backoff_seconds(attempt, base=engine.BACKOFF_BASE_SECONDS, cap=engine.BACKOFF_CAP_SECONDS)
+                  for _ in range(50)]
         assert all(base / 2 <= delay <= base for delay in delays)
         assert len(set(delays)) > 1
 
 
 def test_a_lead_out_of_attempts_becomes_failed_with_the_error(source, account, mocked):
-    lead = make_lead(source, attempts=services.MAX_ATTEMPTS - 1)
+    lead = make_lead(source, attempts=engine.MAX_ATTEMPTS - 1)
     mocked.get(f"{API}/contacts", status=204, body=b"")
     mocked.post(f"{API}/leads/complex", status=502, body=b"<html>bad gateway</html>")
-    services.leads_push(account_id=account.pk)
+    engine.leads_push(account_id=account.pk)
     lead.refresh_from_db()
     assert lead.status == Lead.Status.FAILED
-    assert lead.last_error.startswith(f"Gave up after {services.MAX_ATTEMPTS} attempts") and "502" in lead.last_error
+    assert lead.last_error.startswith(f"Gave up after {engine.MAX_ATTEMPTS} attempts") and "502" in lead.last_error
     # The write may have reached amoCRM: a retry from the admin will look before creating.
     assert lead.write_attempted_at is not None
 
@@ -225,7 +231,7 @@ def test_a_failed_contact_search_delays_only_that_lead(source, account, mocked):
     mocked.get(f"{API}/contacts", status=503)
     mocked.get(f"{API}/contacts", status=204, body=b"")
     mocked.post(f"{API}/leads/complex", json=[{"id": 5001, "contact_id": 7001, "request_id": ["0"]}])
-    services.leads_push(account_id=account.pk)
+    engine.leads_push(account_id=account.pk)
     unlucky.refresh_from_db()
     lucky.refresh_from_db()
     assert unlucky.status == Lead.Status.PENDING and unlucky.next_attempt_at > timezone.now()
@@ -238,12 +244,12 @@ def test_a_failed_note_is_retried_later_without_touching_the_deal(source, accoun
     mocked.get(f"{API}/contacts", status=204, body=b"")
     mocked.post(f"{API}/leads/complex", json=[{"id": 5001, "contact_id": 7001, "request_id": ["0"]}])
     mocked.post(f"{API}/leads/notes", status=504)
-    outcome = services.leads_push(account_id=account.pk)
+    outcome = engine.leads_push(account_id=account.pk)
     lead.refresh_from_db()
     assert lead.status == Lead.Status.SENT and lead.note_pending and outcome.retry_in is not None
     mocked.replace("POST", f"{API}/leads/notes", json={"_embedded": {"notes": [{"id": 1}]}})
     make_due(lead)
-    services.leads_push(account_id=account.pk)
+    engine.leads_push(account_id=account.pk)
     lead.refresh_from_db()
     assert not lead.note_pending
     assert len(calls_to(mocked, "/leads/complex")) == 1 and len(calls_to(mocked, "/leads/notes")) == 2
@@ -265,7 +271,7 @@ def test_a_429_pauses_the_account_leaves_leads_pending_and_nothing_bursts(source
         return 200, {}, json.dumps([{"id": 5001 + i, "contact_id": 7000, "request_id": [str(i)]} for i in range(2)])
 
     mocked.add_callback("POST", f"{API}/leads/complex", callback=complex_answer)
-    outcome = services.leads_push(account_id=account.pk)
+    outcome = engine.leads_push(account_id=account.pk)
 
     assert outcome.stopped == "rate limited" and outcome.retry_in >= 1.5
     assert len(stamps) == 1  # no retry inside the task
@@ -275,7 +281,7 @@ def test_a_429_pauses_the_account_leaves_leads_pending_and_nothing_bursts(source
     # The limiter paused the account for every process.
     assert backend().try_take(f"account-{account.pk}", 7, 1.05) > 1.0
     # A push that starts right away waits for the pause instead of hammering amoCRM.
-    services.leads_push(account_id=account.pk)
+    engine.leads_push(account_id=account.pk)
     assert len(stamps) == 2 and stamps[1] - stamps[0] >= 1.4
     assert {lead.status for lead in Lead.objects.all()} == {Lead.Status.SENT}
 
@@ -292,12 +298,12 @@ def test_the_task_retries_after_the_pause_when_rate_limited(source, account, moc
 def test_a_block_page_stops_the_push_and_keeps_leads_pending(source, account, mocked):
     lead = make_lead(source)
     mocked.get(f"{API}/contacts", status=403, body=b"<html>Blocked</html>", content_type="text/html")
-    outcome = services.leads_push(account_id=account.pk)
+    outcome = engine.leads_push(account_id=account.pk)
     account.refresh_from_db()
     lead.refresh_from_db()
     assert account.state == Account.State.BLOCKED and outcome.stopped == "blocked" and outcome.retry_in is None
     assert lead.status == Lead.Status.PENDING and lead.attempts == 0
-    assert services.leads_push(account_id=account.pk).stopped == "not connected"
+    assert engine.leads_push(account_id=account.pk).stopped == "not connected"
     assert len(mocked.calls) == 1
 
 
@@ -308,7 +314,7 @@ def test_leads_wait_while_the_account_needs_reauthorization_and_go_after_reconne
 
     Account.objects.filter(pk=account.pk).update(state=Account.State.NEEDS_REAUTH)
     lead = make_lead(source)
-    outcome = services.leads_push(account_id=account.pk)
+    outcome = engine.leads_push(account_id=account.pk)
     assert outcome.stopped == "not connected" and len(mocked.calls) == 0
     lead.refresh_from_db()
     assert lead.status == Lead.Status.PENDING
@@ -335,7 +341,7 @@ def test_a_revoked_token_mid_push_leaves_leads_pending_for_the_reconnect(source,
     mocked.get(f"{API}/contacts", status=401, json={"title": "Unauthorized", "status": 401})
     mocked.post(TOKEN_URL, status=401, json={"hint": "Token has been revoked", "title": "Unauthorized",
                                              "status": 401})
-    outcome = services.leads_push(account_id=account.pk)
+    outcome = engine.leads_push(account_id=account.pk)
     account.refresh_from_db()
     lead.refresh_from_db()
     assert account.state == Account.State.NEEDS_REAUTH and outcome.stopped == "needs the operator"
@@ -358,7 +364,7 @@ def test_a_validation_error_fails_only_the_named_lead_and_the_rest_go_again(sour
             {"code": "NotFound", "path": "_embedded.contacts.0.id", "detail": "Contact 666 not found"}]}]})
     mocked.post(f"{API}/leads/complex", json=[{"id": 5001, "contact_id": 7001, "request_id": ["0"]},
                                               {"id": 5003, "contact_id": 7003, "request_id": ["1"]}])
-    outcome = services.leads_push(account_id=account.pk)
+    outcome = engine.leads_push(account_id=account.pk)
     first, second = calls_to(mocked, "/leads/complex")
     assert [deal["_embedded"]["tags"][-1]["name"] for deal in body_of(second)] == [
         payloads.marker_of(good1), payloads.marker_of(good2)]
@@ -377,7 +383,7 @@ def test_a_refusal_without_validation_details_fails_the_batch_visibly(source, ac
     lead = make_lead(source)
     mocked.get(f"{API}/contacts", status=204, body=b"")
     mocked.post(f"{API}/leads/complex", status=402, json={"title": "Payment Required", "status": 402})
-    services.leads_push(account_id=account.pk)
+    engine.leads_push(account_id=account.pk)
     lead.refresh_from_db()
     assert lead.status == Lead.Status.FAILED and "402" in lead.last_error and "Payment Required" in lead.last_error
 
@@ -390,34 +396,31 @@ def test_a_second_push_for_the_same_account_steps_aside(source, account, mocked)
     db = connection.settings_dict
     with psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"],
                          password=db["PASSWORD"] or None, dbname=db["NAME"], autocommit=True) as other:
-        other.execute("SELECT pg_advisory_lock(%s, %s)", [services.PUSH_LOCK_NAMESPACE, account.pk])
-        outcome = services.leads_push(account_id=account.pk)
+        other.execute("SELECT pg_advisory_lock(%s)", [lock_key(engine.PUSH_LOCK, account.pk)])
+        outcome = engine.leads_push(account_id=account.pk)
     assert outcome.stopped == "busy" and len(mocked.calls) == 0
     assert Lead.objects.get().status == Lead.Status.PENDING
 
 
 def test_a_push_that_leads_were_on_their_way_to_comes_back_after_the_grace_when_another_holds_the_account(
         source, account, mocked):
-    from leads import marks
-
     # The mark as the intake leaves it: set by one lead, found set by another.
-    mark = services._push_scheduled_mark(account.pk)
-    marks.admit(limit=None, claim=marks.Claim("t:x", "1", 5), mark=mark)
-    marks.admit(limit=None, claim=marks.Claim("t:y", "1", 5), mark=mark)
+    mark = push_mark.of(account.pk)
+    admission.admit(limit=None, claim=admission.Claim("t:x", "1", 5), mark=mark)
+    admission.admit(limit=None, claim=admission.Claim("t:y", "1", 5), mark=mark)
     db = connection.settings_dict
     with psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"],
                          password=db["PASSWORD"] or None, dbname=db["NAME"], autocommit=True) as other:
-        other.execute("SELECT pg_advisory_lock(%s, %s)", [services.PUSH_LOCK_NAMESPACE, account.pk])
-        outcome = services.leads_push(account_id=account.pk)
-    assert outcome.stopped == "busy" and outcome.retry_in == services.PUSH_TAKE_GRACE
+        other.execute("SELECT pg_advisory_lock(%s)", [lock_key(engine.PUSH_LOCK, account.pk)])
+        outcome = engine.leads_push(account_id=account.pk)
+    assert outcome.stopped == "busy" and outcome.retry_in == push_mark.PUSH_TAKE_GRACE
 
 
 def test_the_task_queues_itself_again_when_its_time_budget_is_spent(source, account, mocked, monkeypatch):
     make_lead(source)
     mocked.get(f"{API}/contacts", status=204, body=b"")
     mocked.post(f"{API}/leads/complex", json=[{"id": 5001, "contact_id": 7001, "request_id": ["0"]}])
-    push = services.leads_push
-    monkeypatch.setattr(services, "leads_push", lambda *, account_id: push(account_id=account_id, time_budget=-1))
+    monkeypatch.setattr(engine, "PUSH_TIME_BUDGET", -1)
     result = push_account_leads(account.pk)
     assert result["more"] is True and result["sent"] == 1
     assert queued_task_names() == ["leads.tasks.push_account_leads"]
@@ -428,13 +431,13 @@ def test_a_new_contact_search_hit_is_learned_even_when_the_write_then_fails(sour
     mocked.get(f"{API}/contacts", json=contacts_answer({"id": 7001, "custom_fields_values": [
         {"field_code": "PHONE", "values": [{"value": lead.phone}]}]}))
     mocked.post(f"{API}/leads/complex", status=500)
-    services.leads_push(account_id=account.pk)
+    engine.leads_push(account_id=account.pk)
     assert ContactMatch.objects.get(kind="phone").contact_id == 7001
 
 
 def test_a_push_comes_back_for_leads_still_backing_off_from_an_earlier_run(source, account, mocked):
     make_lead(source, next_attempt_at=timezone.now() + timedelta(seconds=20), attempts=2)
-    outcome = services.leads_push(account_id=account.pk)
+    outcome = engine.leads_push(account_id=account.pk)
     assert len(mocked.calls) == 0 and not outcome.more
     # The retry that was scheduled for that lead may have found another push busy and stepped aside.
     assert 19 <= outcome.retry_in <= 21.5
@@ -444,7 +447,7 @@ def test_a_push_comes_back_for_leads_still_backing_off_from_an_earlier_run(sourc
 
 def test_a_note_without_a_deal_is_dropped_instead_of_asking_for_pushes_forever(source, account, mocked):
     lead = make_lead(source, status=Lead.Status.SENT, note_pending=True, amocrm_deal_id=None, message="hi")
-    outcome = services.leads_push(account_id=account.pk)
+    outcome = engine.leads_push(account_id=account.pk)
     lead.refresh_from_db()
     assert not lead.note_pending and not outcome.more and outcome.retry_in is None and len(mocked.calls) == 0
 
@@ -466,23 +469,19 @@ def _commit_a_lead_in(seconds: float, source) -> threading.Thread:
 @pytest.mark.django_db(transaction=True)
 def test_a_push_gives_leads_that_found_it_queued_the_grace_to_commit(source, account, mocked, monkeypatch):
     """A request that found the push queued checked before its INSERT: the push must look again after it commits."""
-    from leads import marks
-
-    monkeypatch.setattr(services, "PUSH_TAKE_GRACE", 1.2)
-    mark = services._push_scheduled_mark(account.pk)
-    marks.admit(limit=None, claim=marks.Claim("t:0", "1", 5), mark=mark)  # sets the mark, queues the push
-    marks.admit(limit=None, claim=marks.Claim("t:1", "1", 5), mark=mark)  # finds it set: on its way
+    monkeypatch.setattr(push_mark, "PUSH_TAKE_GRACE", 1.2)
+    mark = push_mark.of(account.pk)
+    admission.admit(limit=None, claim=admission.Claim("t:0", "1", 5), mark=mark)  # sets the mark, queues the push
+    admission.admit(limit=None, claim=admission.Claim("t:1", "1", 5), mark=mark)  # finds it set: on its way
     late = _commit_a_lead_in(0.4, source)  # after the push's first claim, within the grace
-    outcome = services.leads_push(account_id=account.pk)
+    outcome = engine.leads_push(account_id=account.pk)
     late.join()
     assert outcome.more is True  # it waited, saw the late lead, and runs again
 
 
 def test_a_push_nobody_was_on_the_way_to_does_not_wait(source, account, mocked, monkeypatch):
-    from leads import marks
-
     slept = []
-    monkeypatch.setattr(services.time, "sleep", slept.append)
-    marks.admit(limit=None, claim=marks.Claim("t:0", "1", 5), mark=services._push_scheduled_mark(account.pk))
-    outcome = services.leads_push(account_id=account.pk)
+    monkeypatch.setattr(engine.time, "sleep", slept.append)
+    admission.admit(limit=None, claim=admission.Claim("t:0", "1", 5), mark=push_mark.of(account.pk))
+    outcome = engine.leads_push(account_id=account.pk)
     assert outcome.more is False and slept == []

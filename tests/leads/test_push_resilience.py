@@ -10,8 +10,9 @@ from django.db import connection
 from django.utils import timezone
 
 from amocrm.models import CustomField
-from leads import services
+from leads import actions
 from leads.models import Lead, LeadSource
+from leads.push import engine, schedule
 from tests.leads.conftest import API, body_of, calls_to, make_lead, queued_task_args
 
 pytestmark = pytest.mark.django_db
@@ -48,7 +49,7 @@ def test_a_deal_name_template_that_indexes_into_text_falls_back_to_the_default_n
     poison = make_lead(source, name="Ivan")
     other = make_lead(source, name="Anna", phone="+79035550000")
     answer_every_deal(mocked)
-    outcome = services.leads_push(account_id=account.pk)
+    outcome = engine.leads_push(account_id=account.pk)
     assert outcome.sent == 2
     [call] = calls_to(mocked, "/leads/complex")
     assert [deal["name"] for deal in body_of(call)] == ["Заявка с сайта: Ivan", "Заявка с сайта: Anna"]
@@ -63,7 +64,7 @@ def test_a_date_no_calendar_holds_goes_to_the_note_instead_of_stopping_the_queue
     # A visitor's value: a valid ISO date whose UTC time is past the year 9999 (OverflowError in astimezone).
     poison = make_lead(source, fields={"when": "9999-12-31T23:59:59-12:00", "city": "Kazan"})
     answer_every_deal(mocked)
-    assert services.leads_push(account_id=account.pk).sent == 1
+    assert engine.leads_push(account_id=account.pk).sent == 1
     [deal] = body_of(calls_to(mocked, "/leads/complex")[0])
     assert {field["field_id"] for field in deal["custom_fields_values"]} == {950}  # the city only
     assert "when: 9999-12-31T23:59:59-12:00" in body_of(calls_to(mocked, "/leads/notes")[0])[0]["params"]["text"]
@@ -82,7 +83,7 @@ def test_a_lead_that_cannot_be_built_fails_alone_and_visibly_while_its_batch_goe
     answer_every_deal(mocked)
     mocked.post(f"{API}/leads/unsorted/forms", json={"_embedded": {"unsorted": []}})
 
-    outcome = services.leads_push(account_id=account.pk)
+    outcome = engine.leads_push(account_id=account.pk)
 
     assert outcome.sent == 2 and outcome.failed == 1
     assert [deal["name"] for deal in body_of(calls_to(mocked, "/leads/complex")[0])] == [
@@ -97,8 +98,8 @@ def test_a_lead_that_cannot_be_built_fails_alone_and_visibly_while_its_batch_goe
     assert "field mapping" in poison.last_error
     # Retrying it once the source is fixed sends it.
     LeadSource.objects.filter(pk=broken.pk).update(field_mapping={}, mode=LeadSource.Mode.DEAL)
-    assert services.lead_retry(lead_ids=[poison.pk]) == 1
-    assert services.leads_push(account_id=account.pk).sent == 1
+    assert actions.lead_retry(lead_ids=[poison.pk]) == 1
+    assert engine.leads_push(account_id=account.pk).sent == 1
 
 
 def test_a_lead_whose_note_cannot_be_built_is_sent_and_says_so(source, account, mocked):
@@ -106,7 +107,7 @@ def test_a_lead_whose_note_cannot_be_built_is_sent_and_says_so(source, account, 
     odd = make_lead(source, message="Hi", fields=["not", "an", "object"])
     fine = make_lead(source, message="Hello", phone="+79035550004")
     answer_every_deal(mocked)
-    outcome = services.leads_push(account_id=account.pk)
+    outcome = engine.leads_push(account_id=account.pk)
     assert outcome.sent == 2 and outcome.notes == 1
     odd.refresh_from_db()
     fine.refresh_from_db()
@@ -119,7 +120,7 @@ def test_a_surprise_outside_one_lead_backs_the_batch_off_and_never_leaves_it_sen
     lead = make_lead(source)
     mocked.get(f"{API}/contacts", status=204, body=b"")
     mocked.post(f"{API}/leads/complex", json=["not an object"])  # amoCRM answering something we never saw
-    outcome = services.leads_push(account_id=account.pk)
+    outcome = engine.leads_push(account_id=account.pk)
     lead.refresh_from_db()
     assert lead.status == Lead.Status.PENDING and lead.next_attempt_at > timezone.now()
     assert lead.attempts == 1 and lead.write_attempted_at is not None  # the next push looks for its deal first
@@ -128,10 +129,10 @@ def test_a_surprise_outside_one_lead_backs_the_batch_off_and_never_leaves_it_sen
 
 
 def test_a_lasting_surprise_ends_in_failed_not_in_an_endless_loop(source, account, mocked):
-    lead = make_lead(source, attempts=services.MAX_ATTEMPTS - 1)
+    lead = make_lead(source, attempts=engine.MAX_ATTEMPTS - 1)
     mocked.get(f"{API}/contacts", status=204, body=b"")
     mocked.post(f"{API}/leads/complex", json=["not an object"])
-    services.leads_push(account_id=account.pk)
+    engine.leads_push(account_id=account.pk)
     lead.refresh_from_db()
     assert lead.status == Lead.Status.FAILED
     assert_plain_words(lead.last_error)
@@ -143,7 +144,7 @@ def test_a_lasting_surprise_ends_in_failed_not_in_an_endless_loop(source, accoun
 def _later(monkeypatch, seconds: float):
     """The sweeper's clock, `seconds` from now."""
     moment = timezone.now() + timedelta(seconds=seconds)
-    monkeypatch.setattr(services.timezone, "now", lambda: moment)
+    monkeypatch.setattr(engine.timezone, "now", lambda: moment)
 
 
 class WorkerKilled(BaseException):
@@ -162,28 +163,28 @@ def test_a_dead_pushs_leads_are_queued_and_pushed_again_within_about_a_minute(so
     leads = [make_lead(source), make_lead(source, phone="+79035550005")]
     _die_in_the_write(mocked)
     with pytest.raises(WorkerKilled):
-        services.leads_push(account_id=account.pk)
+        engine.leads_push(account_id=account.pk)
     assert set(Lead.objects.values_list("status", flat=True)) == {Lead.Status.SENDING}
 
     with monkeypatch.context() as m:
         _later(m, 5)
-        assert services.leads_sweep() == 0  # its lease still runs: it might be alive
+        assert schedule.leads_sweep() == 0  # its lease still runs: it might be alive
     with monkeypatch.context() as m:
         _later(m, 35)  # lease over; with the sweeper every 30 s, queued within about a minute of the death
-        assert services.leads_sweep() == 1
+        assert schedule.leads_sweep() == 1
     assert queued_task_args() == [[account.pk]]
 
     mocked.reset()
     mocked.get(f"{API}/leads", status=204, body=b"")  # its write may have reached amoCRM: looked for first
     answer_every_deal(mocked)
-    assert services.leads_push(account_id=account.pk).sent == 2
+    assert engine.leads_push(account_id=account.pk).sent == 2
     for lead in leads:
         lead.refresh_from_db()
         assert lead.status == Lead.Status.SENT and lead.lease_expires_at is None
 
 
 def test_a_claim_is_a_lease_the_push_renews_at_each_step(source, account, mocked, monkeypatch):
-    monkeypatch.setattr(services, "PUSH_LEASE_RENEW_AFTER", 0)  # renew at every checkpoint
+    monkeypatch.setattr(engine, "PUSH_LEASE_RENEW_AFTER", 0)  # renew at every checkpoint
     leads = [make_lead(source, phone=f"+7903555001{i}") for i in range(3)]
     seen = []
 
@@ -194,10 +195,10 @@ def test_a_claim_is_a_lease_the_push_renews_at_each_step(source, account, mocked
     mocked.add_callback("GET", f"{API}/contacts", callback=search)
     answer_every_deal(mocked, searches=False)
     started = timezone.now()
-    services.leads_push(account_id=account.pk)
+    engine.leads_push(account_id=account.pk)
     assert len(seen) == 3
-    assert started + services.PUSH_LEASE <= seen[0] < seen[1] < seen[2]
-    assert services.PUSH_LEASE <= timedelta(seconds=30)
+    assert started + engine.PUSH_LEASE <= seen[0] < seen[1] < seen[2]
+    assert engine.PUSH_LEASE <= timedelta(seconds=30)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -220,18 +221,18 @@ def test_a_live_push_keeps_its_leads_while_the_sweeper_and_another_push_come_by(
     outcomes = []
 
     def live_push():
-        outcomes.append(services.leads_push(account_id=account.pk))
+        outcomes.append(engine.leads_push(account_id=account.pk))
         connection.close()
 
     thread = threading.Thread(target=live_push)
     thread.start()
     try:
         assert in_write.wait(30)
-        assert services.leads_sweep() == 0  # a live lease
+        assert schedule.leads_sweep() == 0  # a live lease
         with monkeypatch.context() as m:
             _later(m, 120)  # even were its lease to lapse in a long call, the lock says it lives
-            assert services.leads_sweep() == 1
-            assert services.leads_push(account_id=account.pk).stopped == "busy"
+            assert schedule.leads_sweep() == 1
+            assert engine.leads_push(account_id=account.pk).stopped == "busy"
         assert set(Lead.objects.values_list("status", flat=True)) == {Lead.Status.SENDING}
     finally:
         go_on.set()

@@ -8,7 +8,7 @@ from django.core.management import call_command
 
 from amocrm.models import Account
 from amocrm.services import account_connected
-from leads import services
+from leads import sources
 from leads.models import LeadSource
 from tests.amocrm.test_oauth import TOKEN_ANSWER, mock_metadata
 from tests.leads.conftest import TOKEN_URL
@@ -31,15 +31,15 @@ def test_connecting_through_the_cli_creates_the_default_source_and_prints_its_ke
 
 
 def test_the_default_source_is_created_once_per_account_even_when_asked_twice(account):
-    first = services.lead_source_ensure_default(account=account)
+    first = sources.lead_source_ensure_default(account=account)
     account_connected.send(sender=Account, account=account)
-    assert services.lead_source_ensure_default(account=account) == first
+    assert sources.lead_source_ensure_default(account=account) == first
     assert LeadSource.objects.filter(account=account, is_default=True).count() == 1
 
 
 def test_the_database_refuses_a_second_default_source(account):
     from django.db import IntegrityError, transaction
 
-    services.lead_source_ensure_default(account=account)
+    sources.lead_source_ensure_default(account=account)
     with pytest.raises(IntegrityError), transaction.atomic():
         LeadSource.objects.create(account=account, name="Another", is_default=True)

@@ -11,7 +11,8 @@ from django.utils import timezone
 from amocrm.errors import TransientError
 from amocrm.models import Account
 from sales.models import Sale
-from sales.services import RECONCILE_LOOKBACK, RECONCILE_OVERLAP, account_reconcile_deals
+from sales.reconcile import RECONCILE_LOOKBACK, RECONCILE_OVERLAP, account_reconcile_deals
+from sales.services import sale_apply_deal
 from sales.tasks import reconcile_account, reconcile_all_accounts
 from tests.factories import HOST, make_account
 from tests.fixtures.loader import load_json
@@ -97,9 +98,7 @@ def test_a_failed_run_leaves_the_checkpoint_where_it_was(account, amo):
 
 
 def test_it_reverts_a_sale_whose_revert_webhook_was_lost(account, amo):
-    from sales.services import sale_sync_from_deal
-
-    sale_sync_from_deal(account=account, deal=api_deal(9102, updated_at=1700001000))
+    sale_apply_deal(account=account, deal=api_deal(9102, updated_at=1700001000))
     moved_back = api_deal(9102, status_id=143, updated_at=1700009000)
     answer_pages(amo, {"_embedded": {"leads": [moved_back]}, "_links": {}})
 
@@ -137,3 +136,34 @@ def test_the_account_task_retries_on_a_transient_error_and_then_succeeds(account
     assert result.successful()
     account.refresh_from_db()
     assert account.reconciled_until is not None
+
+
+def test_a_lasting_transient_error_is_retried_five_times_with_capped_jittered_backoff_then_fails(
+        account, amo, monkeypatch):
+    amo.get(LIST_URL, status=502)
+    countdowns = []
+    real_retry = reconcile_account.retry
+
+    def recording_retry(*args, **kwargs):
+        countdowns.append(kwargs.get("countdown"))
+        return real_retry(*args, **kwargs)
+
+    monkeypatch.setattr(reconcile_account, "retry", recording_retry)
+
+    result = reconcile_account.apply(args=[account.pk])
+
+    assert result.failed() and isinstance(result.result, TransientError)
+    assert len(amo.calls) == 6  # the first run and five retries
+    # 30 s, 60 s, 120 s … each drawn at random below its step (full jitter), never over 30 minutes.
+    assert len(countdowns) == 6
+    assert all(0 <= countdown <= min(1800, 30 * 2 ** retry) for retry, countdown in enumerate(countdowns))
+    assert len(set(countdowns)) > 1
+
+
+def test_a_permanent_error_is_not_retried(account, amo):
+    amo.get(LIST_URL, status=400, json={"title": "Bad Request", "detail": "filter is wrong"})
+
+    result = reconcile_account.apply(args=[account.pk])
+
+    assert result.failed() and not isinstance(result.result, TransientError)
+    assert len(amo.calls) == 1

@@ -9,7 +9,7 @@ from django.utils import timezone
 from amocrm.models import Account, SyncLog
 from sales import services
 from sales.models import Sale
-from sales.services import account_reconcile_deals
+from sales.reconcile import account_reconcile_deals
 from tests.factories import HOST, make_account
 from tests.sales.builders import AMO_ACCOUNT_ID, api_deal
 
@@ -24,14 +24,14 @@ def account():
 def test_a_deal_that_cannot_be_applied_fails_alone_and_the_checkpoint_moves_on(account, monkeypatch):
     checkpoint = timezone.now() - timedelta(hours=1)
     Account.objects.filter(pk=account.pk).update(reconciled_until=checkpoint)
-    real = services.sale_sync_from_deal
+    real = services.sale_apply_deal
 
     def poisoned(*, account, deal):
         if deal["id"] == 9102:
             raise KeyError("poison")
         return real(account=account, deal=deal)
 
-    monkeypatch.setattr(services, "sale_sync_from_deal", poisoned)
+    monkeypatch.setattr(services, "sale_apply_deal", poisoned)
     page = {"_embedded": {"leads": [api_deal(9101), api_deal(9102), api_deal(9103)]}, "_links": {}}
 
     with responses.RequestsMock() as amo:

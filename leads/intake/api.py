@@ -1,4 +1,9 @@
-"""POST /api/leads/: the public lead intake (DESIGN.md "Lead intake"): validate, store, answer — never call amoCRM."""
+"""POST /api/leads/, the public lead intake: its input, validated and answered at once — it never calls amoCRM.
+
+Read `LeadIntakeApi` top to bottom: the body size, the input serializer (fields built once per
+thread, see ThreadFieldsSerializer), the Origin check (cors.py), then `lead_create` (admission.py),
+which counts the sender, catches a double click and stores the lead in one Redis call and one INSERT.
+"""
 
 import re
 import threading
@@ -23,9 +28,11 @@ from rest_framework.views import APIView
 
 from config.net import client_ip
 
-from . import payloads, services
-from .cors import ORIGIN_VERDICT_ATTR
-from .throttles import IntakeWindow
+from .. import payloads
+from ..sources import lead_source_get_active
+from . import admission
+from .admission import IntakeWindow
+from .cors import check_origin
 
 MAX_BODY_BYTES = 64 * 1024
 # Hidden in the embed snippet: people leave it empty, form-filling bots do not.
@@ -157,7 +164,7 @@ class LeadIntakeApi(APIView):
     authentication_classes: list = []
     permission_classes: list = []
     # The per-IP throttle counts each request once: a valid post in lead_create, in the same Redis call
-    # as its double-click check; a request refused before that in handle_exception (see throttles.py).
+    # as its double-click check; a request refused before that in handle_exception (see admission.py).
     throttle_classes: list = []
     throttle_window: IntakeWindow | None = None
     parser_classes = [JsonBody, FormParser]
@@ -186,7 +193,7 @@ class LeadIntakeApi(APIView):
             ref_name = "LeadIntake"  # the OpenAPI component's name
 
         def validate_source(self, value):
-            source = services.lead_source_get_active(public_key=value.strip())
+            source = lead_source_get_active(public_key=value.strip())
             if source is None:
                 raise serializers.ValidationError("Unknown or inactive lead source.")
             return source
@@ -263,30 +270,21 @@ class LeadIntakeApi(APIView):
         serializer.is_valid(raise_exception=True)
         values = dict(serializer.validated_data)
         source, spam = values.pop("source"), bool(values.pop(HONEYPOT_FIELD).strip())
-        self._check_origin(request, source)
+        check_origin(request, source)
         idempotency_key = self._idempotency_key(request)
         window, self.throttle_window = self.throttle_window, None  # lead_create counts it from here
         try:
-            accepted = services.lead_create(
+            accepted = admission.lead_create(
                 source=source, data=values, ip=client_ip(request), user_agent=request.headers.get("user-agent", ""),
                 idempotency_key=idempotency_key, spam=spam, rate_limit=window.limit if window else None,
             )
-        except services.LeadRateLimited:
+        except admission.LeadRateLimited:
             raise exceptions.Throttled(wait=window.wait) from None
-        except services.IdempotencyKeyReused:
+        except admission.IdempotencyKeyReused:
             raise IdempotencyKeyReused() from None
         if source.success_url and "text/html" in request.headers.get("accept", ""):
             return HttpResponseRedirect(source.success_url, status=status.HTTP_303_SEE_OTHER)
         return Response({"id": str(accepted.id), "status": accepted.status}, status=status.HTTP_201_CREATED)
-
-    @staticmethod
-    def _check_origin(request, source) -> None:
-        allowed = services.lead_source_allows_origin(source=source, origin=request.headers.get("origin"))
-        setattr(request._request, ORIGIN_VERDICT_ATTR, allowed)
-        if not allowed:
-            raise exceptions.PermissionDenied(
-                f"This origin may not post to this lead source: add {request.headers['origin']} to its allowed "
-                "origins in the admin.")
 
     @staticmethod
     def _idempotency_key(request) -> str:
