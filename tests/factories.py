@@ -7,13 +7,16 @@ from django.utils import timezone
 from amocrm.models import Account, Token
 
 HOST = "http://sandbox.test"
+API = HOST + "/api/v4"
+TOKEN_URL = HOST + "/oauth2/access_token"
 
 
 def make_account(*, host: str = HOST, state: str = Account.State.CONNECTED, expires_in: int = 86400,
                  long_lived: bool = False, amocrm_account_id: int = 31000001, name: str = "Test account",
-                 access_token: str = "access-1", refresh_token: str = "refresh-1", **fields) -> Account:
+                 access_token: str = "access-1", refresh_token: str = "refresh-1",
+                 client_secret: str = "client-secret-1", **fields) -> Account:
     account = Account.objects.create(
-        name=name, host=host, client_id="client-id-1", client_secret="client-secret-1",
+        name=name, host=host, client_id="client-id-1", client_secret=client_secret,
         redirect_uri="https://crm.example.com/amocrm/oauth/callback/", state=state, amocrm_account_id=amocrm_account_id,
         subdomain="sandbox", currency="RUB", **fields,
     )
@@ -23,3 +26,4 @@ def make_account(*, host: str = HOST, state: str = Account.State.CONNECTED, expi
             expires_at=timezone.now() + timedelta(seconds=expires_in), long_lived=long_lived,
         )
     return account
+
