@@ -110,14 +110,13 @@ def account(request, db):
     fixtures carry, known tokens), come from a marker on the test or its module:
     `pytestmark = pytest.mark.account(amocrm_account_id=AMO_ACCOUNT_ID)`.
     """
-    from amocrm.ratelimit import AccountRateLimiter
-    from tests.factories import make_account
+    from tests.factories import make_account, rate_limiter_reset
 
     marker = request.node.get_closest_marker("account")
     if marker and marker.args:
         raise pytest.UsageError("pytest.mark.account takes make_account's keyword arguments only.")
     acc = make_account(**(marker.kwargs if marker else {}))
-    AccountRateLimiter(acc.pk).reset()
+    rate_limiter_reset(acc.pk)
     return acc
 
 

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from amocrm import ratelimit
 from amocrm.models import Account, Token
 
 HOST = "http://sandbox.test"
@@ -27,3 +28,9 @@ def make_account(*, host: str = HOST, state: str = Account.State.CONNECTED, expi
         )
     return account
 
+
+def rate_limiter_reset(account_id: int) -> None:
+    """Forget the account's rate-limiter state (its request log and pause) in Redis, the tests' backend."""
+    backend = ratelimit.backend()
+    assert isinstance(backend, ratelimit._RedisBackend), "the tests run the limiter on Redis"
+    backend.client.delete(*backend._keys(ratelimit.AccountRateLimiter(account_id).key))

@@ -4,9 +4,10 @@ import pytest
 import requests
 import responses
 
+from amocrm import ratelimit
 from amocrm.models import Account
 from tests.conftest import unregistered_calls
-from tests.factories import API, HOST
+from tests.factories import API, HOST, rate_limiter_reset
 
 
 def test_a_call_nobody_registered_is_reported_even_when_the_code_survived_it():
@@ -30,3 +31,15 @@ def test_the_account_takes_make_accounts_arguments_from_the_marker(account):
 
 def test_without_a_marker_the_account_is_the_factorys_connected_account(account):
     assert (account.name, account.host, account.state) == ("Test account", HOST, Account.State.CONNECTED)
+
+
+def test_the_rate_limiter_reset_forgets_a_pause_and_the_request_log():
+    limiter = ratelimit.AccountRateLimiter(987654, rate=1, max_wait=0)
+    limiter.acquire()
+    limiter.pause(60)
+    with pytest.raises(ratelimit.RateLimitTimeout):
+        limiter.acquire()
+
+    rate_limiter_reset(987654)
+
+    assert limiter.acquire() == 0

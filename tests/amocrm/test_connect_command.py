@@ -52,12 +52,12 @@ def test_a_long_lived_token_can_come_from_the_environment(amocrm_mock, monkeypat
     assert amocrm_mock.calls[0].request.headers["Authorization"] == "Bearer LLT-from-env"
 
 
-def test_a_dash_reads_each_value_from_standard_input_in_order(amocrm_mock):
+def test_a_dash_reads_each_value_from_standard_input_in_order(amocrm_mock, monkeypatch):
     amocrm_mock.post(TOKEN_URL, json=TOKEN_ANSWER)
     mock_metadata(amocrm_mock)
 
-    call_command("amocrm_connect", *BASE, "--client-secret", "-", "--code", "-",
-                 stdin=StringIO("stdin-secret-1234\nstdin-code-5678\n"), stdout=StringIO())
+    monkeypatch.setattr("sys.stdin", StringIO("stdin-secret-1234\nstdin-code-5678\n"))
+    call_command("amocrm_connect", *BASE, "--client-secret", "-", "--code", "-", stdout=StringIO())
 
     sent = exchanged(amocrm_mock)
     assert (sent["client_secret"], sent["code"]) == ("stdin-secret-1234", "stdin-code-5678")
@@ -67,8 +67,8 @@ def test_a_long_lived_token_can_come_from_standard_input(amocrm_mock, monkeypatc
     monkeypatch.setenv("AMOCRM_CLIENT_SECRET", "env-secret-1234")
     mock_metadata(amocrm_mock)
 
-    call_command("amocrm_connect", *BASE, "--long-lived-token", "-", stdin=StringIO("LLT-from-stdin\r\n"),
-                 stdout=StringIO())
+    monkeypatch.setattr("sys.stdin", StringIO("LLT-from-stdin\r\n"))
+    call_command("amocrm_connect", *BASE, "--long-lived-token", "-", stdout=StringIO())
 
     assert Account.objects.get().token.access_token == "LLT-from-stdin"
 
@@ -100,8 +100,9 @@ def test_a_missing_or_ambiguous_value_is_explained_before_any_request(amocrm_moc
     for name, value in env.items():
         monkeypatch.setenv(name, value)
 
+    monkeypatch.setattr("sys.stdin", StringIO(stdin))
     with pytest.raises(CommandError, match=message):
-        call_command("amocrm_connect", *BASE, *args, stdin=StringIO(stdin), stdout=StringIO())
+        call_command("amocrm_connect", *BASE, *args, stdout=StringIO())
 
     assert len(amocrm_mock.calls) == 0
     assert not Account.objects.exists()

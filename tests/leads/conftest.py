@@ -33,9 +33,9 @@ def _fresh_source_cache():
 @pytest.fixture(autouse=True)
 def _closed_redis_breaker():
     """No test inherits an open circuit breaker (config.breaker) from another: it would skip Redis."""
-    redis_breaker.reset()
+    redis_breaker.succeeded()
     yield
-    redis_breaker.reset()
+    redis_breaker.succeeded()
 
 
 def cache_metadata(account) -> None:

@@ -112,9 +112,9 @@ def clock(monkeypatch):
 
     fake = FakeClock(time.monotonic())
     monkeypatch.setattr(redis_breaker, "clock", fake)
-    redis_breaker.reset()
+    redis_breaker.succeeded()  # closed, whatever an earlier test left
     yield fake
-    redis_breaker.reset()
+    redis_breaker.succeeded()
 
 
 @pytest.fixture
