@@ -75,9 +75,6 @@ return until_
     def pause(self, key: str, seconds: float) -> None:
         self._pause(keys=self._keys(key)[1:2], args=[int(seconds * 1_000_000)])
 
-    def reset(self, key: str) -> None:
-        self.client.delete(*self._keys(key))
-
 
 class _FileBackend:
     """Embedded mode (no Redis): the same sliding log in a JSON file under an exclusive flock."""
@@ -119,9 +116,6 @@ class _FileBackend:
             state["pause_until"] = max(state["pause_until"], now + seconds)
 
         self._locked(key, update)
-
-    def reset(self, key: str) -> None:
-        (self.folder / f"{key}.json").unlink(missing_ok=True)
 
 
 _backend = None
@@ -168,6 +162,3 @@ class AccountRateLimiter:
     def pause(self, seconds: float) -> None:
         """Stop everyone's requests for this account for `seconds` (after a 429)."""
         backend().pause(self.key, seconds)
-
-    def reset(self) -> None:
-        backend().reset(self.key)

@@ -87,10 +87,6 @@ class CircuitBreaker:
             logger.warning("%s timed out: skipping it for %g s", self.name, self.seconds,
                            extra={"breaker": self.name, "error": repr(exc)})
 
-    def reset(self) -> None:
-        with self._lock:
-            self._open_until = None
-
 
 # REDIS_URL's server: the intake's marks (leads.marks) and the Celery broker (config.queue.publish).
 redis_breaker = CircuitBreaker("Redis", seconds_setting="REDIS_BREAKER_SECONDS")

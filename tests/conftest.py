@@ -1,10 +1,11 @@
-"""Shared fixtures; refuses to run when PostgreSQL or Redis does not answer."""
+"""Shared fixtures (the account, amoCRM's mocked HTTP, clean Redis); refuses to run without PostgreSQL and Redis."""
 
 import os
 import socket
 from urllib.parse import quote, urlparse
 
 import pytest
+import responses
 
 
 def _answers(url: str, default_port: int) -> bool:
@@ -18,6 +19,9 @@ def _answers(url: str, default_port: int) -> bool:
 
 def pytest_configure(config):
     from django.conf import settings
+
+    config.addinivalue_line(
+        "markers", "account(**kwargs): tests.factories.make_account arguments for the `account` fixture")
 
     problems = []
     db = settings.DATABASES["default"]
@@ -96,3 +100,45 @@ def subprocess_env(transactional_db) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
     )
     return env
+
+
+@pytest.fixture
+def account(request, db):
+    """A connected account on the mocked amoCRM host (tests.factories.make_account), its rate limiter reset.
+
+    make_account's arguments, when a test needs other ones (a name, the amoCRM account id its webhook
+    fixtures carry, known tokens), come from a marker on the test or its module:
+    `pytestmark = pytest.mark.account(amocrm_account_id=AMO_ACCOUNT_ID)`.
+    """
+    from tests.factories import make_account, rate_limiter_reset
+
+    marker = request.node.get_closest_marker("account")
+    if marker and marker.args:
+        raise pytest.UsageError("pytest.mark.account takes make_account's keyword arguments only.")
+    acc = make_account(**(marker.kwargs if marker else {}))
+    rate_limiter_reset(acc.pk)
+    return acc
+
+
+UNREGISTERED = "Connection refused by Responses"  # how `responses` answers a call that matches no registration
+
+
+@pytest.fixture
+def amocrm_mock():
+    """amoCRM's HTTP (and any other outside service's), mocked at the client boundary with `responses`.
+
+    Register the answers a test needs (tests.sales.builders, tests.leads.conftest, ...); they need not
+    all be used. A call nobody registered fails the test, even when the code under test survives the
+    ConnectionError `responses` raises for it (as it survives a network error).
+    """
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+        unregistered = unregistered_calls(mock)
+    if unregistered:
+        pytest.fail("Calls the test registered no answer for: " + ", ".join(unregistered))
+
+
+def unregistered_calls(mock: responses.RequestsMock) -> list[str]:
+    """"METHOD url" of every call the mock refused because it matched no registered answer."""
+    return [f"{call.request.method} {call.request.url}" for call in mock.calls
+            if isinstance(call.response, Exception) and str(call.response).startswith(UNREGISTERED)]

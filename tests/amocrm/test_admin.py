@@ -8,9 +8,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from amocrm.models import Account, SyncLog, Token
-from tests.amocrm.conftest import API, TOKEN_URL
 from tests.amocrm.test_oauth import mock_metadata
-from tests.factories import make_account
+from tests.factories import API, TOKEN_URL, make_account
 
 pytestmark = pytest.mark.django_db
 
@@ -71,70 +70,70 @@ def test_the_connect_action_redirects_to_the_consent_page(staff_client):
     assert messages == ["Select exactly one account to connect."]
 
 
-def test_the_test_connection_action_reports_the_account(staff_client, mocked):
+def test_the_test_connection_action_reports_the_account(staff_client, amocrm_mock):
     account = make_account()
-    mocked.get(f"{API}/account", json={"id": 31000001, "name": "Shop"})
+    amocrm_mock.get(f"{API}/account", json={"id": 31000001, "name": "Shop"})
     _, messages = run_action(staff_client, "action_test_connection", account)
     assert messages == [f"{account.name}: connection works (amoCRM account Shop, id 31000001)."]
 
 
-def test_the_test_connection_action_reports_failures(staff_client, mocked):
+def test_the_test_connection_action_reports_failures(staff_client, amocrm_mock):
     account = make_account()
-    mocked.get(f"{API}/account", status=500, body="oops")
+    amocrm_mock.get(f"{API}/account", status=500, body="oops")
     _, messages = run_action(staff_client, "action_test_connection", account)
     assert messages == [f"{account.name}: test connection failed: amoCRM answered 500."]
 
 
-def test_the_refresh_token_action_refreshes_now(staff_client, mocked):
+def test_the_refresh_token_action_refreshes_now(staff_client, amocrm_mock):
     account = make_account()
-    mocked.post(TOKEN_URL, json={"token_type": "Bearer", "expires_in": 86400, "access_token": "a2",
+    amocrm_mock.post(TOKEN_URL, json={"token_type": "Bearer", "expires_in": 86400, "access_token": "a2",
                                  "refresh_token": "r2"})
     _, messages = run_action(staff_client, "action_refresh_token", account)
     assert messages[0].startswith(f"{account.name}: token refreshed, valid until")
     assert Token.objects.get(account=account).access_token == "a2"
 
 
-def test_the_sync_metadata_action_fills_the_cache(staff_client, mocked):
+def test_the_sync_metadata_action_fills_the_cache(staff_client, amocrm_mock):
     account = make_account()
-    mock_metadata(mocked)
+    mock_metadata(amocrm_mock)
     _, messages = run_action(staff_client, "action_sync_metadata", account)
     assert messages == [f"{account.name}: metadata synced: 1 pipelines, 1 users, 1 deal fields."]
 
 
-def test_the_subscribe_webhook_action_subscribes_once(staff_client, mocked):
+def test_the_subscribe_webhook_action_subscribes_once(staff_client, amocrm_mock):
     account = make_account()
-    mocked.get(f"{API}/webhooks", json={"_embedded": {"webhooks": [
+    amocrm_mock.get(f"{API}/webhooks", json={"_embedded": {"webhooks": [
         {"destination": account.webhook_url, "settings": ["add_lead", "update_lead", "status_lead", "delete_lead",
                                                          "restore_lead", "responsible_lead"]}]}})
     _, messages = run_action(staff_client, "action_subscribe_webhook", account)
     assert messages == [f"{account.name}: webhook subscribed ({account.webhook_url})."]
-    assert not any(c.request.method == "POST" for c in mocked.calls)  # already there: nothing duplicated
+    assert not any(c.request.method == "POST" for c in amocrm_mock.calls)  # already there: nothing duplicated
 
 
-def test_the_rotate_webhook_key_action_resubscribes(staff_client, mocked):
+def test_the_rotate_webhook_key_action_resubscribes(staff_client, amocrm_mock):
     account = make_account()
     old_url = account.webhook_url
-    mocked.get(f"{API}/webhooks", status=204, body=b"")
-    mocked.post(f"{API}/webhooks", json={"id": 2})
-    mocked.delete(f"{API}/webhooks", status=204, body=b"")
+    amocrm_mock.get(f"{API}/webhooks", status=204, body=b"")
+    amocrm_mock.post(f"{API}/webhooks", json={"id": 2})
+    amocrm_mock.delete(f"{API}/webhooks", status=204, body=b"")
     _, messages = run_action(staff_client, "action_rotate_webhook_key", account)
     account.refresh_from_db()
     assert account.webhook_url != old_url
     assert messages == [f"{account.name}: new webhook URL and subscribed it."]
-    deleted = [c for c in mocked.calls if c.request.method == "DELETE"]
+    deleted = [c for c in amocrm_mock.calls if c.request.method == "DELETE"]
     assert old_url.encode() in deleted[0].request.body
     assert staff_client.post(old_url, data="x=1", content_type="application/x-www-form-urlencoded").status_code == 404
 
 
-def test_the_disconnect_action_unsubscribes_and_deletes_tokens(staff_client, mocked):
+def test_the_disconnect_action_unsubscribes_and_deletes_tokens(staff_client, amocrm_mock):
     account = make_account()
-    mocked.delete(f"{API}/webhooks", status=204, body=b"")
+    amocrm_mock.delete(f"{API}/webhooks", status=204, body=b"")
     _, messages = run_action(staff_client, "action_disconnect", account)
     account.refresh_from_db()
     assert messages == [f"{account.name}: disconnected (tokens deleted)."]
     assert account.state == Account.State.NOT_CONNECTED
     assert not Token.objects.filter(account=account).exists()
-    assert len(mocked.calls) == 1
+    assert len(amocrm_mock.calls) == 1
 
 
 def test_a_long_lived_token_close_to_expiry_is_warned_about(staff_client):

@@ -10,10 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from amocrm.models import Account, Token, WebhookEvent
-from tests.amocrm.conftest import API
-from tests.factories import make_account
-
-pytestmark = pytest.mark.django_db
+from tests.factories import API
 
 CHANGELIST = reverse("admin:amocrm_account_changelist")
 EVENTS = reverse("admin:amocrm_webhookevent_changelist")
@@ -23,6 +20,9 @@ ACCOUNT_ACTIONS = ["action_connect", "action_test_connection", "action_refresh_t
 CLIENT_SECRET = "CLIENT-SECRET-4f9c2a7e"
 ACCESS_TOKEN = "ACCESS-TOKEN-8d3b1c6f"
 REFRESH_TOKEN = "REFRESH-TOKEN-2e7a9d4b"
+
+pytestmark = [pytest.mark.django_db, pytest.mark.account(access_token=ACCESS_TOKEN, refresh_token=REFRESH_TOKEN,
+                                                         client_secret=CLIENT_SECRET)]
 
 
 def staff_with(django_user_model, username: str, *perms: str):
@@ -50,20 +50,11 @@ def changer(client, django_user_model):
 
 
 @pytest.fixture
-def any_call():
+def any_call(amocrm_mock):
     """Answers every request amoCRM could get, so a call that should not happen is counted, not just failed."""
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        for method in (responses.GET, responses.POST, responses.PATCH, responses.DELETE):
-            rsps.add(method, re.compile(r".*"), json={"id": 1, "name": "x"})
-        yield rsps
-
-
-@pytest.fixture
-def account():
-    acc = make_account(access_token=ACCESS_TOKEN, refresh_token=REFRESH_TOKEN)
-    acc.client_secret = CLIENT_SECRET
-    acc.save()
-    return acc
+    for method in (responses.GET, responses.POST, responses.PATCH, responses.DELETE):
+        amocrm_mock.add(method, re.compile(r".*"), json={"id": 1, "name": "x"})
+    return amocrm_mock
 
 
 def snapshot(account: Account) -> tuple:

@@ -9,28 +9,28 @@ from amocrm import errors
 from amocrm.client import AmoCRMClient
 from amocrm.models import Account, SyncLog
 from amocrm.ratelimit import backend
-from tests.amocrm.conftest import API
+from tests.factories import API
 
 pytestmark = pytest.mark.django_db
 
 
-def test_it_sends_the_bearer_token_and_a_user_agent(mocked, account):
-    mocked.get(f"{API}/account", json={"id": 31000001, "name": "Shop"})
+def test_it_sends_the_bearer_token_and_a_user_agent(amocrm_mock, account):
+    amocrm_mock.get(f"{API}/account", json={"id": 31000001, "name": "Shop"})
     assert AmoCRMClient(account).account_get()["name"] == "Shop"
-    request = mocked.calls[0].request
+    request = amocrm_mock.calls[0].request
     assert request.headers["Authorization"] == "Bearer access-1"
     assert request.headers["User-Agent"].startswith("amocrm-django-integration/")
 
 
-def test_an_empty_search_answered_204_is_an_empty_result(mocked, account):
-    mocked.get(f"{API}/contacts", status=204, body=b"")
+def test_an_empty_search_answered_204_is_an_empty_result(amocrm_mock, account):
+    amocrm_mock.get(f"{API}/contacts", status=204, body=b"")
     assert AmoCRMClient(account).contacts_search("+79161234567") == []
     log = SyncLog.objects.get()
     assert (log.status, log.http_status) == ("ok", 204)
 
 
-def test_429_is_transient_and_pauses_the_account(mocked, account):
-    mocked.get(f"{API}/account", status=429, body="<html>Too many</html>", content_type="text/html")
+def test_429_is_transient_and_pauses_the_account(amocrm_mock, account):
+    amocrm_mock.get(f"{API}/account", status=429, body="<html>Too many</html>", content_type="text/html")
     with pytest.raises(errors.RateLimited):
         AmoCRMClient(account).account_get()
     # The pause is shared: the next request for this account must wait at least a second.
@@ -38,8 +38,8 @@ def test_429_is_transient_and_pauses_the_account(mocked, account):
     assert wait >= 1.0
 
 
-def test_403_with_html_blocks_the_account_and_stops_all_calls(mocked, account):
-    mocked.get(f"{API}/account", status=403, body="<html><body>Blocked</body></html>", content_type="text/html")
+def test_403_with_html_blocks_the_account_and_stops_all_calls(amocrm_mock, account):
+    amocrm_mock.get(f"{API}/account", status=403, body="<html><body>Blocked</body></html>", content_type="text/html")
     with pytest.raises(errors.AccountBlocked):
         AmoCRMClient(account).account_get()
     account.refresh_from_db()
@@ -47,24 +47,24 @@ def test_403_with_html_blocks_the_account_and_stops_all_calls(mocked, account):
     assert account.health() == "blocked"
     with pytest.raises(errors.AccountUnavailable):
         AmoCRMClient(account).account_get()
-    assert len(mocked.calls) == 1
+    assert len(amocrm_mock.calls) == 1
 
 
-def test_403_with_json_is_a_permanent_error_not_a_block(mocked, account):
-    mocked.post(f"{API}/webhooks", status=403, json={"title": "Forbidden", "detail": "Not enough rights"})
+def test_403_with_json_is_a_permanent_error_not_a_block(amocrm_mock, account):
+    amocrm_mock.post(f"{API}/webhooks", status=403, json={"title": "Forbidden", "detail": "Not enough rights"})
     with pytest.raises(errors.PermanentError):
         AmoCRMClient(account).webhook_subscribe("https://x/", ["add_lead"])
     account.refresh_from_db()
     assert account.state == Account.State.CONNECTED
 
 
-def test_5xx_and_network_errors_are_transient(mocked, account):
-    mocked.get(f"{API}/account", status=502, body="bad gateway")
+def test_5xx_and_network_errors_are_transient(amocrm_mock, account):
+    amocrm_mock.get(f"{API}/account", status=502, body="bad gateway")
     with pytest.raises(errors.TransientError):
         AmoCRMClient(account).account_get()
     import requests
 
-    mocked.replace(responses.GET, f"{API}/account", body=requests.ConnectionError("reset"))
+    amocrm_mock.replace(responses.GET, f"{API}/account", body=requests.ConnectionError("reset"))
     with pytest.raises(errors.TransientError):
         AmoCRMClient(account).account_get()
     account.refresh_from_db()
@@ -72,8 +72,8 @@ def test_5xx_and_network_errors_are_transient(mocked, account):
     assert account.health() == "error"
 
 
-def test_validation_errors_are_parsed_into_the_message(mocked, account):
-    mocked.post(f"{API}/leads/complex", status=400, json={
+def test_validation_errors_are_parsed_into_the_message(amocrm_mock, account):
+    amocrm_mock.post(f"{API}/leads/complex", status=400, json={
         "validation-errors": [{"request_id": "1", "errors": [
             {"code": "NotSupportedChoice", "path": "custom_fields_values.0.field_id", "detail": "unknown field"}]}],
         "title": "Bad Request", "status": 400, "detail": "Request validation failed"})
@@ -85,32 +85,32 @@ def test_validation_errors_are_parsed_into_the_message(mocked, account):
     assert not caught.value.transient
 
 
-def test_pagination_follows_next_links_until_they_stop(mocked, account):
+def test_pagination_follows_next_links_until_they_stop(amocrm_mock, account):
     def page(n, has_next):
         body = {"_embedded": {"leads": [{"id": n * 10 + i} for i in range(2)]}, "_links": {}}
         if has_next:
             body["_links"]["next"] = {"href": f"{API}/leads?page={n + 1}&limit=250"}
         return body
 
-    mocked.get(f"{API}/leads", json=page(1, True), match=[responses.matchers.query_param_matcher(
+    amocrm_mock.get(f"{API}/leads", json=page(1, True), match=[responses.matchers.query_param_matcher(
         {"page": "1", "limit": "250", "filter[updated_at][from]": "100", "with": "contacts"})])
-    mocked.get(f"{API}/leads", json=page(2, True), match=[responses.matchers.query_param_matcher(
+    amocrm_mock.get(f"{API}/leads", json=page(2, True), match=[responses.matchers.query_param_matcher(
         {"page": "2", "limit": "250", "filter[updated_at][from]": "100", "with": "contacts"})])
-    mocked.get(f"{API}/leads", status=204, body=b"", match=[responses.matchers.query_param_matcher(
+    amocrm_mock.get(f"{API}/leads", status=204, body=b"", match=[responses.matchers.query_param_matcher(
         {"page": "3", "limit": "250", "filter[updated_at][from]": "100", "with": "contacts"})])
     ids = [d["id"] for d in AmoCRMClient(account).leads_updated_since(100)]
     assert ids == [10, 11, 20, 21]
 
 
-def test_pagination_never_follows_a_next_link_to_another_host(mocked, account):
-    mocked.get(f"{API}/users", json={"_embedded": {"users": [{"id": 1}]},
+def test_pagination_never_follows_a_next_link_to_another_host(amocrm_mock, account):
+    amocrm_mock.get(f"{API}/users", json={"_embedded": {"users": [{"id": 1}]},
                                      "_links": {"next": {"href": "https://evil.example/api/v4/users?page=2"}}})
     assert [u["id"] for u in AmoCRMClient(account).users_list()] == [1]
-    assert len(mocked.calls) == 1
+    assert len(amocrm_mock.calls) == 1
 
 
-def test_the_sync_log_records_every_call_redacted(mocked, account):
-    mocked.post(f"{API}/leads/complex", json=[{"id": 5, "contact_id": 6, "request_id": ["0"], "merged": False}],
+def test_the_sync_log_records_every_call_redacted(amocrm_mock, account):
+    amocrm_mock.post(f"{API}/leads/complex", json=[{"id": 5, "contact_id": 6, "request_id": ["0"], "merged": False}],
                 headers={"X-Request-Id": "req-42"})
     AmoCRMClient(account, log_context={"lead_ids": ["a"]}).leads_complex_create(
         [{"name": "Deal", "access_token": "SHOULD-NOT-LEAK-1234"}])
@@ -124,16 +124,16 @@ def test_the_sync_log_records_every_call_redacted(mocked, account):
     assert log.context == {"lead_ids": ["a"]}
 
 
-def test_no_call_is_made_for_an_account_that_needs_reauthorization(mocked, account):
+def test_no_call_is_made_for_an_account_that_needs_reauthorization(amocrm_mock, account):
     Account.objects.filter(pk=account.pk).update(state=Account.State.NEEDS_REAUTH)
     with pytest.raises(errors.AccountUnavailable):
         AmoCRMClient(account).account_get()
-    assert len(mocked.calls) == 0
+    assert len(amocrm_mock.calls) == 0
 
 
-def test_an_untrusted_host_is_never_contacted(mocked, account):
+def test_an_untrusted_host_is_never_contacted(amocrm_mock, account):
     Account.objects.filter(pk=account.pk).update(host="https://evil.example")
     account.refresh_from_db()
     with pytest.raises(errors.AccountUnavailable):
         AmoCRMClient(account).account_get()
-    assert len(mocked.calls) == 0
+    assert len(amocrm_mock.calls) == 0

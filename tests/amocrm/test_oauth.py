@@ -12,8 +12,7 @@ from django.urls import reverse
 
 from amocrm import oauth
 from amocrm.models import Account, AmoUser, CustomField, Pipeline, Stage, SyncLog
-from tests.amocrm.conftest import API, TOKEN_URL
-from tests.factories import HOST
+from tests.factories import API, HOST, TOKEN_URL
 
 pytestmark = pytest.mark.django_db
 
@@ -71,11 +70,11 @@ def _state_for(client, account):
     return parse_qs(urlsplit(location).query)["state"][0]
 
 
-def test_the_callback_connects_the_account(client, staff, new_account, mocked):
+def test_the_callback_connects_the_account(client, staff, new_account, amocrm_mock):
     client.force_login(staff)
     state = _state_for(client, new_account)
-    mocked.post(TOKEN_URL, json=TOKEN_ANSWER)
-    mock_metadata(mocked)
+    amocrm_mock.post(TOKEN_URL, json=TOKEN_ANSWER)
+    mock_metadata(amocrm_mock)
     response = client.get(CALLBACK, {"code": "the-code", "state": state, "referer": "sandbox.test"})
     assert response.status_code == 200
     assert "Connected to Sandbox shop" in response.content.decode()
@@ -85,14 +84,14 @@ def test_the_callback_connects_the_account(client, staff, new_account, mocked):
     assert (new_account.amocrm_account_id, new_account.currency) == (31000001, "RUB")
     assert new_account.token.access_token == "new-access" and new_account.token.refresh_token == "new-refresh"
     assert new_account.webhook_subscribed_at is not None
-    sent = json.loads(mocked.calls[0].request.body)
+    sent = json.loads(amocrm_mock.calls[0].request.body)
     assert sent == {"client_id": "cid", "client_secret": "csecret", "grant_type": "authorization_code",
                     "code": "the-code", "redirect_uri": "http://testserver/amocrm/oauth/callback/"}
     assert Pipeline.objects.get(account=new_account).is_main
     assert set(Stage.objects.values_list("amocrm_id", flat=True)) == {1001, 1002, 142, 143}
     assert AmoUser.objects.get(account=new_account).name == "Anna"
     assert CustomField.objects.get(account=new_account).code == "UTM_SOURCE"
-    subscribe = json.loads(mocked.calls[-1].request.body)
+    subscribe = json.loads(amocrm_mock.calls[-1].request.body)
     assert subscribe["destination"] == new_account.webhook_url
     assert set(subscribe["settings"]) == {"add_lead", "update_lead", "status_lead", "delete_lead",
                                           "restore_lead", "responsible_lead"}
@@ -102,27 +101,27 @@ def test_the_callback_connects_the_account(client, staff, new_account, mocked):
     assert "new-access" not in exchange.response_body and "new-refresh" not in exchange.response_body
 
 
-def test_a_forged_referer_sends_nothing_at_all(client, staff, new_account, mocked):
+def test_a_forged_referer_sends_nothing_at_all(client, staff, new_account, amocrm_mock):
     client.force_login(staff)
     state = _state_for(client, new_account)
     response = client.get(CALLBACK, {"code": "c", "state": state, "referer": "attacker.example.com"})
     assert response.status_code == 400
     assert "not an amoCRM or Kommo account host" in response.content.decode()
-    assert len(mocked.calls) == 0
+    assert len(amocrm_mock.calls) == 0
     new_account.refresh_from_db()
     assert new_account.state == Account.State.NOT_CONNECTED
     assert "attacker.example.com" in new_account.last_error
 
 
-def test_a_bad_state_is_refused(client, staff, new_account, mocked):
+def test_a_bad_state_is_refused(client, staff, new_account, amocrm_mock):
     client.force_login(staff)
     response = client.get(CALLBACK, {"code": "c", "state": "forged", "referer": "sandbox.test"})
     assert response.status_code == 400
     assert "not one this site issued" in response.content.decode()
-    assert len(mocked.calls) == 0
+    assert len(amocrm_mock.calls) == 0
 
 
-def test_an_expired_state_is_refused(client, staff, new_account, mocked, monkeypatch):
+def test_an_expired_state_is_refused(client, staff, new_account, amocrm_mock, monkeypatch):
     client.force_login(staff)
     state = _state_for(client, new_account)
     monkeypatch.setattr(oauth, "STATE_MAX_AGE", -1)
@@ -131,12 +130,12 @@ def test_an_expired_state_is_refused(client, staff, new_account, mocked, monkeyp
     assert "expired" in response.content.decode()
 
 
-def test_a_state_from_another_user_or_used_twice_is_refused(client, staff, new_account, django_user_model, mocked):
+def test_a_state_from_another_user_or_used_twice_is_refused(client, staff, new_account, django_user_model, amocrm_mock):
     state = oauth.make_state(account=new_account, user_id=staff.pk + 1000)
     client.force_login(staff)
     assert client.get(CALLBACK, {"code": "c", "state": state, "referer": "sandbox.test"}).status_code == 400
     good = _state_for(client, new_account)
-    mocked.post(TOKEN_URL, status=400, json={"hint": "Authorization code has expired", "title": "Bad request",
+    amocrm_mock.post(TOKEN_URL, status=400, json={"hint": "Authorization code has expired", "title": "Bad request",
                                              "status": 400})
     client.get(CALLBACK, {"code": "c", "state": good, "referer": "sandbox.test"})
     again = client.get(CALLBACK, {"code": "c", "state": good, "referer": "sandbox.test"})
@@ -150,10 +149,10 @@ def test_the_callback_without_a_logged_in_staff_user_asks_to_log_in(client, new_
     assert "Log in to the admin" in response.content.decode()
 
 
-def test_an_expired_code_is_explained(client, staff, new_account, mocked):
+def test_an_expired_code_is_explained(client, staff, new_account, amocrm_mock):
     client.force_login(staff)
     state = _state_for(client, new_account)
-    mocked.post(TOKEN_URL, status=400, json={"hint": "Authorization code has expired", "title": "Bad request",
+    amocrm_mock.post(TOKEN_URL, status=400, json={"hint": "Authorization code has expired", "title": "Bad request",
                                              "type": "x", "status": 400, "detail": "The authorization code expired"})
     response = client.get(CALLBACK, {"code": "old", "state": state, "referer": "sandbox.test"})
     assert response.status_code == 400
@@ -162,26 +161,26 @@ def test_an_expired_code_is_explained(client, staff, new_account, mocked):
     assert new_account.state == Account.State.NOT_CONNECTED and "expired" in new_account.last_error
 
 
-def test_an_invalid_client_is_explained(client, staff, new_account, mocked):
+def test_an_invalid_client_is_explained(client, staff, new_account, amocrm_mock):
     client.force_login(staff)
     state = _state_for(client, new_account)
-    mocked.post(TOKEN_URL, status=401, json={"title": "invalid client", "type": "x", "status": 401,
+    amocrm_mock.post(TOKEN_URL, status=401, json={"title": "invalid client", "type": "x", "status": 401,
                                              "detail": "Client authentication failed"})
     response = client.get(CALLBACK, {"code": "c", "state": state, "referer": "sandbox.test"})
     assert "does not recognise the integration" in response.content.decode()
     assert "trailing slash" in response.content.decode()
 
 
-def test_denied_access_is_explained(client, staff, new_account, mocked):
+def test_denied_access_is_explained(client, staff, new_account, amocrm_mock):
     client.force_login(staff)
     state = _state_for(client, new_account)
     response = client.get(CALLBACK, {"error": "access_denied", "state": state})
     assert response.status_code == 400
     assert "Access was not granted" in response.content.decode()
-    assert len(mocked.calls) == 0
+    assert len(amocrm_mock.calls) == 0
 
 
-def test_denied_access_is_recorded_on_the_account(client, staff, new_account, mocked):
+def test_denied_access_is_recorded_on_the_account(client, staff, new_account, amocrm_mock):
     client.force_login(staff)
     state = _state_for(client, new_account)
     client.get(CALLBACK, {"error": "access_denied", "state": state})
@@ -189,7 +188,7 @@ def test_denied_access_is_recorded_on_the_account(client, staff, new_account, mo
     assert "access_denied" in new_account.last_error and new_account.last_error_at is not None
 
 
-def test_the_connect_service_records_why_connecting_failed(new_account, mocked):
+def test_the_connect_service_records_why_connecting_failed(new_account, amocrm_mock):
     """The account keeps the operator's explanation, whoever called the service (callback page or CLI)."""
     from amocrm.services import ConnectError, account_connect
 
@@ -198,7 +197,7 @@ def test_the_connect_service_records_why_connecting_failed(new_account, mocked):
     new_account.refresh_from_db()
     assert new_account.last_error == str(refused.value) and "attacker.example.com" in new_account.last_error
 
-    mocked.post(TOKEN_URL, status=400, json={"hint": "Authorization code has expired", "title": "Bad request",
+    amocrm_mock.post(TOKEN_URL, status=400, json={"hint": "Authorization code has expired", "title": "Bad request",
                                              "status": 400})
     with pytest.raises(ConnectError) as expired:
         account_connect(account=new_account, host="sandbox.test", code="old")
@@ -207,17 +206,17 @@ def test_the_connect_service_records_why_connecting_failed(new_account, mocked):
     assert new_account.state == Account.State.NOT_CONNECTED
 
 
-def test_metadata_entries_without_a_usable_id_are_skipped_not_fatal(mocked):
+def test_metadata_entries_without_a_usable_id_are_skipped_not_fatal(amocrm_mock):
     from amocrm.services import account_sync_metadata
     from tests.factories import make_account
 
     account = make_account()
-    mock_metadata(mocked)
-    mocked.replace(responses.GET, f"{API}/leads/pipelines", json={"_embedded": {"pipelines": [
+    mock_metadata(amocrm_mock)
+    amocrm_mock.replace(responses.GET, f"{API}/leads/pipelines", json={"_embedded": {"pipelines": [
         {"name": "No id"},
         {"id": "778", "name": "Second", "_embedded": {"statuses": [{"name": "No id"}, {"id": 2001, "name": "A"}]}},
     ]}})
-    mocked.replace(responses.GET, f"{API}/users", json={"_embedded": {"users": [{"name": "Ghost"}, {"id": 6}]}})
+    amocrm_mock.replace(responses.GET, f"{API}/users", json={"_embedded": {"users": [{"name": "Ghost"}, {"id": 6}]}})
 
     account_sync_metadata(account=account)
 
@@ -226,9 +225,9 @@ def test_metadata_entries_without_a_usable_id_are_skipped_not_fatal(mocked):
     assert list(AmoUser.objects.values_list("amocrm_id", flat=True)) == [6]
 
 
-def test_the_cli_connects_with_a_code_and_prints_json(mocked):
-    mocked.post(TOKEN_URL, json=TOKEN_ANSWER)
-    mock_metadata(mocked)
+def test_the_cli_connects_with_a_code_and_prints_json(amocrm_mock):
+    amocrm_mock.post(TOKEN_URL, json=TOKEN_ANSWER)
+    mock_metadata(amocrm_mock)
     out = StringIO()
     args = ["--host", "sandbox.test", "--client-id", "cid", "--client-secret", "cs",
             "--redirect-uri", "https://site/amocrm/oauth/callback/", "--code", "c1", "--json"]
@@ -241,36 +240,36 @@ def test_the_cli_connects_with_a_code_and_prints_json(mocked):
     # The default lead source created on connect, by its public key (never the database id).
     assert result["lead_source_key"] == account.lead_sources.get(is_default=True).public_key
     # Idempotent: the same host updates the same account.
-    mocked.post(TOKEN_URL, json=TOKEN_ANSWER)
+    amocrm_mock.post(TOKEN_URL, json=TOKEN_ANSWER)
     call_command("amocrm_connect", *args[:-3], "--code", "c2", "--name", "Renamed", stdout=StringIO())
     assert Account.objects.count() == 1
     assert Account.objects.get().name == "Renamed"
 
 
-def test_the_cli_stores_a_long_lived_token(mocked):
-    mock_metadata(mocked)
+def test_the_cli_stores_a_long_lived_token(amocrm_mock):
+    mock_metadata(amocrm_mock)
     call_command("amocrm_connect", "--host", "http://sandbox.test", "--client-id", "cid", "--client-secret", "cs",
                  "--redirect-uri", "https://site/cb/", "--long-lived-token", "LLT-xyz", stdout=StringIO())
     account = Account.objects.get()
     assert account.token.long_lived and account.token.refresh_token == ""
-    assert mocked.calls[0].request.headers["Authorization"] == "Bearer LLT-xyz"
-    assert not any(c.request.url.endswith("/oauth2/access_token") for c in mocked.calls)
+    assert amocrm_mock.calls[0].request.headers["Authorization"] == "Bearer LLT-xyz"
+    assert not any(c.request.url.endswith("/oauth2/access_token") for c in amocrm_mock.calls)
 
 
-def test_the_cli_refuses_a_foreign_host_before_any_request(mocked):
+def test_the_cli_refuses_a_foreign_host_before_any_request(amocrm_mock):
     with pytest.raises(CommandError, match="not an amoCRM or Kommo account host"):
         call_command("amocrm_connect", "--host", "evil.example.com", "--client-id", "c", "--client-secret", "s",
                      "--redirect-uri", "https://site/cb/", "--code", "x")
-    assert len(mocked.calls) == 0
+    assert len(amocrm_mock.calls) == 0
     assert not Account.objects.exists()
 
 
-def test_a_refused_webhook_subscription_leaves_instructions(client, staff, new_account, mocked):
+def test_a_refused_webhook_subscription_leaves_instructions(client, staff, new_account, amocrm_mock):
     client.force_login(staff)
     state = _state_for(client, new_account)
-    mocked.post(TOKEN_URL, json=TOKEN_ANSWER)
-    mock_metadata(mocked)
-    mocked.replace(responses.POST, f"{API}/webhooks", status=403,
+    amocrm_mock.post(TOKEN_URL, json=TOKEN_ANSWER)
+    mock_metadata(amocrm_mock)
+    amocrm_mock.replace(responses.POST, f"{API}/webhooks", status=403,
                    json={"title": "Forbidden", "detail": "Plan does not allow"})
     response = client.get(CALLBACK, {"code": "c", "state": state, "referer": "sandbox.test"})
     assert response.status_code == 200
@@ -283,7 +282,7 @@ def test_a_refused_webhook_subscription_leaves_instructions(client, staff, new_a
     assert "webhook URL shown on this account's page" in new_account.webhook_error
 
 
-def test_a_failed_reconnect_leaves_a_working_account_untouched(client, staff, mocked):
+def test_a_failed_reconnect_leaves_a_working_account_untouched(client, staff, amocrm_mock):
     """The referer names the host; it is saved only once a code was really exchanged there."""
     from tests.factories import make_account
 
@@ -291,38 +290,38 @@ def test_a_failed_reconnect_leaves_a_working_account_untouched(client, staff, mo
     token_before = (account.token.access_token, account.token.refresh_token, account.token.expires_at)
     client.force_login(staff)
     state = _state_for(client, account)
-    mocked.post("https://other.amocrm.ru/oauth2/access_token", status=400,
+    amocrm_mock.post("https://other.amocrm.ru/oauth2/access_token", status=400,
                 json={"hint": "Authorization code has expired", "title": "Bad request", "status": 400})
 
     response = client.get(CALLBACK, {"code": "c", "state": state, "referer": "other.amocrm.ru"})
 
     assert response.status_code == 400
-    assert [c.request.url for c in mocked.calls] == ["https://other.amocrm.ru/oauth2/access_token"]
+    assert [c.request.url for c in amocrm_mock.calls] == ["https://other.amocrm.ru/oauth2/access_token"]
     account.refresh_from_db()
     assert account.host == HOST
     assert account.state == Account.State.CONNECTED
     account.token.refresh_from_db()
     assert (account.token.access_token, account.token.refresh_token, account.token.expires_at) == token_before
     # Later refreshes still go to the account's own host, never to the one the referer named.
-    mocked.post(TOKEN_URL, json=TOKEN_ANSWER)
+    amocrm_mock.post(TOKEN_URL, json=TOKEN_ANSWER)
     from amocrm.tokens import account_refresh_token
 
     account_refresh_token(account_id=account.pk, force=True)
-    assert mocked.calls[-1].request.url == TOKEN_URL
+    assert amocrm_mock.calls[-1].request.url == TOKEN_URL
 
 
-def test_a_successful_reconnect_moves_the_account_to_the_new_host(client, staff, mocked, settings):
+def test_a_successful_reconnect_moves_the_account_to_the_new_host(client, staff, amocrm_mock, settings):
     from tests.factories import make_account
 
     settings.AMOCRM_TRUSTED_HOSTS = ["http://sandbox.test", "http://moved.test"]
     account = make_account(access_token="old-access")
     client.force_login(staff)
     state = _state_for(client, account)
-    mocked.post("http://moved.test/oauth2/access_token", json=TOKEN_ANSWER)
-    mocked.get("http://moved.test/api/v4/account", json={"id": 31000001, "name": "Moved"})
+    amocrm_mock.post("http://moved.test/oauth2/access_token", json=TOKEN_ANSWER)
+    amocrm_mock.get("http://moved.test/api/v4/account", json={"id": 31000001, "name": "Moved"})
     for path in ("leads/pipelines", "users", "leads/custom_fields", "webhooks"):
-        mocked.get(f"http://moved.test/api/v4/{path}", status=204, body=b"")
-    mocked.post("http://moved.test/api/v4/webhooks", json={"id": 1})
+        amocrm_mock.get(f"http://moved.test/api/v4/{path}", status=204, body=b"")
+    amocrm_mock.post("http://moved.test/api/v4/webhooks", json={"id": 1})
 
     response = client.get(CALLBACK, {"code": "c", "state": state, "referer": "moved.test"})
 
@@ -332,7 +331,7 @@ def test_a_successful_reconnect_moves_the_account_to_the_new_host(client, staff,
     assert account.token.access_token == "new-access"
 
 
-def test_the_callback_refuses_a_user_who_may_no_longer_change_the_account(client, new_account, mocked,
+def test_the_callback_refuses_a_user_who_may_no_longer_change_the_account(client, new_account, amocrm_mock,
                                                                          django_user_model):
     """A state issued before the user lost the change permission connects nothing."""
     from django.contrib.auth.models import Permission
@@ -346,6 +345,6 @@ def test_the_callback_refuses_a_user_who_may_no_longer_change_the_account(client
 
     assert response.status_code == 403
     assert "may not connect" in response.content.decode()
-    assert len(mocked.calls) == 0
+    assert len(amocrm_mock.calls) == 0
     new_account.refresh_from_db()
     assert new_account.state == Account.State.NOT_CONNECTED and new_account.host == ""

@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 import pytest
-import responses
 from django.db import connection
 from django.utils import timezone
 
@@ -16,20 +15,9 @@ from sales.models import Sale
 from tests.factories import make_account
 from tests.sales.builders import AMO_ACCOUNT_ID, FORM, api_deal, deliver, delivery, lead_event, serve_deals
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.account(amocrm_account_id=AMO_ACCOUNT_ID)]
 
 State = WebhookEvent.State
-
-
-@pytest.fixture
-def account():
-    return make_account(amocrm_account_id=AMO_ACCOUNT_ID)
-
-
-@pytest.fixture
-def amo():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
 
 
 def won_delivery(count: int, first_deal: int = 10_000) -> bytes:
@@ -46,8 +34,8 @@ def advisory_locks_held() -> int:
 # --- Deal locks: a batch at a time ----------------------------------------------------------------
 
 
-def test_a_large_delivery_locks_reads_and_applies_its_deals_250_at_a_time(client, account, amo, monkeypatch):
-    serve_deals(amo, lambda deal_id: api_deal(deal_id, price=deal_id))
+def test_a_large_delivery_locks_reads_and_applies_its_deals_250_at_a_time(client, account, amocrm_mock, monkeypatch):
+    serve_deals(amocrm_mock, lambda deal_id: api_deal(deal_id, price=deal_id))
     held_at_each_read = []
     real_read = services._read_deals
 
@@ -62,13 +50,13 @@ def test_a_large_delivery_locks_reads_and_applies_its_deals_250_at_a_time(client
 
     # Each batch: its own locks only (the previous batch's are released), one list request.
     assert held_at_each_read == [(250, 250), (250, 250), (100, 100)]
-    assert len(amo.calls) == 3
+    assert len(amocrm_mock.calls) == 3
     assert advisory_locks_held() == 0
     assert Sale.objects.count() == 600
 
 
-def test_reconciliation_and_single_re_reads_still_lock_their_deal(account, amo):
-    amo.get("http://sandbox.test/api/v4/leads/9001", json=api_deal(9001))
+def test_reconciliation_and_single_re_reads_still_lock_their_deal(account, amocrm_mock):
+    amocrm_mock.get("http://sandbox.test/api/v4/leads/9001", json=api_deal(9001))
     with services.deals_locked(account, [9001, 9002]):
         assert advisory_locks_held() == 2
     assert advisory_locks_held() == 0
@@ -78,10 +66,10 @@ def test_reconciliation_and_single_re_reads_still_lock_their_deal(account, amo):
 # --- Items per task run: the rest is stored for a follow-up run, never dropped -------------------------
 
 
-def test_a_delivery_over_the_per_run_cap_is_finished_by_follow_up_runs(client, account, amo, settings,
+def test_a_delivery_over_the_per_run_cap_is_finished_by_follow_up_runs(client, account, amocrm_mock, settings,
                                                                       django_capture_on_commit_callbacks):
     settings.WEBHOOK_ITEMS_PER_RUN = 100
-    serve_deals(amo, lambda deal_id: api_deal(deal_id))
+    serve_deals(amocrm_mock, lambda deal_id: api_deal(deal_id))
     event = deliver(client, account, won_delivery(250))
 
     with django_capture_on_commit_callbacks() as callbacks:
@@ -102,14 +90,14 @@ def test_a_delivery_over_the_per_run_cap_is_finished_by_follow_up_runs(client, a
     event.refresh_from_db()
     assert (event.state, event.items_done, event.items_total, event.error) == (State.PROCESSED, 250, 250, "")
     assert Sale.objects.count() == 250
-    assert len(amo.calls) == 3  # one list request per run: no deal is read twice
+    assert len(amocrm_mock.calls) == 3  # one list request per run: no deal is read twice
 
 
-def test_reprocessing_a_capped_delivery_starts_again_from_its_first_item(client, account, amo, settings):
+def test_reprocessing_a_capped_delivery_starts_again_from_its_first_item(client, account, amocrm_mock, settings):
     from amocrm.webhooks.processing import webhook_event_reprocess
 
     settings.WEBHOOK_ITEMS_PER_RUN = 2
-    serve_deals(amo, lambda deal_id: api_deal(deal_id))
+    serve_deals(amocrm_mock, lambda deal_id: api_deal(deal_id))
     event = deliver(client, account, won_delivery(3))
     webhook_event_process(event_id=event.pk)
     webhook_event_process(event_id=event.pk)
@@ -120,11 +108,11 @@ def test_reprocessing_a_capped_delivery_starts_again_from_its_first_item(client,
     assert (event.state, event.items_done) == (State.RECEIVED, 0)
 
 
-def test_the_sweeper_leaves_a_delivery_alone_while_its_follow_up_is_queued(client, account, amo, settings):
+def test_the_sweeper_leaves_a_delivery_alone_while_its_follow_up_is_queued(client, account, amocrm_mock, settings):
     from amocrm.webhooks.processing import webhook_events_sweep
 
     settings.WEBHOOK_ITEMS_PER_RUN = 2
-    serve_deals(amo, lambda deal_id: api_deal(deal_id))
+    serve_deals(amocrm_mock, lambda deal_id: api_deal(deal_id))
     event = deliver(client, account, won_delivery(3))
     WebhookEvent.objects.filter(pk=event.pk).update(received_at=timezone.now() - timedelta(minutes=5))
     webhook_event_process(event_id=event.pk)

@@ -27,24 +27,13 @@ from tests.sales.builders import (
     serve_deals,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.account(amocrm_account_id=AMO_ACCOUNT_ID)]
 
 State = WebhookEvent.State
 
 
 def at(timestamp: int) -> datetime:
     return datetime.fromtimestamp(timestamp, tz=UTC)
-
-
-@pytest.fixture
-def account():
-    return make_account(amocrm_account_id=AMO_ACCOUNT_ID)
-
-
-@pytest.fixture
-def amo():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
 
 
 def process(event: WebhookEvent) -> str:
@@ -60,9 +49,9 @@ def deal_reads(mock) -> int:
 # --- Won deals become sales -------------------------------------------------------------------
 
 
-def test_a_won_deal_with_a_full_body_becomes_a_sale_confirmed_by_the_api(client, account, amo):
+def test_a_won_deal_with_a_full_body_becomes_a_sale_confirmed_by_the_api(client, account, amocrm_mock):
     lead = make_lead(account, deal_id=9001, contact_id=7001, utm_source="google", utm_campaign="spring")
-    answer_deal(amo, api_deal(9001, price=15000, updated_at=1700001000))
+    answer_deal(amocrm_mock, api_deal(9001, price=15000, updated_at=1700001000))
 
     event = deliver(client, account, load_fixture("amocrm/webhooks/lead_status_won.txt"))
     assert process(event) == State.PROCESSED
@@ -73,8 +62,8 @@ def test_a_won_deal_with_a_full_body_becomes_a_sale_confirmed_by_the_api(client,
     assert (sale.pipeline_id, sale.stage_id, sale.responsible_user_id) == (777, 142, 4040)
     assert sale.won_at == at(1700001000)
     assert (sale.lead, sale.attribution) == (lead, Sale.Attribution.DEAL)
-    assert deal_reads(amo) == 1
-    assert "with=contacts" in amo.calls[0].request.url
+    assert deal_reads(amocrm_mock) == 1
+    assert "with=contacts" in amocrm_mock.calls[0].request.url
     lead.refresh_from_db()
     assert (lead.pipeline_id, lead.stage_id, lead.responsible_user_id) == (777, 142, 4040)
     assert lead.stage_changed_at == at(1700001000)
@@ -82,9 +71,9 @@ def test_a_won_deal_with_a_full_body_becomes_a_sale_confirmed_by_the_api(client,
     assert event.processed_at is not None and event.error == ""
 
 
-def test_a_reduced_body_takes_the_amount_and_name_from_the_api(client, account, amo):
+def test_a_reduced_body_takes_the_amount_and_name_from_the_api(client, account, amocrm_mock):
     make_lead(account, deal_id=9001)
-    answer_deal(amo, api_deal(9001, price=27500, name="Кухня под заказ"))
+    answer_deal(amocrm_mock, api_deal(9001, price=27500, name="Кухня под заказ"))
 
     event = deliver(client, account, load_fixture("amocrm/webhooks/lead_status_reduced.txt"))
     assert process(event) == State.PROCESSED
@@ -93,9 +82,9 @@ def test_a_reduced_body_takes_the_amount_and_name_from_the_api(client, account, 
     assert (sale.amount, sale.name, sale.state) == (Decimal("27500"), "Кухня под заказ", Sale.State.WON)
 
 
-def test_a_won_event_the_api_no_longer_confirms_creates_no_sale(client, account, amo):
+def test_a_won_event_the_api_no_longer_confirms_creates_no_sale(client, account, amocrm_mock):
     make_lead(account, deal_id=9001)
-    answer_deal(amo, api_deal(9001, status_id=555, updated_at=1700002000))
+    answer_deal(amocrm_mock, api_deal(9001, status_id=555, updated_at=1700002000))
 
     event = deliver(client, account, load_fixture("amocrm/webhooks/lead_status_won.txt"))
     assert process(event) == State.PROCESSED
@@ -103,8 +92,8 @@ def test_a_won_event_the_api_no_longer_confirms_creates_no_sale(client, account,
     assert not Sale.objects.exists()
 
 
-def test_a_forged_won_event_for_a_deal_that_does_not_exist_creates_no_sale(client, account, amo):
-    answer_deal(amo, None, deal_id=9001)
+def test_a_forged_won_event_for_a_deal_that_does_not_exist_creates_no_sale(client, account, amocrm_mock):
+    answer_deal(amocrm_mock, None, deal_id=9001)
 
     event = deliver(client, account, load_fixture("amocrm/webhooks/lead_status_won.txt"))
     assert process(event) == State.PROCESSED
@@ -112,13 +101,13 @@ def test_a_forged_won_event_for_a_deal_that_does_not_exist_creates_no_sale(clien
     assert not Sale.objects.exists()
 
 
-def test_a_deal_not_from_us_is_attributed_to_a_lead_of_its_main_contact(client, account, amo):
+def test_a_deal_not_from_us_is_attributed_to_a_lead_of_its_main_contact(client, account, amocrm_mock):
     make_lead(account, contact_id=7001, utm_source="old", created_at=at(1690000000))
     latest = make_lead(account, contact_id=7001, utm_source="yandex", utm_campaign="retarget",
                        created_at=at(1699990000))
     make_lead(account, contact_id=7001, utm_source="after-the-win", created_at=at(1700100000))
     make_lead(account, contact_id=7999, utm_source="someone-else", created_at=at(1699995000))
-    answer_deal(amo, api_deal(9001, contact_id=7001, closed_at=1700001000))
+    answer_deal(amocrm_mock, api_deal(9001, contact_id=7001, closed_at=1700001000))
 
     event = deliver(client, account, load_fixture("amocrm/webhooks/lead_status_won.txt"))
     assert process(event) == State.PROCESSED
@@ -127,8 +116,8 @@ def test_a_deal_not_from_us_is_attributed_to_a_lead_of_its_main_contact(client, 
     assert (sale.lead, sale.attribution, sale.amocrm_contact_id) == (latest, Sale.Attribution.CONTACT, 7001)
 
 
-def test_a_won_deal_of_nobody_we_know_is_recorded_without_attribution(client, account, amo):
-    answer_deal(amo, api_deal(9001, contact_id=None))
+def test_a_won_deal_of_nobody_we_know_is_recorded_without_attribution(client, account, amocrm_mock):
+    answer_deal(amocrm_mock, api_deal(9001, contact_id=None))
 
     event = deliver(client, account, load_fixture("amocrm/webhooks/lead_status_won.txt"))
     assert process(event) == State.PROCESSED
@@ -137,10 +126,10 @@ def test_a_won_deal_of_nobody_we_know_is_recorded_without_attribution(client, ac
     assert (sale.lead, sale.attribution) == (None, Sale.Attribution.NONE)
 
 
-def test_the_accounts_own_won_stages_are_honoured(client, account, amo):
+def test_the_accounts_own_won_stages_are_honoured(client, account, amocrm_mock):
     account.won_stages = [[888, 601]]
     account.save()
-    answer_deal(amo, api_deal(9001, status_id=601, pipeline_id=888, price=9900, closed_at=0))
+    answer_deal(amocrm_mock, api_deal(9001, status_id=601, pipeline_id=888, price=9900, closed_at=0))
 
     event = deliver(client, account, load_fixture("amocrm/webhooks/lead_pipeline_moved.txt"))
     assert process(event) == State.PROCESSED
@@ -152,8 +141,8 @@ def test_the_accounts_own_won_stages_are_honoured(client, account, amo):
 # --- Duplicates, order, staleness ------------------------------------------------------------
 
 
-def test_a_duplicate_delivery_makes_one_sale_and_one_api_call(client, account, amo):
-    answer_deal(amo, api_deal(9001))
+def test_a_duplicate_delivery_makes_one_sale_and_one_api_call(client, account, amocrm_mock):
+    answer_deal(amocrm_mock, api_deal(9001))
     body = load_fixture("amocrm/webhooks/lead_status_won.txt")
 
     first, second = deliver(client, account, body), deliver(client, account, body)
@@ -161,11 +150,11 @@ def test_a_duplicate_delivery_makes_one_sale_and_one_api_call(client, account, a
     assert process(second) == State.DUPLICATE
 
     assert Sale.objects.count() == 1
-    assert deal_reads(amo) == 1
+    assert deal_reads(amocrm_mock) == 1
 
 
-def test_the_same_delivery_processed_twice_changes_nothing_the_second_time(client, account, amo):
-    answer_deal(amo, api_deal(9001))
+def test_the_same_delivery_processed_twice_changes_nothing_the_second_time(client, account, amocrm_mock):
+    answer_deal(amocrm_mock, api_deal(9001))
     event = deliver(client, account, load_fixture("amocrm/webhooks/lead_status_won.txt"))
     assert process(event) == State.PROCESSED
     first = Sale.objects.values().get()
@@ -174,13 +163,13 @@ def test_the_same_delivery_processed_twice_changes_nothing_the_second_time(clien
     assert process(event) == State.PROCESSED
 
     assert Sale.objects.values().get() == first
-    assert deal_reads(amo) == 1  # the sale already reflects this event: no second read
+    assert deal_reads(amocrm_mock) == 1  # the sale already reflects this event: no second read
 
 
 @pytest.mark.parametrize("order", ["update first", "status first"])
-def test_update_and_status_of_one_edit_give_the_same_result_in_either_order(client, account, amo, order):
+def test_update_and_status_of_one_edit_give_the_same_result_in_either_order(client, account, amocrm_mock, order):
     lead = make_lead(account, deal_id=9001)
-    answer_deal(amo, api_deal(9001, updated_at=1700001000))
+    answer_deal(amocrm_mock, api_deal(9001, updated_at=1700001000))
     update = delivery(lead_event("update", 9001, status_id=555, last_modified=1700000500, price=15000))
     status = delivery(lead_event("status", 9001, status_id=142, old_status_id=555, last_modified=1700001000))
     bodies = [update, status] if order == "update first" else [status, update]
@@ -192,12 +181,12 @@ def test_update_and_status_of_one_edit_give_the_same_result_in_either_order(clie
     assert (sale.state, sale.stage_id) == (Sale.State.WON, 142)
     lead.refresh_from_db()
     assert (lead.stage_id, lead.stage_changed_at) == (142, at(1700001000))
-    assert deal_reads(amo) == 1
+    assert deal_reads(amocrm_mock) == 1
 
 
-def test_update_and_status_in_one_delivery_make_one_sale(client, account, amo):
+def test_update_and_status_in_one_delivery_make_one_sale(client, account, amocrm_mock):
     lead = make_lead(account, deal_id=9001)
-    answer_deal(amo, api_deal(9001))
+    answer_deal(amocrm_mock, api_deal(9001))
 
     event = deliver(client, account, load_fixture("amocrm/webhooks/update_and_status_together.txt"))
     assert process(event) == State.PROCESSED
@@ -207,23 +196,23 @@ def test_update_and_status_in_one_delivery_make_one_sale(client, account, amo):
     assert lead.stage_id == 142
 
 
-def test_a_stale_event_changes_neither_the_sale_nor_the_lead_and_calls_nothing(client, account, amo):
+def test_a_stale_event_changes_neither_the_sale_nor_the_lead_and_calls_nothing(client, account, amocrm_mock):
     lead = make_lead(account, deal_id=9001)
-    answer_deal(amo, api_deal(9001, updated_at=1700001000))
+    answer_deal(amocrm_mock, api_deal(9001, updated_at=1700001000))
     assert process(deliver(client, account, load_fixture("amocrm/webhooks/lead_status_won.txt"))) == "processed"
-    calls = len(amo.calls)
+    calls = len(amocrm_mock.calls)
 
     older = delivery(lead_event("status", 9001, status_id=555, old_status_id=142, last_modified=1700000900,
                                 responsible_user_id=5050))
     assert process(deliver(client, account, older)) == State.PROCESSED
 
-    assert len(amo.calls) == calls
+    assert len(amocrm_mock.calls) == calls
     assert Sale.objects.get().state == Sale.State.WON
     lead.refresh_from_db()
     assert (lead.stage_id, lead.responsible_user_id) == (142, 4040)
 
 
-def test_a_reduced_body_without_a_time_moves_the_lead_only_from_the_stage_it_names(client, account, amo):
+def test_a_reduced_body_without_a_time_moves_the_lead_only_from_the_stage_it_names(client, account, amocrm_mock):
     lead = make_lead(account, deal_id=9001, pipeline_id=777, stage_id=600)
 
     stale = delivery(lead_event("status", 9001, status_id=555, old_status_id=500))
@@ -248,10 +237,10 @@ def test_a_responsible_change_is_mirrored_on_the_lead(client, account):
     assert not Sale.objects.exists()
 
 
-def test_a_deal_won_then_reverted_then_won_again_keeps_one_sale_in_the_right_state(client, account, amo):
-    answer_deal(amo, api_deal(9001, price=10000, updated_at=1700001000))
-    answer_deal(amo, api_deal(9001, status_id=555, updated_at=1700002000))
-    answer_deal(amo, api_deal(9001, price=12000, updated_at=1700003000))
+def test_a_deal_won_then_reverted_then_won_again_keeps_one_sale_in_the_right_state(client, account, amocrm_mock):
+    answer_deal(amocrm_mock, api_deal(9001, price=10000, updated_at=1700001000))
+    answer_deal(amocrm_mock, api_deal(9001, status_id=555, updated_at=1700002000))
+    answer_deal(amocrm_mock, api_deal(9001, price=12000, updated_at=1700003000))
 
     won = delivery(lead_event("status", 9001, status_id=142, old_status_id=555, last_modified=1700001000))
     assert process(deliver(client, account, won)) == State.PROCESSED
@@ -268,10 +257,10 @@ def test_a_deal_won_then_reverted_then_won_again_keeps_one_sale_in_the_right_sta
     assert (sale.state, sale.amount, sale.won_at) == (Sale.State.WON, Decimal("12000"), at(1700003000))
 
 
-def test_identical_reduced_bodies_on_either_side_of_a_revert_are_not_taken_for_a_resend(client, account, amo):
-    answer_deal(amo, api_deal(9001, updated_at=1700001000))
-    answer_deal(amo, api_deal(9001, status_id=555, updated_at=1700002000))
-    answer_deal(amo, api_deal(9001, updated_at=1700003000))
+def test_identical_reduced_bodies_on_either_side_of_a_revert_are_not_taken_for_a_resend(client, account, amocrm_mock):
+    answer_deal(amocrm_mock, api_deal(9001, updated_at=1700001000))
+    answer_deal(amocrm_mock, api_deal(9001, status_id=555, updated_at=1700002000))
+    answer_deal(amocrm_mock, api_deal(9001, updated_at=1700003000))
     won = load_fixture("amocrm/webhooks/lead_status_reduced.txt")
     lost = delivery(lead_event("status", 9001, status_id=555, old_status_id=142))
 
@@ -294,26 +283,26 @@ def test_a_late_revert_check_never_rolls_back_a_newer_sale(account):
 # --- Delete and restore ----------------------------------------------------------------------
 
 
-def test_a_deleted_deal_marks_its_sale_deleted_and_a_restore_wins_it_back(client, account, amo):
-    answer_deal(amo, api_deal(9001, updated_at=1700001000))
+def test_a_deleted_deal_marks_its_sale_deleted_and_a_restore_wins_it_back(client, account, amocrm_mock):
+    answer_deal(amocrm_mock, api_deal(9001, updated_at=1700001000))
     assert process(deliver(client, account, load_fixture("amocrm/webhooks/lead_status_won.txt"))) == "processed"
 
-    answer_deal(amo, None, deal_id=9001)  # amoCRM answers 204 for a deleted deal
+    answer_deal(amocrm_mock, None, deal_id=9001)  # amoCRM answers 204 for a deleted deal
     assert process(deliver(client, account, load_fixture("amocrm/webhooks/lead_delete.txt"))) == "processed"
     assert Sale.objects.get().state == Sale.State.DELETED
 
-    amo.replace(responses.GET, f"{LEAD_URL}9001", json=api_deal(9001, updated_at=1700005000))
+    amocrm_mock.replace(responses.GET, f"{LEAD_URL}9001", json=api_deal(9001, updated_at=1700005000))
     assert process(deliver(client, account, load_fixture("amocrm/webhooks/lead_restore.txt"))) == "processed"
     assert Sale.objects.get().state == Sale.State.WON
 
 
-def test_a_delete_of_a_deal_without_a_sale_calls_nothing(client, account, amo):
+def test_a_delete_of_a_deal_without_a_sale_calls_nothing(client, account, amocrm_mock):
     assert process(deliver(client, account, load_fixture("amocrm/webhooks/lead_delete.txt"))) == "processed"
-    assert len(amo.calls) == 0
+    assert len(amocrm_mock.calls) == 0
 
 
-def test_a_forged_delete_of_a_deal_that_still_exists_keeps_the_sale(client, account, amo):
-    answer_deal(amo, api_deal(9001, updated_at=1700001000))
+def test_a_forged_delete_of_a_deal_that_still_exists_keeps_the_sale(client, account, amocrm_mock):
+    answer_deal(amocrm_mock, api_deal(9001, updated_at=1700001000))
     assert process(deliver(client, account, load_fixture("amocrm/webhooks/lead_status_won.txt"))) == "processed"
 
     assert process(deliver(client, account, load_fixture("amocrm/webhooks/lead_delete.txt"))) == "processed"
@@ -354,8 +343,8 @@ def test_every_webhook_fixture_has_an_expected_outcome():
 
 
 @pytest.mark.parametrize("name", sorted(SHAPES))
-def test_each_delivery_shape_is_processed_to_the_expected_state_and_sales(client, account, amo, name):
-    serve_deals(amo, lambda deal_id: api_deal(deal_id))  # the API confirms every deal as won
+def test_each_delivery_shape_is_processed_to_the_expected_state_and_sales(client, account, amocrm_mock, name):
+    serve_deals(amocrm_mock, lambda deal_id: api_deal(deal_id))  # the API confirms every deal as won
     content_type = "application/json" if name.endswith(".json") else "application/x-www-form-urlencoded"
 
     event = deliver(client, account, load_fixture(f"amocrm/webhooks/{name}"), content_type)
@@ -390,18 +379,18 @@ def test_a_body_with_nul_characters_is_stored_parsed(client, account):
     assert event.parsed["contacts"]["add"][0]["name"] == "a\ufffdb"
 
 
-def test_a_delivery_naming_another_account_inside_its_items_is_rejected(client, amo):
+def test_a_delivery_naming_another_account_inside_its_items_is_rejected(client, amocrm_mock):
     account = make_account(amocrm_account_id=31000001)  # the fixture's items say account 123456
 
     event = deliver(client, account, load_fixture("amocrm/webhooks/no_account_block.txt"))
 
     assert process(event) == State.REJECTED
     assert "123456" in event.error
-    assert len(amo.calls) == 0
+    assert len(amocrm_mock.calls) == 0
 
 
-def test_processing_writes_an_inbound_sync_log_row(client, account, amo):
-    serve_deals(amo, lambda deal_id: api_deal(deal_id) if deal_id in (9001, 9003) else None)
+def test_processing_writes_an_inbound_sync_log_row(client, account, amocrm_mock):
+    serve_deals(amocrm_mock, lambda deal_id: api_deal(deal_id) if deal_id in (9001, 9003) else None)
     event = deliver(client, account, load_fixture("amocrm/webhooks/several_leads.txt"))
 
     process(event)
@@ -411,8 +400,8 @@ def test_processing_writes_an_inbound_sync_log_row(client, account, amo):
                            "outcomes": {"sale won": 2, "mirrored": 3, "no sale": 1}}
 
 
-def test_a_bulk_stage_change_is_confirmed_with_one_list_request_per_250_deals(client, account, amo):
-    serve_deals(amo, lambda deal_id: api_deal(deal_id, price=deal_id))
+def test_a_bulk_stage_change_is_confirmed_with_one_list_request_per_250_deals(client, account, amocrm_mock):
+    serve_deals(amocrm_mock, lambda deal_id: api_deal(deal_id, price=deal_id))
     body = delivery(*(lead_event("status", 10_000 + i, status_id=142, old_status_id=555, index=i)
                       for i in range(300)))
 
@@ -420,16 +409,16 @@ def test_a_bulk_stage_change_is_confirmed_with_one_list_request_per_250_deals(cl
 
     assert Sale.objects.count() == 300
     assert Sale.objects.get(amocrm_deal_id=10_299).amount == Decimal(10_299)
-    lists = [call.request.url for call in amo.calls]
+    lists = [call.request.url for call in amocrm_mock.calls]
     assert len(lists) == 2 and all("filter%5Bid%5D%5B%5D=" in url for url in lists)
     assert [url.count("filter%5Bid%5D%5B%5D=") for url in lists] == [250, 50]
 
 
-def test_deals_missing_from_the_list_are_gone_and_lose_their_sales(client, account, amo):
+def test_deals_missing_from_the_list_are_gone_and_lose_their_sales(client, account, amocrm_mock):
     from sales.services import sale_apply_deal
 
     sale_apply_deal(account=account, deal=api_deal(9001, updated_at=1700000000))
-    serve_deals(amo, lambda deal_id: api_deal(deal_id) if deal_id == 9002 else None)
+    serve_deals(amocrm_mock, lambda deal_id: api_deal(deal_id) if deal_id == 9002 else None)
     body = delivery([("leads[delete][0][id]", 9001)], lead_event("status", 9002, status_id=142, index=0))
 
     assert process(deliver(client, account, body)) == State.PROCESSED
@@ -440,9 +429,9 @@ def test_deals_missing_from_the_list_are_gone_and_lose_their_sales(client, accou
 # --- Failures, retries, reprocessing --------------------------------------------------------
 
 
-def test_a_transient_api_error_fails_the_event_and_the_task_retries_it(client, account, amo):
-    amo.get(f"{LEAD_URL}9001", status=503, json={"title": "Service Unavailable"})
-    answer_deal(amo, api_deal(9001))
+def test_a_transient_api_error_fails_the_event_and_the_task_retries_it(client, account, amocrm_mock):
+    amocrm_mock.get(f"{LEAD_URL}9001", status=503, json={"title": "Service Unavailable"})
+    answer_deal(amocrm_mock, api_deal(9001))
     event = deliver(client, account, load_fixture("amocrm/webhooks/lead_status_won.txt"))
 
     with pytest.raises(TransientError):
@@ -458,10 +447,10 @@ def test_a_transient_api_error_fails_the_event_and_the_task_retries_it(client, a
     assert Sale.objects.get().state == Sale.State.WON
 
 
-def test_the_task_retries_a_transient_error_with_backoff(client, account, amo):
-    amo.get(f"{LEAD_URL}9001", status=502)
-    amo.get(f"{LEAD_URL}9001", status=504)
-    answer_deal(amo, api_deal(9001))
+def test_the_task_retries_a_transient_error_with_backoff(client, account, amocrm_mock):
+    amocrm_mock.get(f"{LEAD_URL}9001", status=502)
+    amocrm_mock.get(f"{LEAD_URL}9001", status=504)
+    answer_deal(amocrm_mock, api_deal(9001))
     event = deliver(client, account, load_fixture("amocrm/webhooks/lead_status_won.txt"))
 
     result = process_webhook_event.apply(args=[event.pk])
@@ -471,12 +460,12 @@ def test_the_task_retries_a_transient_error_with_backoff(client, account, amo):
     assert (event.state, event.attempts) == (State.PROCESSED, 3)
 
 
-def test_the_task_backs_off_exponentially_with_full_jitter_and_never_past_ten_minutes(client, account, amo,
+def test_the_task_backs_off_exponentially_with_full_jitter_and_never_past_ten_minutes(client, account, amocrm_mock,
                                                                                      monkeypatch):
     """Celery's own retry policy (autoretry_for, retry_backoff, retry_jitter): 5 s, 10 s, 20 s … capped at 600 s."""
     from celery.exceptions import Retry
 
-    amo.get(f"{LEAD_URL}9001", status=503)
+    amocrm_mock.get(f"{LEAD_URL}9001", status=503)
     event = deliver(client, account, load_fixture("amocrm/webhooks/lead_status_won.txt"))
     countdowns: dict[int, list[float]] = {}
 
@@ -495,26 +484,26 @@ def test_the_task_backs_off_exponentially_with_full_jitter_and_never_past_ten_mi
     assert len(set(countdowns[8])) > 1  # jittered, so deliveries that failed together spread out
 
 
-def test_a_permanent_error_fails_the_event_without_a_retry(client, account, amo):
-    amo.get(f"{LEAD_URL}9001", status=400, json={"title": "Bad Request", "detail": "nope"})
+def test_a_permanent_error_fails_the_event_without_a_retry(client, account, amocrm_mock):
+    amocrm_mock.get(f"{LEAD_URL}9001", status=400, json={"title": "Bad Request", "detail": "nope"})
     event = deliver(client, account, load_fixture("amocrm/webhooks/lead_status_won.txt"))
 
     assert process(event) == State.FAILED
     assert "400" in event.error
 
 
-def test_an_account_that_needs_reauthorization_fails_the_event_visibly(client, account, amo):
+def test_an_account_that_needs_reauthorization_fails_the_event_visibly(client, account, amocrm_mock):
     account.state = account.State.NEEDS_REAUTH
     account.save()
     event = deliver(client, account, load_fixture("amocrm/webhooks/lead_status_won.txt"))
 
     assert process(event) == State.FAILED
     assert "AccountUnavailable" in event.error
-    assert len(amo.calls) == 0
+    assert len(amocrm_mock.calls) == 0
 
 
-def test_a_finished_event_is_not_processed_again_by_a_stray_task(client, account, amo):
-    answer_deal(amo, api_deal(9001))
+def test_a_finished_event_is_not_processed_again_by_a_stray_task(client, account, amocrm_mock):
+    answer_deal(amocrm_mock, api_deal(9001))
     event = deliver(client, account, load_fixture("amocrm/webhooks/lead_status_won.txt"))
     assert process(event) == State.PROCESSED
 
@@ -522,9 +511,9 @@ def test_a_finished_event_is_not_processed_again_by_a_stray_task(client, account
     assert event.attempts == 1
 
 
-def test_reprocess_puts_a_duplicate_back_and_it_is_then_processed(client, account, amo,
+def test_reprocess_puts_a_duplicate_back_and_it_is_then_processed(client, account, amocrm_mock,
                                                                    django_capture_on_commit_callbacks):
-    answer_deal(amo, api_deal(9001))
+    answer_deal(amocrm_mock, api_deal(9001))
     body = load_fixture("amocrm/webhooks/lead_status_won.txt")
     first, second = deliver(client, account, body), deliver(client, account, body)
     process(first)
@@ -543,9 +532,9 @@ def test_reprocess_puts_a_duplicate_back_and_it_is_then_processed(client, accoun
 # --- The admin ------------------------------------------------------------------------------
 
 
-def test_the_admin_reprocess_action_requeues_the_selected_events(admin_client, account, amo,
+def test_the_admin_reprocess_action_requeues_the_selected_events(admin_client, account, amocrm_mock,
                                                                  django_capture_on_commit_callbacks):
-    amo.get(f"{LEAD_URL}9001", status=400)
+    amocrm_mock.get(f"{LEAD_URL}9001", status=400)
     event = deliver(admin_client, account, load_fixture("amocrm/webhooks/lead_status_won.txt"))
     assert process(event) == State.FAILED
 
@@ -560,7 +549,7 @@ def test_the_admin_reprocess_action_requeues_the_selected_events(admin_client, a
     event.refresh_from_db()
     assert (event.state, event.error) == (State.RECEIVED, "")
 
-    amo.replace(responses.GET, f"{LEAD_URL}9001", json=api_deal(9001))
+    amocrm_mock.replace(responses.GET, f"{LEAD_URL}9001", json=api_deal(9001))
     assert process(event) == State.PROCESSED
     assert Sale.objects.count() == 1
 

@@ -5,31 +5,18 @@ import json
 import logging
 
 import pytest
-import responses
 from django.test import RequestFactory
 
 from amocrm.models import SyncLog, WebhookEvent
 from amocrm.views import webhook_receive
 from amocrm.webhooks.processing import webhook_event_process
 from sales.models import Sale
-from tests.factories import make_account
 from tests.sales.builders import AMO_ACCOUNT_ID, FORM, api_deal, deliver, delivery, lead_event, make_lead, serve_deals
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.account(amocrm_account_id=AMO_ACCOUNT_ID)]
 
 State = WebhookEvent.State
 JSON = "application/json"
-
-
-@pytest.fixture
-def account():
-    return make_account(amocrm_account_id=AMO_ACCOUNT_ID)
-
-
-@pytest.fixture
-def amo():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
 
 
 def process(event: WebhookEvent) -> str:
@@ -60,8 +47,8 @@ def test_a_deeply_nested_body_fails_visibly_in_the_task(client, account):
     assert "cannot be parsed" in event.error and "nested" in event.error.lower()
 
 
-def test_a_body_with_1e999_is_processed_and_stored_parsed(client, account, amo):
-    serve_deals(amo, lambda deal_id: api_deal(deal_id))
+def test_a_body_with_1e999_is_processed_and_stored_parsed(client, account, amocrm_mock):
+    serve_deals(amocrm_mock, lambda deal_id: api_deal(deal_id))
     body = (b'{"account": {"id": "123456"}, "leads": {"status": [{"id": "9001", "status_id": "142", '
             b'"pipeline_id": "777", "price": 1e999, "last_modified": -1e999}]}}')
 
@@ -97,8 +84,8 @@ def test_the_view_stores_a_delivery_even_when_the_account_peek_itself_breaks(cli
 # --- Item 9: one bad item never fails the rest of its delivery --------------------------------------
 
 
-def test_an_item_with_an_out_of_range_time_fails_alone_and_is_named(client, account, amo):
-    serve_deals(amo, lambda deal_id: api_deal(deal_id))
+def test_an_item_with_an_out_of_range_time_fails_alone_and_is_named(client, account, amocrm_mock):
+    serve_deals(amocrm_mock, lambda deal_id: api_deal(deal_id))
     body = delivery(lead_event("status", 9001, status_id=142, last_modified=1700001000, index=0),
                     lead_event("status", 9002, status_id=142, last_modified=99_999_999_999_999, index=1),
                     lead_event("status", 9003, status_id=142, last_modified=1700001000, index=2))
@@ -114,8 +101,8 @@ def test_an_item_with_an_out_of_range_time_fails_alone_and_is_named(client, acco
     assert (event.items_total, event.items_done, event.items_failed) == (3, 3, 1)
 
 
-def test_a_lone_surrogate_in_a_json_value_does_not_sink_the_delivery(client, account, amo):
-    serve_deals(amo, lambda deal_id: api_deal(deal_id))
+def test_a_lone_surrogate_in_a_json_value_does_not_sink_the_delivery(client, account, amocrm_mock):
+    serve_deals(amocrm_mock, lambda deal_id: api_deal(deal_id))
     body = json.dumps({"account": {"id": str(AMO_ACCOUNT_ID)}, "leads": {"status": [
         {"id": "9001", "status_id": "142", "pipeline_id": "777", "name": "bad \ud800 name"},
         {"id": "9002", "status_id": "142", "pipeline_id": "777", "name": "good"},
@@ -129,8 +116,8 @@ def test_a_lone_surrogate_in_a_json_value_does_not_sink_the_delivery(client, acc
     assert event.parsed["leads"]["status"][0]["name"] == "bad \ufffd name"
 
 
-def test_an_item_with_a_deal_id_beyond_64_bits_is_skipped_not_fatal(client, account, amo):
-    serve_deals(amo, lambda deal_id: api_deal(deal_id))
+def test_an_item_with_a_deal_id_beyond_64_bits_is_skipped_not_fatal(client, account, amocrm_mock):
+    serve_deals(amocrm_mock, lambda deal_id: api_deal(deal_id))
     body = json.dumps({"account": {"id": str(AMO_ACCOUNT_ID)}, "leads": {"status": [
         {"id": 10 ** 30, "status_id": "142", "pipeline_id": "777"},
         {"id": "9002", "status_id": "142", "pipeline_id": "777"},
@@ -146,11 +133,11 @@ def test_an_item_with_a_deal_id_beyond_64_bits_is_skipped_not_fatal(client, acco
 # --- Item 10: an unexpected error in one item or one deal fails it alone, visibly ------------------
 
 
-def test_an_unexpected_error_while_mirroring_one_item_fails_that_item_alone(client, account, amo, monkeypatch,
+def test_an_unexpected_error_while_mirroring_one_item_fails_that_item_alone(client, account, amocrm_mock, monkeypatch,
                                                                             caplog):
     from sales import services
 
-    serve_deals(amo, lambda deal_id: api_deal(deal_id))
+    serve_deals(amocrm_mock, lambda deal_id: api_deal(deal_id))
     real = services.lead_mirror_deal
 
     def poisoned(**kwargs):
@@ -172,11 +159,11 @@ def test_an_unexpected_error_while_mirroring_one_item_fails_that_item_alone(clie
     assert any(record.exc_info and str(record.exc_info[1]) == "poison" for record in caplog.records)
 
 
-def test_an_unexpected_error_while_applying_one_re_read_deal_fails_that_deal_alone(client, account, amo,
+def test_an_unexpected_error_while_applying_one_re_read_deal_fails_that_deal_alone(client, account, amocrm_mock,
                                                                                    monkeypatch):
     from sales import services
 
-    serve_deals(amo, lambda deal_id: api_deal(deal_id))
+    serve_deals(amocrm_mock, lambda deal_id: api_deal(deal_id))
     real = services.sale_apply_deal
 
     def poisoned(*, account, deal):
@@ -197,10 +184,10 @@ def test_an_unexpected_error_while_applying_one_re_read_deal_fails_that_deal_alo
     assert row.context["outcomes"]["sale won"] == 2 and row.context["outcomes"]["failed"] == 1
 
 
-def test_a_database_error_in_one_deal_does_not_break_the_rest_inside_a_transaction(client, account, amo):
+def test_a_database_error_in_one_deal_does_not_break_the_rest_inside_a_transaction(client, account, amocrm_mock):
     """A deal whose API answer cannot be stored (a price beyond the column) fails alone; the others are stored."""
     make_lead(account, deal_id=9001)
-    serve_deals(amo, lambda deal_id: api_deal(deal_id, price=10 ** 20 if deal_id == 9002 else 5000))
+    serve_deals(amocrm_mock, lambda deal_id: api_deal(deal_id, price=10 ** 20 if deal_id == 9002 else 5000))
     body = delivery(*(lead_event("status", 9001 + i, status_id=142, last_modified=1700001000, index=i)
                       for i in range(3)))
 
@@ -243,7 +230,7 @@ def test_a_chunked_body_over_1_mib_is_refused_with_413(account):
     assert not WebhookEvent.objects.exists()
 
 
-def test_a_delivery_of_many_bad_items_names_the_first_and_counts_them_all(client, account, amo):
+def test_a_delivery_of_many_bad_items_names_the_first_and_counts_them_all(client, account, amocrm_mock):
     body = delivery(*(lead_event("status", 9001 + i, status_id=555, last_modified=99_999_999_999_999, index=i)
                       for i in range(60)))
 

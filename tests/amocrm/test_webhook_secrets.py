@@ -5,12 +5,11 @@ import json
 import logging
 
 import pytest
-import responses
 
 from amocrm.models import Account, SyncLog
 from amocrm.services import account_rotate_webhook_key, account_subscribe_webhook
 from config.logging import JsonFormatter, mask_url_secrets
-from tests.amocrm.conftest import API
+from tests.factories import API
 
 pytestmark = pytest.mark.django_db
 
@@ -105,17 +104,11 @@ def test_the_gunicorn_access_line_masks_the_path(stdout_log):
 # --- The sync log and the account's stored error ---------------------------------------------------
 
 
-@pytest.fixture
-def amo():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
-def test_the_webhook_subscription_calls_are_logged_without_the_key(account, amo):
-    amo.get(f"{API}/webhooks", json={"_embedded": {"webhooks": [
+def test_the_webhook_subscription_calls_are_logged_without_the_key(account, amocrm_mock):
+    amocrm_mock.get(f"{API}/webhooks", json={"_embedded": {"webhooks": [
         {"destination": f"https://other.example.com/api/webhooks/amocrm/{KEY}/", "settings": ["add_lead"]}]}})
-    amo.post(f"{API}/webhooks", json={"destination": account.webhook_url, "settings": ["add_lead"], "id": 3})
-    amo.delete(f"{API}/webhooks", status=204, body=b"")
+    amocrm_mock.post(f"{API}/webhooks", json={"destination": account.webhook_url, "settings": ["add_lead"], "id": 3})
+    amocrm_mock.delete(f"{API}/webhooks", status=204, body=b"")
 
     assert account_subscribe_webhook(account=account) is True
     old_key = account.webhook_key
@@ -130,9 +123,9 @@ def test_the_webhook_subscription_calls_are_logged_without_the_key(account, amo)
     assert "/api/webhooks/amocrm/…" in stored
 
 
-def test_a_refused_subscription_stores_instructions_without_the_url(account, amo):
-    amo.get(f"{API}/webhooks", status=204, body=b"")
-    amo.post(f"{API}/webhooks", status=400, json={"title": "Bad Request",
+def test_a_refused_subscription_stores_instructions_without_the_url(account, amocrm_mock):
+    amocrm_mock.get(f"{API}/webhooks", status=204, body=b"")
+    amocrm_mock.post(f"{API}/webhooks", status=400, json={"title": "Bad Request",
                                                   "detail": f"destination {account.webhook_url} is not reachable"})
 
     assert account_subscribe_webhook(account=account) is False

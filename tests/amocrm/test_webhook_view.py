@@ -16,14 +16,9 @@ from tests.factories import make_account
 from tests.fixtures.loader import load_fixture
 from tests.sales.builders import AMO_ACCOUNT_ID, FORM
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.account(amocrm_account_id=AMO_ACCOUNT_ID)]
 
 WON = load_fixture("amocrm/webhooks/lead_status_won.txt")
-
-
-@pytest.fixture
-def account():
-    return make_account(amocrm_account_id=AMO_ACCOUNT_ID)
 
 
 def queued() -> list[tuple[str, list]]:

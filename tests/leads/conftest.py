@@ -1,23 +1,22 @@
-"""Fixtures for lead tests: a connected account with cached metadata, a source, leads, and the mocked amoCRM."""
+"""Fixtures for lead tests: the account's cached metadata, a source, leads, and reading amoCRM calls and the queue.
+
+The account and amoCRM's mocked HTTP are tests/conftest.py's `account` and `amocrm_mock`.
+"""
 
 import json
 from datetime import timedelta
 
 import pytest
 import redis
-import responses
 from django.conf import settings
 from django.utils import timezone
 
-from amocrm.models import AmoUser, CustomField, Pipeline, Stage
-from amocrm.ratelimit import AccountRateLimiter
+from amocrm.models import Account, AmoUser, CustomField, Pipeline, Stage
 from config.breaker import redis_breaker
 from leads.models import Lead, LeadSource
 from leads.sources import lead_source_cache_clear
-from tests.factories import HOST, make_account
+from tests.factories import API, TOKEN_URL  # noqa: F401 (the lead tests import them from here)
 
-API = HOST + "/api/v4"
-TOKEN_URL = HOST + "/oauth2/access_token"
 PIPELINE, FIRST_STAGE, SECOND_STAGE, USER = 777, 1002, 1003, 5
 # The account has UTM_SOURCE/MEDIUM/CAMPAIGN tracking fields but no UTM_TERM, UTM_CONTENT or UTM_REFERRER.
 UTM_SOURCE_FIELD, UTM_MEDIUM_FIELD, UTM_CAMPAIGN_FIELD = 900, 901, 902
@@ -34,16 +33,9 @@ def _fresh_source_cache():
 @pytest.fixture(autouse=True)
 def _closed_redis_breaker():
     """No test inherits an open circuit breaker (config.breaker) from another: it would skip Redis."""
-    redis_breaker.reset()
+    redis_breaker.succeeded()
     yield
-    redis_breaker.reset()
-
-
-@pytest.fixture
-def mocked():
-    """Every amoCRM call must be registered; an unexpected one fails the test."""
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield rsps
+    redis_breaker.succeeded()
 
 
 def cache_metadata(account) -> None:
@@ -67,18 +59,22 @@ def cache_metadata(account) -> None:
 
 
 @pytest.fixture
-def account(db):
-    acc = make_account(default_pipeline_id=PIPELINE, default_status_id=FIRST_STAGE,
-                       default_responsible_user_id=USER)
-    AccountRateLimiter(acc.pk).reset()
-    cache_metadata(acc)
-    return acc
+def account_with_metadata(account):
+    """`account` as after a metadata sync (pipelines, stages, users, fields cached), with its lead defaults set:
+    pipeline PIPELINE, stage FIRST_STAGE, responsible USER. The same object the test's `account` is."""
+    defaults = {"default_pipeline_id": PIPELINE, "default_status_id": FIRST_STAGE,
+                "default_responsible_user_id": USER}
+    Account.objects.filter(pk=account.pk).update(**defaults)
+    for name, value in defaults.items():
+        setattr(account, name, value)
+    cache_metadata(account)
+    return account
 
 
 @pytest.fixture
-def source(account):
+def source(account_with_metadata):
     return LeadSource.objects.create(
-        account=account, name="Landing", tags=["site"], allowed_origins=["https://shop.example"],
+        account=account_with_metadata, name="Landing", tags=["site"], allowed_origins=["https://shop.example"],
         success_url="https://shop.example/thanks", field_mapping={"city": CITY_FIELD, "kind": TYPE_FIELD},
     )
 

@@ -154,6 +154,7 @@ def test_the_source_form_offers_pipelines_stages_and_users_by_name(staff, source
         assert text in page
 
 
+@pytest.mark.usefixtures("account_with_metadata")
 def test_a_source_saved_in_the_admin_stores_ids_chosen_by_name(staff, account):
     response = staff.post(reverse("admin:leads_leadsource_add"), source_form(
         account, pipeline_id=str(PIPELINE), status_id=str(FIRST_STAGE), responsible_user_id=str(USER),
@@ -168,6 +169,7 @@ def test_a_source_saved_in_the_admin_stores_ids_chosen_by_name(staff, account):
     assert created.public_key and not created.is_default
 
 
+@pytest.mark.usefixtures("account_with_metadata")
 @pytest.mark.parametrize(("changes", "message"), [
     ({"allowed_origins": "https://shop.example/path"}, "is not an origin"),
     ({"allowed_origins": "shop.example"}, "is not an origin"),

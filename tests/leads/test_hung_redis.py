@@ -112,9 +112,9 @@ def clock(monkeypatch):
 
     fake = FakeClock(time.monotonic())
     monkeypatch.setattr(redis_breaker, "clock", fake)
-    redis_breaker.reset()
+    redis_breaker.succeeded()  # closed, whatever an earlier test left
     yield fake
-    redis_breaker.reset()
+    redis_breaker.succeeded()
 
 
 @pytest.fixture
@@ -144,7 +144,7 @@ def valid(source, i: int):
 
 @pytest.mark.django_db
 def test_with_redis_hung_the_intake_answers_from_the_database_and_stops_calling_redis_until_it_is_back(
-        client, source, redis_hangs, hung, clock, mocked, django_capture_on_commit_callbacks):
+        client, source, redis_hangs, hung, clock, amocrm_mock, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         first = post_json(client, valid(source, 0))
     assert first.status_code == 201
@@ -183,14 +183,14 @@ def test_with_redis_hung_the_intake_answers_from_the_database_and_stops_calling_
     Lead.objects.update(created_at=timezone.now() - timedelta(minutes=1))
     assert schedule.leads_sweep() == 1
     assert queued_task_args()[-1] == [source.account_id]
-    mocked.get(f"{API}/contacts", status=204, body=b"")
+    amocrm_mock.get(f"{API}/contacts", status=204, body=b"")
 
     def created(request):
         items = json.loads(request.body)
         return 200, {}, json.dumps([{"id": 5001 + i, "contact_id": 7001 + i, "request_id": [item["request_id"]]}
                                     for i, item in enumerate(items)])
 
-    mocked.add_callback("POST", f"{API}/leads/complex", callback=created)
+    amocrm_mock.add_callback("POST", f"{API}/leads/complex", callback=created)
     push_account_leads(source.account_id)
     assert Lead.objects.filter(status=Lead.Status.SENT).count() == 9
 

@@ -29,7 +29,7 @@ def valid(source, **extra):
     return {"source": source.public_key, "name": "Иван", "phone": "8 (912) 345-67-89", **extra}
 
 
-def test_a_valid_json_post_is_stored_pending_and_answered_201_with_its_id(client, source, mocked):
+def test_a_valid_json_post_is_stored_pending_and_answered_201_with_its_id(client, source, amocrm_mock):
     response = post_json(client, valid(source, email="Ivan@Example.COM", message="Call me after 6",
                                        utm_source="google", utm_medium="cpc", utm_campaign="spring",
                                        utm_term="sofa", utm_content="ad1", referrer="https://google.com/",
@@ -47,7 +47,7 @@ def test_a_valid_json_post_is_stored_pending_and_answered_201_with_its_id(client
                                                            {"city": "Москва"})
     assert (lead.ip, lead.user_agent) == ("203.0.113.7", "Mozilla/5.0 test")
     assert lead.message == "Call me after 6" and lead.fingerprint
-    assert len(mocked.calls) == 0  # amoCRM is never called inside the request
+    assert len(amocrm_mock.calls) == 0  # amoCRM is never called inside the request
 
 
 def test_a_form_encoded_post_is_accepted_with_bracket_fields(client, source):

@@ -269,7 +269,7 @@ def broker_down():
 
 @pytest.mark.django_db
 def test_with_the_broker_down_the_lead_is_accepted_then_swept_and_pushed_once_it_is_back(
-        client, source, broker_down, mocked, django_capture_on_commit_callbacks):
+        client, source, broker_down, amocrm_mock, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = post_json(client, valid(source))
     assert response.status_code == 201 and len(callbacks) == 1
@@ -284,10 +284,10 @@ def test_with_the_broker_down_the_lead_is_accepted_then_swept_and_pushed_once_it
     assert queued_task_names() == ["leads.tasks.push_account_leads"]
     assert queued_task_args() == [[source.account_id]]
 
-    mocked.get(f"{API}/contacts", status=204, body=b"")
-    mocked.post(f"{API}/leads/complex", json=[{"id": 5001, "contact_id": 7001, "request_id": ["0"],
+    amocrm_mock.get(f"{API}/contacts", status=204, body=b"")
+    amocrm_mock.post(f"{API}/leads/complex", json=[{"id": 5001, "contact_id": 7001, "request_id": ["0"],
                                                "merged": False}])
-    mocked.post(f"{API}/leads/notes", json={"_embedded": {"notes": [{"id": 1, "entity_id": 5001}]}})
+    amocrm_mock.post(f"{API}/leads/notes", json={"_embedded": {"notes": [{"id": 1, "entity_id": 5001}]}})
     push_account_leads(source.account_id)
     lead.refresh_from_db()
     assert (lead.status, lead.amocrm_deal_id, lead.amocrm_contact_id) == (Lead.Status.SENT, 5001, 7001)

@@ -34,11 +34,11 @@ def complex_answer(*pairs):
              "merged": False} for index, (deal_id, contact_id) in enumerate(pairs)]
 
 
-def notes_ok(mocked):
-    mocked.post(f"{API}/leads/notes", json={"_embedded": {"notes": [{"id": 1}]}})
+def notes_ok(amocrm_mock):
+    amocrm_mock.post(f"{API}/leads/notes", json={"_embedded": {"notes": [{"id": 1}]}})
 
 
-def test_a_batch_is_one_complex_request_and_one_notes_request_with_the_exact_json(source, account, mocked):
+def test_a_batch_is_one_complex_request_and_one_notes_request_with_the_exact_json(source, account, amocrm_mock):
     new = make_lead(source, name="Иван", phone="+79123456789", email="ivan@example.com", message="Перезвоните",
                     utm_source="google", utm_medium="cpc", utm_campaign="spring", utm_term="sofa",
                     utm_content="banner", referrer="https://google.com/", page_url="https://shop.example/sofa",
@@ -46,18 +46,18 @@ def test_a_batch_is_one_complex_request_and_one_notes_request_with_the_exact_jso
     known = make_lead(source, name="Мария", phone="+79035550011", email="", message="")
     searched = make_lead(source, name="", phone="", email="petr@example.com", message="Счёт, пожалуйста")
     ContactMatch.objects.create(account=account, kind="phone", value="+79035550011", contact_id=7002)
-    mocked.get(f"{API}/contacts", status=204, body=b"",
+    amocrm_mock.get(f"{API}/contacts", status=204, body=b"",
                match=[matchers.query_param_matcher({"query": "+79123456789", "limit": "50"})])
-    mocked.get(f"{API}/contacts", json=contacts_answer(contact(7003, emails=["Petr@Example.com"])),
+    amocrm_mock.get(f"{API}/contacts", json=contacts_answer(contact(7003, emails=["Petr@Example.com"])),
                match=[matchers.query_param_matcher({"query": "petr@example.com",
                                                                              "limit": "50"})])
-    mocked.post(f"{API}/leads/complex", json=complex_answer((5001, 7001), (5002, 7002), (5003, 7003)))
-    notes_ok(mocked)
+    amocrm_mock.post(f"{API}/leads/complex", json=complex_answer((5001, 7001), (5002, 7002), (5003, 7003)))
+    notes_ok(amocrm_mock)
 
     outcome = leads_push(account_id=account.pk)
 
     assert (outcome.sent, outcome.failed, outcome.notes) == (3, 0, 2)
-    [complex_call] = calls_to(mocked, "/leads/complex")
+    [complex_call] = calls_to(amocrm_mock, "/leads/complex")
     assert body_of(complex_call) == [
         {
             "request_id": "0",
@@ -94,7 +94,7 @@ def test_a_batch_is_one_complex_request_and_one_notes_request_with_the_exact_jso
                           "contacts": [{"id": 7003}]},
         },
     ]
-    [notes_call] = calls_to(mocked, "/leads/notes")
+    [notes_call] = calls_to(amocrm_mock, "/leads/notes")
     assert body_of(notes_call) == [
         {"entity_id": 5001, "note_type": "common", "params": {"text": (
             "Перезвоните\n\n"
@@ -107,7 +107,7 @@ def test_a_batch_is_one_complex_request_and_one_notes_request_with_the_exact_jso
             f"Счёт, пожалуйста\n\nWebsite lead {searched.id} from “Landing”.")}},
     ]
     # Exactly: two searches (the known phone needed none), one complex, one notes.
-    assert len(mocked.calls) == 4
+    assert len(amocrm_mock.calls) == 4
     for lead, deal_id, contact_id in ((new, 5001, 7001), (known, 5002, 7002), (searched, 5003, 7003)):
         lead.refresh_from_db()
         assert (lead.status, lead.amocrm_deal_id, lead.amocrm_contact_id) == (Lead.Status.SENT, deal_id, contact_id)
@@ -118,12 +118,12 @@ def test_a_batch_is_one_complex_request_and_one_notes_request_with_the_exact_jso
         ("phone", "+79035550011", 7002), ("email", "petr@example.com", 7003)}
 
 
-def test_every_amocrm_call_is_in_the_sync_log_of_the_leads_it_concerned(source, account, mocked):
+def test_every_amocrm_call_is_in_the_sync_log_of_the_leads_it_concerned(source, account, amocrm_mock):
     first = make_lead(source, phone="+79123456789", message="hi")
     second = make_lead(source, phone="+79123456700")
-    mocked.get(f"{API}/contacts", status=204, body=b"")
-    mocked.post(f"{API}/leads/complex", json=complex_answer((5001, 7001), (5002, 7002)))
-    notes_ok(mocked)
+    amocrm_mock.get(f"{API}/contacts", status=204, body=b"")
+    amocrm_mock.post(f"{API}/leads/complex", json=complex_answer((5001, 7001), (5002, 7002)))
+    notes_ok(amocrm_mock)
     leads_push(account_id=account.pk)
     assert sorted(first.sync_logs.values_list("operation", flat=True)) == [
         "contacts.search", "leads.complex", "notes.create"]
@@ -132,78 +132,78 @@ def test_every_amocrm_call_is_in_the_sync_log_of_the_leads_it_concerned(source, 
                                                                                          str(second.id)]
 
 
-def test_a_fuzzy_search_hit_with_another_number_is_not_the_same_person(source, account, mocked):
+def test_a_fuzzy_search_hit_with_another_number_is_not_the_same_person(source, account, amocrm_mock):
     lead = make_lead(source, phone="+79161234567")
     # amoCRM's search finds numbers that merely share digits: 8 916 123-45-60, or a +7 916… prefix.
-    mocked.get(f"{API}/contacts", json=contacts_answer(
+    amocrm_mock.get(f"{API}/contacts", json=contacts_answer(
         contact(7100, phones=["8 916 123-45-60"]), contact(7101, phones=["+7 916 123 45 678"]),
         contact(7102, emails=["79161234567@mail.example"])))
-    mocked.post(f"{API}/leads/complex", json=complex_answer((5001, 7200)))
+    amocrm_mock.post(f"{API}/leads/complex", json=complex_answer((5001, 7200)))
     leads_push(account_id=account.pk)
-    deal = body_of(calls_to(mocked, "/leads/complex")[0])[0]
+    deal = body_of(calls_to(amocrm_mock, "/leads/complex")[0])[0]
     assert "id" not in deal["_embedded"]["contacts"][0]  # a new contact, embedded in full
     lead.refresh_from_db()
     assert lead.amocrm_contact_id == 7200
 
 
-def test_a_search_hit_is_reused_when_its_number_is_the_same_after_normalization(source, account, mocked):
+def test_a_search_hit_is_reused_when_its_number_is_the_same_after_normalization(source, account, amocrm_mock):
     make_lead(source, phone="+79161234567")
-    mocked.get(f"{API}/contacts", json=contacts_answer(
+    amocrm_mock.get(f"{API}/contacts", json=contacts_answer(
         contact(7100, phones=["+7 916 000-00-00"]), contact(7101, phones=["8 (916) 123-45-67", "+7 495 000-00-00"])))
-    mocked.post(f"{API}/leads/complex", json=complex_answer((5001, 7101)))
+    amocrm_mock.post(f"{API}/leads/complex", json=complex_answer((5001, 7101)))
     leads_push(account_id=account.pk)
-    assert body_of(calls_to(mocked, "/leads/complex")[0])[0]["_embedded"]["contacts"] == [{"id": 7101}]
+    assert body_of(calls_to(amocrm_mock, "/leads/complex")[0])[0]["_embedded"]["contacts"] == [{"id": 7101}]
     assert ContactMatch.objects.get(kind="phone").contact_id == 7101
 
 
-def test_a_search_hit_matching_the_email_is_reused_when_searching_by_phone(source, account, mocked):
+def test_a_search_hit_matching_the_email_is_reused_when_searching_by_phone(source, account, amocrm_mock):
     make_lead(source, phone="+79161234567", email="anna@example.com")
-    mocked.get(f"{API}/contacts", json=contacts_answer(contact(7300, phones=["+7 916 111-11-11"],
+    amocrm_mock.get(f"{API}/contacts", json=contacts_answer(contact(7300, phones=["+7 916 111-11-11"],
                                                                emails=["ANNA@example.com"])))
-    mocked.post(f"{API}/leads/complex", json=complex_answer((5001, 7300)))
+    amocrm_mock.post(f"{API}/leads/complex", json=complex_answer((5001, 7300)))
     leads_push(account_id=account.pk)
-    assert body_of(calls_to(mocked, "/leads/complex")[0])[0]["_embedded"]["contacts"] == [{"id": 7300}]
+    assert body_of(calls_to(amocrm_mock, "/leads/complex")[0])[0]["_embedded"]["contacts"] == [{"id": 7300}]
     assert set(ContactMatch.objects.values_list("kind", "contact_id")) == {("email", 7300)}
 
 
-def test_when_two_hits_match_the_one_matching_phone_and_email_wins(source, account, mocked):
+def test_when_two_hits_match_the_one_matching_phone_and_email_wins(source, account, amocrm_mock):
     make_lead(source, phone="+79161234567", email="anna@example.com")
-    mocked.get(f"{API}/contacts", json=contacts_answer(
+    amocrm_mock.get(f"{API}/contacts", json=contacts_answer(
         contact(7001, phones=["+79161234567"]), contact(7002, phones=["+79161234567"], emails=["anna@example.com"])))
-    mocked.post(f"{API}/leads/complex", json=complex_answer((5001, 7002)))
+    amocrm_mock.post(f"{API}/leads/complex", json=complex_answer((5001, 7002)))
     leads_push(account_id=account.pk)
-    assert body_of(calls_to(mocked, "/leads/complex")[0])[0]["_embedded"]["contacts"] == [{"id": 7002}]
+    assert body_of(calls_to(amocrm_mock, "/leads/complex")[0])[0]["_embedded"]["contacts"] == [{"id": 7002}]
 
 
-def test_an_empty_search_answer_204_means_a_new_contact(source, account, mocked):
+def test_an_empty_search_answer_204_means_a_new_contact(source, account, amocrm_mock):
     make_lead(source, phone="", email="new@example.com", name="")
-    mocked.get(f"{API}/contacts", status=204, body=b"")
-    mocked.post(f"{API}/leads/complex", json=complex_answer((5001, 7001)))
+    amocrm_mock.get(f"{API}/contacts", status=204, body=b"")
+    amocrm_mock.post(f"{API}/leads/complex", json=complex_answer((5001, 7001)))
     leads_push(account_id=account.pk)
-    assert body_of(calls_to(mocked, "/leads/complex")[0])[0]["_embedded"]["contacts"] == [
+    assert body_of(calls_to(amocrm_mock, "/leads/complex")[0])[0]["_embedded"]["contacts"] == [
         {"name": "new@example.com", "custom_fields_values": [
             {"field_code": "EMAIL", "values": [{"value": "new@example.com", "enum_code": "WORK"}]}]}]
 
 
-def test_a_returning_person_known_locally_costs_no_search(source, account, mocked):
+def test_a_returning_person_known_locally_costs_no_search(source, account, amocrm_mock):
     ContactMatch.objects.create(account=account, kind="email", value="anna@example.com", contact_id=7555)
     make_lead(source, phone="", email="anna@example.com")
-    mocked.post(f"{API}/leads/complex", json=complex_answer((5001, 7555)))
+    amocrm_mock.post(f"{API}/leads/complex", json=complex_answer((5001, 7555)))
     leads_push(account_id=account.pk)
-    assert [call.request.url.split("?")[0] for call in mocked.calls] == [f"{API}/leads/complex"]
+    assert [call.request.url.split("?")[0] for call in amocrm_mock.calls] == [f"{API}/leads/complex"]
 
 
-def test_two_leads_of_one_new_person_in_a_batch_create_one_contact(source, account, mocked):
+def test_two_leads_of_one_new_person_in_a_batch_create_one_contact(source, account, amocrm_mock):
     first = make_lead(source, phone="+79161234567", email="", message="first")
     other = make_lead(source, phone="+79035550000", message="someone else")
     # Same person by email only, written differently: still one person.
     second = make_lead(source, phone="+79161234567", email="", message="second")
-    mocked.get(f"{API}/contacts", status=204, body=b"")
-    mocked.post(f"{API}/leads/complex", json=complex_answer((5001, 7001), (5002, 7002)))
-    mocked.post(f"{API}/leads/complex", json=complex_answer((5003, 7001)))
-    notes_ok(mocked)
+    amocrm_mock.get(f"{API}/contacts", status=204, body=b"")
+    amocrm_mock.post(f"{API}/leads/complex", json=complex_answer((5001, 7001), (5002, 7002)))
+    amocrm_mock.post(f"{API}/leads/complex", json=complex_answer((5003, 7001)))
+    notes_ok(amocrm_mock)
     outcome = leads_push(account_id=account.pk)
-    first_call, second_call = calls_to(mocked, "/leads/complex")
+    first_call, second_call = calls_to(amocrm_mock, "/leads/complex")
     assert [deal["name"] for deal in body_of(first_call)] == ["Заявка с сайта: Ivan"] * 2
     assert [deal["_embedded"]["tags"][1]["name"] for deal in body_of(first_call)] == [
         payloads.marker_of(first), payloads.marker_of(other)]
@@ -214,21 +214,21 @@ def test_two_leads_of_one_new_person_in_a_batch_create_one_contact(source, accou
     second.refresh_from_db()
     assert (second.status, second.amocrm_contact_id, second.attempts) == (Lead.Status.SENT, 7001, 1)
     # Two searches only: the deferred lead found the person in the local map.
-    assert len(calls_to(mocked, "/contacts", "GET")) == 2
+    assert len(calls_to(amocrm_mock, "/contacts", "GET")) == 2
 
 
-def test_two_leads_of_one_known_person_go_in_the_same_batch(source, account, mocked):
+def test_two_leads_of_one_known_person_go_in_the_same_batch(source, account, amocrm_mock):
     make_lead(source, phone="+79161234567")
     make_lead(source, phone="+79161234567", email="x@example.com")
-    mocked.get(f"{API}/contacts", json=contacts_answer(contact(7001, phones=["+79161234567"])))
-    mocked.post(f"{API}/leads/complex", json=complex_answer((5001, 7001), (5002, 7001)))
+    amocrm_mock.get(f"{API}/contacts", json=contacts_answer(contact(7001, phones=["+79161234567"])))
+    amocrm_mock.post(f"{API}/leads/complex", json=complex_answer((5001, 7001), (5002, 7001)))
     leads_push(account_id=account.pk)
-    [call] = calls_to(mocked, "/leads/complex")
+    [call] = calls_to(amocrm_mock, "/leads/complex")
     assert [deal["_embedded"]["contacts"] for deal in body_of(call)] == [[{"id": 7001}], [{"id": 7001}]]
-    assert len(calls_to(mocked, "/contacts", "GET")) == 1
+    assert len(calls_to(amocrm_mock, "/contacts", "GET")) == 1
 
 
-def test_the_source_placement_tags_and_template_win_over_the_account_defaults(source, account, mocked):
+def test_the_source_placement_tags_and_template_win_over_the_account_defaults(source, account, amocrm_mock):
     source.pipeline_id, source.status_id, source.responsible_user_id = 888, 2002, 6
     source.tags = ["партнёры", "site"]
     source.deal_name_template = "{source}: {name} / {utm_campaign} {unknown}"
@@ -236,11 +236,11 @@ def test_the_source_placement_tags_and_template_win_over_the_account_defaults(so
     source.save()
     make_lead(source, name="Олег", utm_campaign="autumn", message="Казань",
               fields={"qty": "1 200,5", "consent": "yes", "kind": "Неизвестный тип"})
-    mocked.get(f"{API}/contacts", status=204, body=b"")
-    mocked.post(f"{API}/leads/complex", json=complex_answer((5001, 7001)))
-    notes_ok(mocked)
+    amocrm_mock.get(f"{API}/contacts", status=204, body=b"")
+    amocrm_mock.post(f"{API}/leads/complex", json=complex_answer((5001, 7001)))
+    notes_ok(amocrm_mock)
     leads_push(account_id=account.pk)
-    deal = body_of(calls_to(mocked, "/leads/complex")[0])[0]
+    deal = body_of(calls_to(amocrm_mock, "/leads/complex")[0])[0]
     assert (deal["name"], deal["pipeline_id"], deal["status_id"], deal["responsible_user_id"]) == (
         "Landing: Олег / autumn", 888, 2002, 6)
     assert [tag["name"] for tag in deal["_embedded"]["tags"]][:2] == ["партнёры", "site"]
@@ -253,50 +253,50 @@ def test_the_source_placement_tags_and_template_win_over_the_account_defaults(so
     ]
 
 
-def test_utm_fields_the_account_lacks_are_skipped(source, account, mocked):
+def test_utm_fields_the_account_lacks_are_skipped(source, account, amocrm_mock):
     from amocrm.models import CustomField
 
     CustomField.objects.filter(account=account, code__in=["UTM_MEDIUM", "UTM_CAMPAIGN"]).delete()
     make_lead(source, utm_source="ya", utm_medium="cpc", utm_campaign="c1", utm_term="t", utm_content="x",
               referrer="https://ya.ru/")
-    mocked.get(f"{API}/contacts", status=204, body=b"")
-    mocked.post(f"{API}/leads/complex", json=complex_answer((5001, 7001)))
-    notes_ok(mocked)
+    amocrm_mock.get(f"{API}/contacts", status=204, body=b"")
+    amocrm_mock.post(f"{API}/leads/complex", json=complex_answer((5001, 7001)))
+    notes_ok(amocrm_mock)
     leads_push(account_id=account.pk)
-    deal = body_of(calls_to(mocked, "/leads/complex")[0])[0]
+    deal = body_of(calls_to(amocrm_mock, "/leads/complex")[0])[0]
     assert deal["custom_fields_values"] == [{"field_id": UTM_SOURCE_FIELD, "values": [{"value": "ya"}]}]
     # Nothing is lost: the note carries every UTM.
-    note = body_of(calls_to(mocked, "/leads/notes")[0])[0]["params"]["text"]
+    note = body_of(calls_to(amocrm_mock, "/leads/notes")[0])[0]["params"]["text"]
     assert "utm_medium=cpc, utm_campaign=c1, utm_term=t, utm_content=x" in note and "Referrer: https://ya.ru/" in note
 
 
-def test_a_lead_with_nothing_to_note_gets_no_note(source, account, mocked):
+def test_a_lead_with_nothing_to_note_gets_no_note(source, account, amocrm_mock):
     make_lead(source, message="", fields={})
-    mocked.get(f"{API}/contacts", status=204, body=b"")
-    mocked.post(f"{API}/leads/complex", json=complex_answer((5001, 7001)))
+    amocrm_mock.get(f"{API}/contacts", status=204, body=b"")
+    amocrm_mock.post(f"{API}/leads/complex", json=complex_answer((5001, 7001)))
     leads_push(account_id=account.pk)
-    assert calls_to(mocked, "/leads/notes") == []
+    assert calls_to(amocrm_mock, "/leads/notes") == []
     assert Lead.objects.get().note_pending is False
 
 
-def test_unsorted_mode_sends_one_incoming_leads_request_with_form_metadata(source, account, mocked):
+def test_unsorted_mode_sends_one_incoming_leads_request_with_form_metadata(source, account, amocrm_mock):
     source.mode, source.form_id = LeadSource.Mode.UNSORTED, "landing-form"
     source.save()
     first = make_lead(source, name="Иван", phone="+79123456789", email="ivan@example.com", message="Позвоните",
                       utm_source="google", page_url="https://shop.example/sofa", referrer="https://google.com/",
                       ip="203.0.113.7")
     second = make_lead(source, name="", phone="+79035550000", page_url="", referrer="")
-    mocked.post(f"{API}/leads/unsorted/forms", json={"_embedded": {"unsorted": [
+    amocrm_mock.post(f"{API}/leads/unsorted/forms", json={"_embedded": {"unsorted": [
         {"uid": "u-1", "request_id": "0", "_embedded": {"leads": [{"id": 6001}], "contacts": [{"id": 8001}]}},
         {"uid": "u-2", "request_id": "1", "_embedded": {"leads": [{"id": 6002}], "contacts": [{"id": 8002}]}},
     ]}})
-    notes_ok(mocked)
+    notes_ok(amocrm_mock)
     outcome = leads_push(account_id=account.pk)
     assert outcome.sent == 2
     # No contact search in unsorted mode: the manager sorts people out when accepting.
-    assert [call.request.url.split("?")[0] for call in mocked.calls] == [f"{API}/leads/unsorted/forms",
+    assert [call.request.url.split("?")[0] for call in amocrm_mock.calls] == [f"{API}/leads/unsorted/forms",
                                                                        f"{API}/leads/notes"]
-    [call] = calls_to(mocked, "/leads/unsorted/forms")
+    [call] = calls_to(amocrm_mock, "/leads/unsorted/forms")
     sent_at = int(first.created_at.timestamp())
     assert body_of(call)[0] == {
         "request_id": "0",
@@ -322,29 +322,29 @@ def test_unsorted_mode_sends_one_incoming_leads_request_with_form_metadata(sourc
     assert (first.status, first.amocrm_deal_id, first.amocrm_contact_id, first.amocrm_unsorted_uid) == (
         Lead.Status.SENT, 6001, 8001, "u-1")
     assert (second.amocrm_deal_id, second.amocrm_unsorted_uid) == (6002, "u-2")
-    assert body_of(calls_to(mocked, "/leads/notes")[0]) == [
+    assert body_of(calls_to(amocrm_mock, "/leads/notes")[0]) == [
         {"entity_id": 6001, "note_type": "common", "params": {"text": (
             "Позвоните\n\nPage: https://shop.example/sofa\nReferrer: https://google.com/\nUTM: utm_source=google\n\n"
             f"Website lead {first.id} from “Landing”.")}}]
     assert not ContactMatch.objects.exists()
 
 
-def test_a_batch_takes_at_most_50_leads_oldest_first(source, account, mocked):
+def test_a_batch_takes_at_most_50_leads_oldest_first(source, account, amocrm_mock):
     leads = [make_lead(source, phone=f"+7916000{index:04d}") for index in range(55)]
     ContactMatch.objects.bulk_create([ContactMatch(account=account, kind="phone", value=lead.phone,
                                                    contact_id=9000 + index) for index, lead in enumerate(leads)])
-    mocked.post(f"{API}/leads/complex", json=complex_answer(*[(5000 + i, 9000 + i) for i in range(50)]))
-    mocked.post(f"{API}/leads/complex", json=complex_answer(*[(6000 + i, 9050 + i) for i in range(5)]))
+    amocrm_mock.post(f"{API}/leads/complex", json=complex_answer(*[(5000 + i, 9000 + i) for i in range(50)]))
+    amocrm_mock.post(f"{API}/leads/complex", json=complex_answer(*[(6000 + i, 9050 + i) for i in range(5)]))
     outcome = leads_push(account_id=account.pk)
-    first, second = calls_to(mocked, "/leads/complex")
+    first, second = calls_to(amocrm_mock, "/leads/complex")
     assert len(body_of(first)) == 50 and len(body_of(second)) == 5
     assert body_of(first)[0]["_embedded"]["contacts"] == [{"id": 9000}]
     assert outcome.sent == 55 and not outcome.more
 
 
-def test_spam_failed_and_sent_leads_are_not_pushed(source, account, mocked):
+def test_spam_failed_and_sent_leads_are_not_pushed(source, account, amocrm_mock):
     make_lead(source, status=Lead.Status.SPAM)
     make_lead(source, status=Lead.Status.FAILED)
     make_lead(source, status=Lead.Status.SENT, amocrm_deal_id=1)
     outcome = leads_push(account_id=account.pk)
-    assert len(mocked.calls) == 0 and outcome.sent == 0
+    assert len(amocrm_mock.calls) == 0 and outcome.sent == 0

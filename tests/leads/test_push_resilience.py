@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 DATE_FIELD = 954
 
 
-def answer_every_deal(mocked, first_deal: int = 5001, *, searches: bool = True):
+def answer_every_deal(amocrm_mock, first_deal: int = 5001, *, searches: bool = True):
     """leads/complex answers a deal for each element it was sent, echoing request_id; no contact is ever found."""
 
     def complex_created(request):
@@ -28,10 +28,10 @@ def answer_every_deal(mocked, first_deal: int = 5001, *, searches: bool = True):
                                      "request_id": [item["request_id"]], "merged": False}
                                     for index, item in enumerate(items)])
 
-    mocked.add_callback("POST", f"{API}/leads/complex", callback=complex_created)
+    amocrm_mock.add_callback("POST", f"{API}/leads/complex", callback=complex_created)
     if searches:
-        mocked.get(f"{API}/contacts", status=204, body=b"")
-    mocked.post(f"{API}/leads/notes", json={"_embedded": {"notes": [{"id": 1}]}})
+        amocrm_mock.get(f"{API}/contacts", status=204, body=b"")
+    amocrm_mock.post(f"{API}/leads/notes", json={"_embedded": {"notes": [{"id": 1}]}})
 
 
 def assert_plain_words(text: str):
@@ -43,52 +43,53 @@ def assert_plain_words(text: str):
 # ---------------------------------------------------------------------------- poison leads
 
 
-def test_a_deal_name_template_that_indexes_into_text_falls_back_to_the_default_name(source, account, mocked):
+def test_a_deal_name_template_that_indexes_into_text_falls_back_to_the_default_name(source, account, amocrm_mock):
     source.deal_name_template = "{fields[product]}"  # the form's `fields` are no placeholder: a TypeError in format
     source.save()
     poison = make_lead(source, name="Ivan")
     other = make_lead(source, name="Anna", phone="+79035550000")
-    answer_every_deal(mocked)
+    answer_every_deal(amocrm_mock)
     outcome = engine.leads_push(account_id=account.pk)
     assert outcome.sent == 2
-    [call] = calls_to(mocked, "/leads/complex")
+    [call] = calls_to(amocrm_mock, "/leads/complex")
     assert [deal["name"] for deal in body_of(call)] == ["Заявка с сайта: Ivan", "Заявка с сайта: Anna"]
     assert set(Lead.objects.values_list("status", flat=True)) == {Lead.Status.SENT}
     assert {poison.pk, other.pk} == set(Lead.objects.values_list("pk", flat=True))
 
 
-def test_a_date_no_calendar_holds_goes_to_the_note_instead_of_stopping_the_queue(source, account, mocked):
+def test_a_date_no_calendar_holds_goes_to_the_note_instead_of_stopping_the_queue(source, account, amocrm_mock):
     CustomField.objects.create(account=account, amocrm_id=DATE_FIELD, name="Дата", type="date")
     source.field_mapping = {**source.field_mapping, "when": DATE_FIELD}
     source.save()
     # A visitor's value: a valid ISO date whose UTC time is past the year 9999 (OverflowError in astimezone).
     poison = make_lead(source, fields={"when": "9999-12-31T23:59:59-12:00", "city": "Kazan"})
-    answer_every_deal(mocked)
+    answer_every_deal(amocrm_mock)
     assert engine.leads_push(account_id=account.pk).sent == 1
-    [deal] = body_of(calls_to(mocked, "/leads/complex")[0])
+    [deal] = body_of(calls_to(amocrm_mock, "/leads/complex")[0])
     assert {field["field_id"] for field in deal["custom_fields_values"]} == {950}  # the city only
-    assert "when: 9999-12-31T23:59:59-12:00" in body_of(calls_to(mocked, "/leads/notes")[0])[0]["params"]["text"]
+    assert "when: 9999-12-31T23:59:59-12:00" in body_of(calls_to(amocrm_mock, "/leads/notes")[0])[0]["params"]["text"]
     poison.refresh_from_db()
     assert poison.status == Lead.Status.SENT
 
 
 @pytest.mark.parametrize("mode", [LeadSource.Mode.DEAL, LeadSource.Mode.UNSORTED])
-def test_a_lead_that_cannot_be_built_fails_alone_and_visibly_while_its_batch_goes_on(source, account, mocked, mode):
+def test_a_lead_that_cannot_be_built_fails_alone_and_visibly_while_its_batch_goes_on(
+        source, account, amocrm_mock, mode):
     broken = LeadSource.objects.create(account=account, name="Broken", mode=mode)
     # Stored by hand or by an old version: a mapping that is a list, not an object.
     LeadSource.objects.filter(pk=broken.pk).update(field_mapping=["city"])
     before = make_lead(source, name="Before", phone="+79035550001")
     poison = make_lead(broken, name="Poison", phone="+79035550002")
     after = make_lead(source, name="After", phone="+79035550003")
-    answer_every_deal(mocked)
-    mocked.post(f"{API}/leads/unsorted/forms", json={"_embedded": {"unsorted": []}})
+    answer_every_deal(amocrm_mock)
+    amocrm_mock.post(f"{API}/leads/unsorted/forms", json={"_embedded": {"unsorted": []}})
 
     outcome = engine.leads_push(account_id=account.pk)
 
     assert outcome.sent == 2 and outcome.failed == 1
-    assert [deal["name"] for deal in body_of(calls_to(mocked, "/leads/complex")[0])] == [
+    assert [deal["name"] for deal in body_of(calls_to(amocrm_mock, "/leads/complex")[0])] == [
         "Заявка с сайта: Before", "Заявка с сайта: After"]
-    assert calls_to(mocked, "/leads/unsorted/forms") == []  # the only unsorted lead was the poison
+    assert calls_to(amocrm_mock, "/leads/unsorted/forms") == []  # the only unsorted lead was the poison
     for lead in (before, after):
         lead.refresh_from_db()
         assert lead.status == Lead.Status.SENT
@@ -102,24 +103,24 @@ def test_a_lead_that_cannot_be_built_fails_alone_and_visibly_while_its_batch_goe
     assert engine.leads_push(account_id=account.pk).sent == 1
 
 
-def test_a_lead_whose_note_cannot_be_built_is_sent_and_says_so(source, account, mocked):
+def test_a_lead_whose_note_cannot_be_built_is_sent_and_says_so(source, account, amocrm_mock):
     # `fields` is always an object from the intake; a list here stands for any value the note chokes on.
     odd = make_lead(source, message="Hi", fields=["not", "an", "object"])
     fine = make_lead(source, message="Hello", phone="+79035550004")
-    answer_every_deal(mocked)
+    answer_every_deal(amocrm_mock)
     outcome = engine.leads_push(account_id=account.pk)
     assert outcome.sent == 2 and outcome.notes == 1
     odd.refresh_from_db()
     fine.refresh_from_db()
     assert (odd.status, odd.note_pending, odd.amocrm_deal_id) == (Lead.Status.SENT, False, 5001)
     assert "note" in odd.last_error and "Error" not in odd.last_error
-    assert [note["entity_id"] for note in body_of(calls_to(mocked, "/leads/notes")[0])] == [fine.amocrm_deal_id]
+    assert [note["entity_id"] for note in body_of(calls_to(amocrm_mock, "/leads/notes")[0])] == [fine.amocrm_deal_id]
 
 
-def test_a_surprise_outside_one_lead_backs_the_batch_off_and_never_leaves_it_sending(source, account, mocked):
+def test_a_surprise_outside_one_lead_backs_the_batch_off_and_never_leaves_it_sending(source, account, amocrm_mock):
     lead = make_lead(source)
-    mocked.get(f"{API}/contacts", status=204, body=b"")
-    mocked.post(f"{API}/leads/complex", json=["not an object"])  # amoCRM answering something we never saw
+    amocrm_mock.get(f"{API}/contacts", status=204, body=b"")
+    amocrm_mock.post(f"{API}/leads/complex", json=["not an object"])  # amoCRM answering something we never saw
     outcome = engine.leads_push(account_id=account.pk)
     lead.refresh_from_db()
     assert lead.status == Lead.Status.PENDING and lead.next_attempt_at > timezone.now()
@@ -128,10 +129,10 @@ def test_a_surprise_outside_one_lead_backs_the_batch_off_and_never_leaves_it_sen
     assert outcome.retry_in is not None
 
 
-def test_a_lasting_surprise_ends_in_failed_not_in_an_endless_loop(source, account, mocked):
+def test_a_lasting_surprise_ends_in_failed_not_in_an_endless_loop(source, account, amocrm_mock):
     lead = make_lead(source, attempts=engine.MAX_ATTEMPTS - 1)
-    mocked.get(f"{API}/contacts", status=204, body=b"")
-    mocked.post(f"{API}/leads/complex", json=["not an object"])
+    amocrm_mock.get(f"{API}/contacts", status=204, body=b"")
+    amocrm_mock.post(f"{API}/leads/complex", json=["not an object"])
     engine.leads_push(account_id=account.pk)
     lead.refresh_from_db()
     assert lead.status == Lead.Status.FAILED
@@ -151,17 +152,18 @@ class WorkerKilled(BaseException):
     """Stands for SIGKILL: no `except Exception` of the push sees it."""
 
 
-def _die_in_the_write(mocked):
+def _die_in_the_write(amocrm_mock):
     def killed(request):
         raise WorkerKilled()
 
-    mocked.get(f"{API}/contacts", status=204, body=b"")
-    mocked.add_callback("POST", f"{API}/leads/complex", callback=killed)
+    amocrm_mock.get(f"{API}/contacts", status=204, body=b"")
+    amocrm_mock.add_callback("POST", f"{API}/leads/complex", callback=killed)
 
 
-def test_a_dead_pushs_leads_are_queued_and_pushed_again_within_about_a_minute(source, account, mocked, monkeypatch):
+def test_a_dead_pushs_leads_are_queued_and_pushed_again_within_about_a_minute(
+        source, account, amocrm_mock, monkeypatch):
     leads = [make_lead(source), make_lead(source, phone="+79035550005")]
-    _die_in_the_write(mocked)
+    _die_in_the_write(amocrm_mock)
     with pytest.raises(WorkerKilled):
         engine.leads_push(account_id=account.pk)
     assert set(Lead.objects.values_list("status", flat=True)) == {Lead.Status.SENDING}
@@ -174,16 +176,16 @@ def test_a_dead_pushs_leads_are_queued_and_pushed_again_within_about_a_minute(so
         assert schedule.leads_sweep() == 1
     assert queued_task_args() == [[account.pk]]
 
-    mocked.reset()
-    mocked.get(f"{API}/leads", status=204, body=b"")  # its write may have reached amoCRM: looked for first
-    answer_every_deal(mocked)
+    amocrm_mock.reset()
+    amocrm_mock.get(f"{API}/leads", status=204, body=b"")  # its write may have reached amoCRM: looked for first
+    answer_every_deal(amocrm_mock)
     assert engine.leads_push(account_id=account.pk).sent == 2
     for lead in leads:
         lead.refresh_from_db()
         assert lead.status == Lead.Status.SENT and lead.lease_expires_at is None
 
 
-def test_a_claim_is_a_lease_the_push_renews_at_each_step(source, account, mocked, monkeypatch):
+def test_a_claim_is_a_lease_the_push_renews_at_each_step(source, account, amocrm_mock, monkeypatch):
     monkeypatch.setattr(engine, "PUSH_LEASE_RENEW_AFTER", 0)  # renew at every checkpoint
     leads = [make_lead(source, phone=f"+7903555001{i}") for i in range(3)]
     seen = []
@@ -192,8 +194,8 @@ def test_a_claim_is_a_lease_the_push_renews_at_each_step(source, account, mocked
         seen.append(Lead.objects.get(pk=leads[0].pk).lease_expires_at)
         return 204, {}, b""
 
-    mocked.add_callback("GET", f"{API}/contacts", callback=search)
-    answer_every_deal(mocked, searches=False)
+    amocrm_mock.add_callback("GET", f"{API}/contacts", callback=search)
+    answer_every_deal(amocrm_mock, searches=False)
     started = timezone.now()
     engine.leads_push(account_id=account.pk)
     assert len(seen) == 3
@@ -202,7 +204,7 @@ def test_a_claim_is_a_lease_the_push_renews_at_each_step(source, account, mocked
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_live_push_keeps_its_leads_while_the_sweeper_and_another_push_come_by(source, account, mocked,
+def test_a_live_push_keeps_its_leads_while_the_sweeper_and_another_push_come_by(source, account, amocrm_mock,
                                                                                monkeypatch):
     make_lead(source)
     make_lead(source, phone="+79035550006")
@@ -215,9 +217,9 @@ def test_a_live_push_keeps_its_leads_while_the_sweeper_and_another_push_come_by(
         return 200, {}, json.dumps([{"id": 5001 + i, "contact_id": 7001 + i, "request_id": [item["request_id"]]}
                                     for i, item in enumerate(items)])
 
-    mocked.get(f"{API}/contacts", status=204, body=b"")
-    mocked.add_callback("POST", f"{API}/leads/complex", callback=slow_write)
-    mocked.post(f"{API}/leads/notes", json={"_embedded": {"notes": []}})
+    amocrm_mock.get(f"{API}/contacts", status=204, body=b"")
+    amocrm_mock.add_callback("POST", f"{API}/leads/complex", callback=slow_write)
+    amocrm_mock.post(f"{API}/leads/notes", json={"_embedded": {"notes": []}})
     outcomes = []
 
     def live_push():
@@ -237,6 +239,6 @@ def test_a_live_push_keeps_its_leads_while_the_sweeper_and_another_push_come_by(
     finally:
         go_on.set()
         thread.join(30)
-    assert outcomes[0].sent == 2 and len(calls_to(mocked, "/leads/complex")) == 1
+    assert outcomes[0].sent == 2 and len(calls_to(amocrm_mock, "/leads/complex")) == 1
     assert set(Lead.objects.values_list("status", flat=True)) == {Lead.Status.SENT}
     assert all(lead.lease_expires_at is None for lead in Lead.objects.all())

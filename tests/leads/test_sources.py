@@ -16,12 +16,12 @@ from tests.leads.conftest import TOKEN_URL
 pytestmark = pytest.mark.django_db
 
 
-def test_connecting_through_the_cli_creates_the_default_source_and_prints_its_key(mocked):
+def test_connecting_through_the_cli_creates_the_default_source_and_prints_its_key(amocrm_mock):
     args = ["--host", "sandbox.test", "--client-id", "cid", "--client-secret", "cs",
             "--redirect-uri", "https://site/amocrm/oauth/callback/", "--json"]
     for code in ("c1", "c2"):  # connecting again keeps the one default source
-        mocked.post(TOKEN_URL, json=TOKEN_ANSWER)
-        mock_metadata(mocked)
+        amocrm_mock.post(TOKEN_URL, json=TOKEN_ANSWER)
+        mock_metadata(amocrm_mock)
         out = StringIO()
         call_command("amocrm_connect", *args, "--code", code, stdout=out)
     account = Account.objects.get()
@@ -30,6 +30,7 @@ def test_connecting_through_the_cli_creates_the_default_source_and_prints_its_ke
     assert json.loads(out.getvalue())["lead_source_key"] == source.public_key
 
 
+@pytest.mark.usefixtures("account_with_metadata")
 def test_the_default_source_is_created_once_per_account_even_when_asked_twice(account):
     first = sources.lead_source_ensure_default(account=account)
     account_connected.send(sender=Account, account=account)
@@ -37,6 +38,7 @@ def test_the_default_source_is_created_once_per_account_even_when_asked_twice(ac
     assert LeadSource.objects.filter(account=account, is_default=True).count() == 1
 
 
+@pytest.mark.usefixtures("account_with_metadata")
 def test_the_database_refuses_a_second_default_source(account):
     from django.db import IntegrityError, transaction
 

@@ -1,21 +1,14 @@
-"""Fixtures for the monitoring tests: accounts, channels, and running the evaluation and the sending."""
+"""Fixtures for the monitoring tests: a source, channels, and running the sending.
+
+The account is tests/conftest.py's; the monitoring tests name it "Shop" with pytest.mark.account(name="Shop").
+"""
 
 import pytest
-import responses
 
-from amocrm.ratelimit import AccountRateLimiter
 from leads.models import LeadSource
 from monitoring import services
 from monitoring.models import AlertChannel, Notification
-from tests.factories import make_account
 from tests.foundation.conftest import private_queue, start_process  # noqa: F401 (fixtures for the process tests)
-
-
-@pytest.fixture
-def account(db):
-    acc = make_account(name="Shop")
-    AccountRateLimiter(acc.pk).reset()
-    return acc
 
 
 @pytest.fixture
@@ -27,12 +20,6 @@ def source(account):
 def email_channel(db):
     return AlertChannel.objects.create(name="Ops mail", kind=AlertChannel.Kind.EMAIL, language="en",
                                        email_recipients="ops@example.com, boss@example.com")
-
-
-@pytest.fixture
-def mocked():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield rsps
 
 
 def send_queued() -> list[float | None]:

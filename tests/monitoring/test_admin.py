@@ -10,7 +10,7 @@ from monitoring.models import AlertChannel, AlertRule, Incident
 
 from .conftest import send_queued
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.account(name="Shop")]
 
 CHANNELS = reverse("admin:monitoring_alertchannel_changelist")
 BOT_TOKEN = "7012345678:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw8"
@@ -91,8 +91,8 @@ def test_without_the_permission_the_test_message_action_is_neither_listed_nor_ru
     assert queued == []
 
 
-def test_a_failing_channel_shows_its_last_error_in_the_list(admin_client, hook, mocked):
-    mocked.post(HOOK_URL, status=404)
+def test_a_failing_channel_shows_its_last_error_in_the_list(admin_client, hook, amocrm_mock):
+    amocrm_mock.post(HOOK_URL, status=404)
     services.channel_send_test(channel_id=hook.pk)
     html = admin_client.get(CHANNELS).content.decode()
     assert "failing" in html and "The webhook answered 404" in html

@@ -16,6 +16,8 @@ from monitoring.models import AlertChannel, Incident, Notification
 
 from .conftest import send_queued
 
+pytestmark = pytest.mark.account(name="Shop")  # the account name the messages and pages show
+
 BOT_TOKEN = "7012345678:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw8"
 TELEGRAM_URL = f"https://api.telegram.org/bot{BOT_TOKEN}/sendMessage"
 HOOK_URL = "https://hooks.slack.example/services/T000/B000/XXXXSECRETXXXX"
@@ -38,11 +40,11 @@ def _break(account):
     services.alerts_evaluate()
 
 
-def test_telegram_gets_the_message_in_the_channels_language(account, telegram, mocked):
-    mocked.post(TELEGRAM_URL, json={"ok": True, "result": {"message_id": 1}})
+def test_telegram_gets_the_message_in_the_channels_language(account, telegram, amocrm_mock):
+    amocrm_mock.post(TELEGRAM_URL, json={"ok": True, "result": {"message_id": 1}})
     _break(account)
     assert send_queued() == [None]
-    body = json.loads(mocked.calls[0].request.body)
+    body = json.loads(amocrm_mock.calls[0].request.body)
     assert body["chat_id"] == "-1001234567890"
     assert body["text"].startswith("Проблема: Аккаунт требует повторного подключения — Shop\n")
     assert "Что сделать: Откройте аккаунт в админке и нажмите «Подключить»" in body["text"]
@@ -51,11 +53,11 @@ def test_telegram_gets_the_message_in_the_channels_language(account, telegram, m
     assert telegram.last_success_at is not None and telegram.last_error == ""
 
 
-def test_the_generic_webhook_gets_a_json_post_with_text_and_link(account, hook, mocked):
-    mocked.post(HOOK_URL, status=200)
+def test_the_generic_webhook_gets_a_json_post_with_text_and_link(account, hook, amocrm_mock):
+    amocrm_mock.post(HOOK_URL, status=200)
     _break(account)
     send_queued()
-    body = json.loads(mocked.calls[0].request.body)
+    body = json.loads(amocrm_mock.calls[0].request.body)
     assert body["status"] == "opened"
     assert body["title"].startswith("Problem: Account needs re-authorization — Shop")
     assert body["url"] == f"http://testserver/admin/amocrm/account/{account.pk}/change/"
@@ -69,9 +71,9 @@ def test_email_goes_to_every_recipient(account, email_channel):
 
 
 def test_a_failing_channel_is_visible_retried_with_backoff_and_does_not_stop_the_others(
-        account, telegram, hook, email_channel, mocked, caplog):
-    mocked.post(TELEGRAM_URL, status=401, json={"ok": False, "error_code": 401, "description": "Unauthorized"})
-    mocked.post(HOOK_URL, body=requests.ConnectionError(f"Max retries exceeded with url: {HOOK_URL}"))
+        account, telegram, hook, email_channel, amocrm_mock, caplog):
+    amocrm_mock.post(TELEGRAM_URL, status=401, json={"ok": False, "error_code": 401, "description": "Unauthorized"})
+    amocrm_mock.post(HOOK_URL, body=requests.ConnectionError(f"Max retries exceeded with url: {HOOK_URL}"))
     caplog.set_level(logging.INFO)
     _break(account)
     delays = send_queued()
@@ -89,8 +91,8 @@ def test_a_failing_channel_is_visible_retried_with_backoff_and_does_not_stop_the
     assert BOT_TOKEN not in everything and "XXXXSECRETXXXX" not in everything
 
 
-def test_a_notification_is_given_up_as_failed_after_its_attempts(account, hook, mocked, time_machine):
-    mocked.post(HOOK_URL, status=500)
+def test_a_notification_is_given_up_as_failed_after_its_attempts(account, hook, amocrm_mock, time_machine):
+    amocrm_mock.post(HOOK_URL, status=500)
     time_machine.move_to("2026-01-05 10:00:00+00:00", tick=False)
     _break(account)
     for _ in range(services.MAX_ATTEMPTS + 2):
@@ -98,17 +100,17 @@ def test_a_notification_is_given_up_as_failed_after_its_attempts(account, hook, 
         time_machine.shift(services.RETRY_CAP_SECONDS + 1)
     notification = Notification.objects.get()
     assert notification.state == Notification.State.FAILED and notification.attempts == services.MAX_ATTEMPTS
-    assert len(mocked.calls) == services.MAX_ATTEMPTS
+    assert len(amocrm_mock.calls) == services.MAX_ATTEMPTS
     assert notification.error == "The webhook answered 500 instead of accepting the message: check its URL."
 
 
-def test_a_claimed_notification_is_sent_once_even_when_a_sweep_queues_it_again(account, hook, mocked):
-    mocked.post(HOOK_URL, status=200)
+def test_a_claimed_notification_is_sent_once_even_when_a_sweep_queues_it_again(account, hook, amocrm_mock):
+    amocrm_mock.post(HOOK_URL, status=200)
     _break(account)
     pk = Notification.objects.get().pk
     assert services.notification_send(notification_id=pk) is None
     assert services.notification_send(notification_id=pk) is None
-    assert len(mocked.calls) == 1
+    assert len(amocrm_mock.calls) == 1
 
 
 def test_lost_notifications_are_queued_again_by_the_sweep(account, hook, time_machine,
@@ -122,12 +124,12 @@ def test_lost_notifications_are_queued_again_by_the_sweep(account, hook, time_ma
     assert len(callbacks) == 1
 
 
-def test_the_test_message_records_success_or_the_error_on_the_channel(telegram, mocked):
-    mocked.post(TELEGRAM_URL, status=400, json={"ok": False, "description": "Bad Request: chat not found"})
+def test_the_test_message_records_success_or_the_error_on_the_channel(telegram, amocrm_mock):
+    amocrm_mock.post(TELEGRAM_URL, status=400, json={"ok": False, "description": "Bad Request: chat not found"})
     assert services.channel_send_test(channel_id=telegram.pk) == "failed"
     telegram.refresh_from_db()
     assert "does not know the chat id" in telegram.last_error
-    mocked.replace(responses.POST, TELEGRAM_URL, json={"ok": True})
+    amocrm_mock.replace(responses.POST, TELEGRAM_URL, json={"ok": True})
     assert services.channel_send_test(channel_id=telegram.pk) == "sent"
     telegram.refresh_from_db()
     assert not telegram.failing
@@ -151,15 +153,15 @@ def test_secrets_are_encrypted_at_rest(telegram, hook):
     assert BOT_TOKEN not in str(stored) and HOOK_URL not in str(stored)
 
 
-def test_one_incident_reads_in_each_channels_language(account, telegram, hook, mocked):
-    mocked.post(TELEGRAM_URL, json={"ok": True})
-    mocked.post(HOOK_URL, status=200)
+def test_one_incident_reads_in_each_channels_language(account, telegram, hook, amocrm_mock):
+    amocrm_mock.post(TELEGRAM_URL, json={"ok": True})
+    amocrm_mock.post(HOOK_URL, status=200)
     _break(account)
     Account.objects.filter(pk=account.pk).update(state=Account.State.CONNECTED)
     services.alerts_evaluate()
     send_queued()
-    texts = {call.request.url: json.loads(call.request.body)["text"] for call in mocked.calls}
-    assert len(mocked.calls) == 4
+    texts = {call.request.url: json.loads(call.request.body)["text"] for call in amocrm_mock.calls}
+    assert len(amocrm_mock.calls) == 4
     resolved = [text for text in texts.values()]
     assert any(text.startswith("Исправлено: Аккаунт требует повторного подключения — Shop") for text in resolved)
     assert any(text.startswith("Fixed: Account needs re-authorization — Shop") for text in resolved)

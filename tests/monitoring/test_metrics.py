@@ -10,6 +10,8 @@ from amocrm.models import Account, WebhookEvent
 from leads.models import Lead
 from monitoring import metrics
 
+pytestmark = pytest.mark.account(name="Shop")  # the account name the messages and pages show
+
 URL = "/metrics"
 TOKEN = "metrics-token-0123456789abcdef"
 

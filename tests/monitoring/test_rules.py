@@ -13,6 +13,8 @@ from monitoring.models import AlertRule, Incident, IncidentEvent, Notification
 
 from .conftest import send_queued
 
+pytestmark = pytest.mark.account(name="Shop")  # the account name the messages and pages show
+
 Kind = AlertRule.Kind
 
 

@@ -15,6 +15,8 @@ from monitoring import services
 from monitoring.selectors import LEAD_COUNTS_KEY
 from tests.factories import make_account
 
+pytestmark = pytest.mark.account(name="Shop")  # the account name the messages and pages show
+
 URL = "/api/status/"
 TOKEN = "status-token-0123456789abcdef"
 

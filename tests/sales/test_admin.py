@@ -14,16 +14,11 @@ from sales.models import Sale
 from tests.factories import HOST, make_account
 from tests.sales.builders import AMO_ACCOUNT_ID, api_deal, make_lead
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.account(amocrm_account_id=AMO_ACCOUNT_ID)]
 
 LIST = "admin:sales_sale_changelist"
 REPORT = "admin:sales_sale_report"
 REPORT_CSV = "admin:sales_sale_report_csv"
-
-
-@pytest.fixture
-def account():
-    return make_account(amocrm_account_id=AMO_ACCOUNT_ID)
 
 
 def days_ago(days: int) -> datetime:

@@ -18,20 +18,9 @@ from tests.factories import HOST, make_account
 from tests.fixtures.loader import load_json
 from tests.sales.builders import AMO_ACCOUNT_ID, api_deal, make_lead
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.account(amocrm_account_id=AMO_ACCOUNT_ID)]
 
 LIST_URL = f"{HOST}/api/v4/leads"
-
-
-@pytest.fixture
-def account():
-    return make_account(amocrm_account_id=AMO_ACCOUNT_ID)
-
-
-@pytest.fixture
-def amo():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
 
 
 def answer_pages(mock, *pages):
@@ -51,10 +40,10 @@ def since_of(call) -> int:
     return int(parse_qs(urlsplit(call.request.url).query)["filter[updated_at][from]"][0])
 
 
-def test_it_finds_a_won_deal_whose_webhook_was_lost_and_advances_the_checkpoint(account, amo):
+def test_it_finds_a_won_deal_whose_webhook_was_lost_and_advances_the_checkpoint(account, amocrm_mock):
     won_lead = make_lead(account, deal_id=9102, utm_source="google", utm_campaign="black-friday")
     open_lead = make_lead(account, deal_id=9101)
-    answer_pages(amo, load_json("amocrm/api/leads_updated_page_1.json"),
+    answer_pages(amocrm_mock, load_json("amocrm/api/leads_updated_page_1.json"),
                  load_json("amocrm/api/leads_updated_page_2.json"))
     before = timezone.now()
 
@@ -67,28 +56,28 @@ def test_it_finds_a_won_deal_whose_webhook_was_lost_and_advances_the_checkpoint(
     account.refresh_from_db()
     assert before <= account.reconciled_until <= timezone.now()
     # First run: a week back; only the two pages were asked for, and no deal was re-read.
-    assert abs(since_of(amo.calls[0]) - (before - RECONCILE_LOOKBACK).timestamp()) < 5
-    assert [parse_qs(urlsplit(c.request.url).query)["page"] for c in amo.calls] == [["1"], ["2"]]
-    assert all(parse_qs(urlsplit(c.request.url).query)["with"] == ["contacts"] for c in amo.calls)
+    assert abs(since_of(amocrm_mock.calls[0]) - (before - RECONCILE_LOOKBACK).timestamp()) < 5
+    assert [parse_qs(urlsplit(c.request.url).query)["page"] for c in amocrm_mock.calls] == [["1"], ["2"]]
+    assert all(parse_qs(urlsplit(c.request.url).query)["with"] == ["contacts"] for c in amocrm_mock.calls)
 
 
-def test_the_next_run_starts_at_the_checkpoint_minus_the_overlap(account, amo):
+def test_the_next_run_starts_at_the_checkpoint_minus_the_overlap(account, amocrm_mock):
     checkpoint = timezone.now() - timedelta(hours=1)
     Account.objects.filter(pk=account.pk).update(reconciled_until=checkpoint)
-    answer_pages(amo)
+    answer_pages(amocrm_mock)
 
     assert account_reconcile_deals(account_id=account.pk) == 0
 
-    assert since_of(amo.calls[0]) == int((checkpoint - RECONCILE_OVERLAP).timestamp())
+    assert since_of(amocrm_mock.calls[0]) == int((checkpoint - RECONCILE_OVERLAP).timestamp())
     account.refresh_from_db()
     assert account.reconciled_until > checkpoint
 
 
-def test_a_failed_run_leaves_the_checkpoint_where_it_was(account, amo):
+def test_a_failed_run_leaves_the_checkpoint_where_it_was(account, amocrm_mock):
     checkpoint = timezone.now() - timedelta(hours=1)
     Account.objects.filter(pk=account.pk).update(reconciled_until=checkpoint)
-    amo.get(LIST_URL, json=load_json("amocrm/api/leads_updated_page_1.json"))
-    amo.get(LIST_URL, status=503)
+    amocrm_mock.get(LIST_URL, json=load_json("amocrm/api/leads_updated_page_1.json"))
+    amocrm_mock.get(LIST_URL, status=503)
 
     with pytest.raises(TransientError):
         account_reconcile_deals(account_id=account.pk)
@@ -97,18 +86,18 @@ def test_a_failed_run_leaves_the_checkpoint_where_it_was(account, amo):
     assert account.reconciled_until == checkpoint
 
 
-def test_it_reverts_a_sale_whose_revert_webhook_was_lost(account, amo):
+def test_it_reverts_a_sale_whose_revert_webhook_was_lost(account, amocrm_mock):
     sale_apply_deal(account=account, deal=api_deal(9102, updated_at=1700001000))
     moved_back = api_deal(9102, status_id=143, updated_at=1700009000)
-    answer_pages(amo, {"_embedded": {"leads": [moved_back]}, "_links": {}})
+    answer_pages(amocrm_mock, {"_embedded": {"leads": [moved_back]}, "_links": {}})
 
     account_reconcile_deals(account_id=account.pk)
 
     assert Sale.objects.get().state == Sale.State.REVERTED
 
 
-def test_reconciling_twice_changes_nothing_the_second_time(account, amo):
-    answer_pages(amo, load_json("amocrm/api/leads_updated_page_1.json"),
+def test_reconciling_twice_changes_nothing_the_second_time(account, amocrm_mock):
+    answer_pages(amocrm_mock, load_json("amocrm/api/leads_updated_page_1.json"),
                  load_json("amocrm/api/leads_updated_page_2.json"))
     account_reconcile_deals(account_id=account.pk)
     first = Sale.objects.values().get()
@@ -127,9 +116,9 @@ def test_the_task_fans_out_to_connected_accounts_only(account, monkeypatch):
     assert sent == [("sales.tasks.reconcile_account", (account.pk,))]
 
 
-def test_the_account_task_retries_on_a_transient_error_and_then_succeeds(account, amo):
-    amo.get(LIST_URL, status=502)
-    amo.get(LIST_URL, status=204)
+def test_the_account_task_retries_on_a_transient_error_and_then_succeeds(account, amocrm_mock):
+    amocrm_mock.get(LIST_URL, status=502)
+    amocrm_mock.get(LIST_URL, status=204)
 
     result = reconcile_account.apply(args=[account.pk])
 
@@ -139,8 +128,8 @@ def test_the_account_task_retries_on_a_transient_error_and_then_succeeds(account
 
 
 def test_a_lasting_transient_error_is_retried_five_times_with_capped_jittered_backoff_then_fails(
-        account, amo, monkeypatch):
-    amo.get(LIST_URL, status=502)
+        account, amocrm_mock, monkeypatch):
+    amocrm_mock.get(LIST_URL, status=502)
     countdowns = []
     real_retry = reconcile_account.retry
 
@@ -153,17 +142,17 @@ def test_a_lasting_transient_error_is_retried_five_times_with_capped_jittered_ba
     result = reconcile_account.apply(args=[account.pk])
 
     assert result.failed() and isinstance(result.result, TransientError)
-    assert len(amo.calls) == 6  # the first run and five retries
+    assert len(amocrm_mock.calls) == 6  # the first run and five retries
     # 30 s, 60 s, 120 s … each drawn at random below its step (full jitter), never over 30 minutes.
     assert len(countdowns) == 6
     assert all(0 <= countdown <= min(1800, 30 * 2 ** retry) for retry, countdown in enumerate(countdowns))
     assert len(set(countdowns)) > 1
 
 
-def test_a_permanent_error_is_not_retried(account, amo):
-    amo.get(LIST_URL, status=400, json={"title": "Bad Request", "detail": "filter is wrong"})
+def test_a_permanent_error_is_not_retried(account, amocrm_mock):
+    amocrm_mock.get(LIST_URL, status=400, json={"title": "Bad Request", "detail": "filter is wrong"})
 
     result = reconcile_account.apply(args=[account.pk])
 
     assert result.failed() and not isinstance(result.result, TransientError)
-    assert len(amo.calls) == 1
+    assert len(amocrm_mock.calls) == 1

@@ -10,15 +10,10 @@ from amocrm.models import Account, SyncLog
 from sales import services
 from sales.models import Sale
 from sales.reconcile import account_reconcile_deals
-from tests.factories import HOST, make_account
+from tests.factories import HOST
 from tests.sales.builders import AMO_ACCOUNT_ID, api_deal
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def account():
-    return make_account(amocrm_account_id=AMO_ACCOUNT_ID)
+pytestmark = [pytest.mark.django_db, pytest.mark.account(amocrm_account_id=AMO_ACCOUNT_ID)]
 
 
 def test_a_deal_that_cannot_be_applied_fails_alone_and_the_checkpoint_moves_on(account, monkeypatch):

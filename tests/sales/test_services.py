@@ -14,14 +14,11 @@ from sales.services import deal_apply, deals_locked, deals_reread, sale_apply_de
 from tests.factories import HOST, make_account
 from tests.sales.builders import AMO_ACCOUNT_ID, api_deal, make_lead
 
+pytestmark = pytest.mark.account(amocrm_account_id=AMO_ACCOUNT_ID)
+
 
 def at(timestamp: int) -> datetime:
     return datetime.fromtimestamp(timestamp, tz=UTC)
-
-
-@pytest.fixture
-def account(db):
-    return make_account(amocrm_account_id=AMO_ACCOUNT_ID)
 
 
 def test_a_deal_that_is_not_won_creates_no_sale(account):

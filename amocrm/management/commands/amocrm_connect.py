@@ -42,8 +42,6 @@ class Command(BaseCommand):
         "the value from the environment (AMOCRM_CLIENT_SECRET, AMOCRM_CODE, AMOCRM_LONG_LIVED_TOKEN), or give "
         "'-' to read it from standard input, one line per '-' in this order: client secret, then code or token."
     )
-    # call_command(..., stdin=...) in tests; sys.stdin otherwise.
-    stealth_options = ("stdin",)
 
     def add_arguments(self, parser):
         parser.add_argument("--host", required=True, help="Account host, e.g. example.amocrm.ru")
@@ -61,14 +59,13 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print one JSON object with the result")
 
     def handle(self, *args, **opts):
-        self.stdin = opts.get("stdin") or sys.stdin
         if opts["json"]:
             with logs_on_stderr():
                 return self._handle(opts)
         return self._handle(opts)
 
     def _from_stdin(self, option: str) -> str:
-        value = self.stdin.readline().rstrip("\r\n")
+        value = sys.stdin.readline().rstrip("\r\n")
         if not value:
             raise CommandError(f"{option} -: standard input has no (or an empty) line for it. Give one line per "
                                "'-': the client secret first, then the code or token.")
