@@ -69,8 +69,17 @@ class Process:
 
 
 @pytest.fixture
-def start_process(tmp_path):
-    """start_process(name, args, env) -> Process; all of them are killed when the test ends."""
+def start_process(request, tmp_path):
+    """start_process(name, args, env) -> Process; all of them are killed when the test ends.
+
+    A test that also uses the database must request this fixture after `subprocess_env`: pytest tears
+    fixtures down in reverse order, and the test database is flushed at its teardown, which must come
+    after the processes holding connections to it are stopped (else the flush waits on their locks).
+    """
+    names = request.fixturenames
+    if "transactional_db" in names:
+        assert names.index("transactional_db") < names.index("start_process"), (
+            "request start_process after subprocess_env, so the processes stop before the database is flushed")
     started: list[Process] = []
 
     def start(name: str, args: list[str], env: dict[str, str]) -> Process:

@@ -80,7 +80,7 @@ def test_make_run_serves_admin_and_health_runs_a_worker_and_stops_everything_on_
     assert task_log["request_id"] not in ("", "-")  # no web request behind it: the task id stands in
 
 
-def test_gunicorn_with_the_container_config_logs_json_access_lines(start_process, subprocess_env):
+def test_gunicorn_with_the_container_config_logs_json_access_lines(subprocess_env, start_process):
     port = free_port()
     web = start_process(
         "gunicorn",

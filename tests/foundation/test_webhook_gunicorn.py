@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def gunicorn(start_process, subprocess_env):
+def gunicorn(subprocess_env, start_process):
     port = free_port()
     web = start_process(
         "gunicorn",

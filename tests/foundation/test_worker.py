@@ -44,7 +44,7 @@ def heartbeat_logged_with(request_id: str, output: str) -> bool:
     )
 
 
-def test_a_task_sent_through_redis_is_consumed_by_a_real_worker(start_process, subprocess_env, private_queue):
+def test_a_task_sent_through_redis_is_consumed_by_a_real_worker(subprocess_env, private_queue, start_process):
     worker = start_process(
         "worker",
         [*WORKER, "--queues", private_queue, "--hostname", f"test-{uuid.uuid4().hex[:8]}@%h"],
