@@ -11,6 +11,7 @@ from django.db.models import Count
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from unfold.admin import ModelAdmin
 
 from amocrm.admin import pretty_json
 from amocrm.models import AmoUser, CustomField, Pipeline, Stage
@@ -175,7 +176,7 @@ def _flat_choices(choices):
 
 
 @admin.register(LeadSource)
-class LeadSourceAdmin(admin.ModelAdmin):
+class LeadSourceAdmin(ModelAdmin):
     form = LeadSourceForm
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ["name", "account", "mode", "is_active", "is_default", "public_key", "lead_count"]
@@ -237,7 +238,7 @@ class UtmSourceFilter(admin.SimpleListFilter):
 
 
 @admin.register(Lead)
-class LeadAdmin(admin.ModelAdmin):
+class LeadAdmin(ModelAdmin):
     list_display = ["created_at", "status_badge", "source", "name", "phone", "email", "utm_source", "utm_campaign",
                     "deal_link", "sent_at", "attempts"]
     list_filter = ["status", "source", ("created_at", admin.DateFieldListFilter), UtmSourceFilter]

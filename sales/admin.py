@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from unfold.admin import ModelAdmin
 
 from amocrm.errors import AmoCRMError
 from amocrm.models import Account
@@ -90,7 +91,7 @@ def _csv_cell(value) -> str:
 
 
 @admin.register(Sale)
-class SaleAdmin(admin.ModelAdmin):
+class SaleAdmin(ModelAdmin):
     list_display = ["deal", "amount_display", "won_at", "state", "source_lead", "utm_source", "utm_campaign",
                     "attribution", "account"]
     list_filter = ["state", "account", "attribution", ("won_at", admin.DateFieldListFilter),

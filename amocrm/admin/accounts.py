@@ -10,6 +10,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin, StackedInline
 
 from .. import errors, oauth, services, tokens
 from ..crypto import redact
@@ -34,7 +35,7 @@ class StateFilter(admin.SimpleListFilter):
         return queryset.filter(pk__in=ids)
 
 
-class TokenInline(admin.StackedInline):
+class TokenInline(StackedInline):
     model = Token
     can_delete = False
     extra = 0
@@ -53,7 +54,7 @@ class TokenInline(admin.StackedInline):
 
 
 @admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):
+class AccountAdmin(ModelAdmin):
     list_display = ["name", "status_badge", "amocrm_name", "host", "token_expiry", "last_success_at",
                     "last_error_short"]
     list_filter = [StateFilter]

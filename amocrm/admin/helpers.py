@@ -2,8 +2,8 @@
 
 import json
 
-from django.contrib import admin
 from django.utils.html import format_html
+from unfold.admin import ModelAdmin
 
 from config.logging import mask_url_secrets
 
@@ -70,7 +70,7 @@ def pretty_json(value):
     return format_html('<pre style="white-space:pre-wrap;max-width:70em">{}</pre>', scrub(text))
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ModelAdmin):
     def has_add_permission(self, request):
         return False
 

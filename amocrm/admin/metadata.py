@@ -2,11 +2,12 @@
 
 from django.contrib import admin
 from django.db.models import Count
+from unfold.admin import ModelAdmin, TabularInline
 
 from ..models import AmoUser, CustomField, Pipeline, Stage
 
 
-class StageInline(admin.TabularInline):
+class StageInline(TabularInline):
     model = Stage
     extra = 0
     can_delete = False
@@ -15,7 +16,7 @@ class StageInline(admin.TabularInline):
 
 
 @admin.register(Pipeline)
-class PipelineAdmin(admin.ModelAdmin):
+class PipelineAdmin(ModelAdmin):
     list_display = ["name", "account", "amocrm_id", "is_main", "stage_count"]
     list_filter = ["account"]
     inlines = [StageInline]
@@ -33,7 +34,7 @@ class PipelineAdmin(admin.ModelAdmin):
 
 
 @admin.register(AmoUser)
-class AmoUserAdmin(admin.ModelAdmin):
+class AmoUserAdmin(ModelAdmin):
     list_display = ["name", "email", "amocrm_id", "account"]
     list_filter = ["account"]
     readonly_fields = ["account", "amocrm_id", "name", "email"]
@@ -43,7 +44,7 @@ class AmoUserAdmin(admin.ModelAdmin):
 
 
 @admin.register(CustomField)
-class CustomFieldAdmin(admin.ModelAdmin):
+class CustomFieldAdmin(ModelAdmin):
     list_display = ["name", "code", "type", "amocrm_id", "account"]
     list_filter = ["account", "type"]
     search_fields = ["name", "code"]
