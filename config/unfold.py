@@ -82,5 +82,7 @@ UNFOLD = {
     "SITE_URL": "/",
     "SHOW_LANGUAGES": True,
     "SHOW_HISTORY": True,
+    # The home page: each account's numbers and the problems that need a person (config/dashboard.py).
+    "DASHBOARD_CALLBACK": "config.dashboard.dashboard_callback",
     "SIDEBAR": {"show_search": True, "show_all_applications": False, "navigation": SIDEBAR_NAVIGATION},
 }
