@@ -89,6 +89,9 @@ class Account(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["host"], condition=~models.Q(host=""), name="amocrm_account_unique_host"),
         ]
+        # Pausing keeps accepting leads but stops sending them (state disabled): operators may do it,
+        # without the right to change the connection itself (the "Operators" group, README "Roles").
+        permissions = [("pause_account", "Can pause and resume sending")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.host or 'not connected'})"
