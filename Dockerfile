@@ -18,11 +18,9 @@ RUN pip install -r requirements.txt
 # The build context leaves out what production never runs: tests, benchmarks and the amoCRM sandbox (.dockerignore).
 COPY . .
 
-# The translation catalogues compiled in the image (the committed .mo files are rebuilt from the .po), with
-# gettext's msgfmt installed for this step only.
-RUN apt-get update && apt-get install -y --no-install-recommends gettext \
-    && DEBUG=true ENV_FILE= python manage.py compilemessages --verbosity 0 \
-    && apt-get purge -y gettext && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*
+# The translation catalogues compiled in the image: any .mo that does not match its .po is rebuilt (Babel,
+# config/management/commands/compile_catalogues.py; no gettext package needed).
+RUN DEBUG=true ENV_FILE= python manage.py compile_catalogues --verbosity 0
 
 # Static files are collected into the image and served by whitenoise (hashed names, gzip).
 # DEBUG=false picks the manifest storage used at run time; settings refuse to load without

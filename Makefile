@@ -16,11 +16,11 @@ $(STAMP): $(PY) requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
-# The Russian (and any other) catalogues compiled, so nobody has to remember: compilemessages rewrites
-# only the .mo files older than their .po. Needs msgfmt (Debian: apt-get install gettext).
+# The Russian (and any other) catalogues compiled, so nobody has to remember: a .mo is rewritten only when
+# its messages differ from its .po. Babel compiles (config/management/commands/compile_catalogues.py), so
+# gettext's msgfmt is not needed.
 messages: $(STAMP)
-	@command -v msgfmt >/dev/null || { echo "msgfmt is missing: apt-get install -y gettext"; exit 1; }
-	@DEBUG=true ENV_FILE= $(PY) manage.py compilemessages --ignore='.venv' --ignore='var' --verbosity 0
+	@DEBUG=true ENV_FILE= $(PY) manage.py compile_catalogues --verbosity 0
 
 install: $(STAMP) messages
 

@@ -99,3 +99,33 @@ def test_the_admin_site_title_is_russian_under_the_russian_locale():
         assert str(UNFOLD["SITE_HEADER"]) == "Интеграция с amoCRM"
     with translation.override("en"):
         assert str(UNFOLD["SITE_HEADER"]) == "amoCRM integration"
+
+
+def test_the_build_compiles_a_missing_or_stale_catalogue_and_leaves_a_current_one_alone(tmp_path, settings):
+    """`make messages` / the Docker build: `manage.py compile_catalogues` (Babel, no msgfmt needed)."""
+    from django.core.management import call_command
+
+    source = ROOT / "locale" / "ru" / "LC_MESSAGES" / "django.po"
+    target = tmp_path / "app" / "locale" / "ru" / "LC_MESSAGES"
+    target.mkdir(parents=True)
+    (target / "django.po").write_bytes(source.read_bytes())
+    settings.BASE_DIR = tmp_path
+
+    call_command("compile_catalogues", verbosity=0)
+    compiled = target / "django.mo"
+    with compiled.open("rb") as handle:
+        translations = gettext.GNUTranslations(handle)
+    assert translations.gettext("amoCRM integration") == "Интеграция с amoCRM"
+    assert translations.ngettext("After %(limit)s wrong password, log-ins for this user from your address are "
+                                 "blocked.", "After %(limit)s wrong passwords, log-ins for this user from your "
+                                 "address are blocked.", 21).startswith("После %(limit)s неверного пароля")
+
+    written = compiled.stat().st_mtime_ns
+    call_command("compile_catalogues", verbosity=0)
+    assert compiled.stat().st_mtime_ns == written  # current: not rewritten
+
+    (target / "django.po").write_text((target / "django.po").read_text().replace(
+        'msgstr "Интеграция с amoCRM"', 'msgstr "Интеграция с amoCRM и сайтом"', 1))
+    call_command("compile_catalogues", verbosity=0)
+    with compiled.open("rb") as handle:
+        assert gettext.GNUTranslations(handle).gettext("amoCRM integration") == "Интеграция с amoCRM и сайтом"
