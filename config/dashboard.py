@@ -165,6 +165,9 @@ def _account_problem(summary: AccountSummary) -> Problem | None:
         return Problem(name, _("The last call to amoCRM failed; leads are retried automatically."),
                        _("Open the account to read what happened; if it keeps failing, follow the advice there."),
                        summary.url)
+    if health == "disabled":
+        return Problem(name, _("Sending to amoCRM is paused: new leads are accepted and wait here."),
+                       _("Resume sending on the account page when you are ready."), summary.url)
     if health == "expiring":
         return Problem(name, _("The access token expires soon."),
                        _("Open the account and click Connect to renew the authorization."), summary.url)

@@ -129,3 +129,14 @@ def test_the_query_count_does_not_grow_with_leads(account):
         # Leads are read through a time or outbox bound only: never a count over the whole table.
         if 'FROM "leads_lead"' in sql and "COUNT" in sql:
             assert '"leads_lead"."created_at" >=' in sql or '"leads_lead"."status" IN' in sql, sql
+
+
+def test_a_paused_account_is_listed_with_where_to_resume_it(account):
+    Account.objects.filter(pk=account.pk).update(state=Account.State.DISABLED)
+    _lead(account, status=Lead.Status.PENDING)
+
+    with translation.override("en"):
+        (problem,) = dashboard(now=timezone.now())["problems"]
+
+    assert problem.subject == "Shop" and "paused" in problem.what and "Resume" in problem.todo
+    assert problem.url == f"/admin/amocrm/account/{account.pk}/change/"
