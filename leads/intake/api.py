@@ -11,6 +11,7 @@ import threading
 from django.core.validators import EmailValidator
 from django.http import HttpResponseRedirect
 from django.utils.functional import cached_property
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -195,7 +196,7 @@ class LeadIntakeApi(APIView):
         def validate_source(self, value):
             source = lead_source_get_active(public_key=value.strip())
             if source is None:
-                raise serializers.ValidationError("Unknown or inactive lead source.")
+                raise serializers.ValidationError(_("Unknown or inactive lead source."))
             return source
 
         def validate_phone(self, value):
@@ -203,7 +204,7 @@ class LeadIntakeApi(APIView):
                 return ""
             phone = payloads.normalize_phone(value)
             if phone is None:
-                raise serializers.ValidationError("Enter a valid phone number.")
+                raise serializers.ValidationError(_("Enter a valid phone number."))
             self.context["phone_raw"] = value
             return phone
 
@@ -211,7 +212,7 @@ class LeadIntakeApi(APIView):
             if not value:
                 return ""
             email = payloads.normalize_email(value)
-            EmailValidator(message="Enter a valid email address.")(email)
+            EmailValidator(message=_("Enter a valid email address."))(email)
             return email
 
         def validate_fields(self, value):
@@ -226,8 +227,9 @@ class LeadIntakeApi(APIView):
         def validate(self, attrs):
             attrs = {key: ("" if value is None else value) for key, value in attrs.items()}
             if not attrs.get("phone") and not attrs.get("email"):
-                raise serializers.ValidationError({"phone": ["Give a phone number or an email address."],
-                                                   "email": ["Give a phone number or an email address."]})
+                # The visitor reads these (the embed snippet shows them), in their browser's language.
+                missing = _("Give a phone number or an email address.")
+                raise serializers.ValidationError({"phone": [missing], "email": [missing]})
             attrs["phone_raw"] = self.context.get("phone_raw", "")
             return attrs
 

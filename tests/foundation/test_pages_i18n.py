@@ -64,3 +64,19 @@ def test_a_sale_without_currency_is_shown_in_roubles():
     with translation.override("ru"):
         assert formats.money(Decimal("1500.5"), "") == "1\xa0500,50\xa0₽"
         assert formats.number(1000000) == "1\xa0000\xa0000"
+
+
+def test_a_russian_visitor_reads_the_forms_errors_in_russian(client, account):
+    """The embed snippet shows the intake's errors to the visitor; the browser's language picks them."""
+    from leads.models import LeadSource
+
+    source = LeadSource.objects.create(account=account, name="Главная")
+
+    response = client.post("/api/leads/", {"source": source.public_key, "name": "Анна"},
+                           content_type="application/json", HTTP_ACCEPT_LANGUAGE="ru-RU,ru;q=0.9")
+
+    assert response.status_code == 400
+    assert response.json()["errors"]["phone"] == ["Укажите телефон или адрес электронной почты."]
+    bad_phone = client.post("/api/leads/", {"source": source.public_key, "phone": "12"},
+                            content_type="application/json", HTTP_ACCEPT_LANGUAGE="ru")
+    assert bad_phone.json()["errors"]["phone"] == ["Введите правильный номер телефона."]
