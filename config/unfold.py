@@ -73,6 +73,13 @@ SIDEBAR_NAVIGATION = [
     },
 ]
 
+def environment(request):
+    """A badge in the header while DEBUG is on, so a development copy is never taken for the real one."""
+    from django.conf import settings
+
+    return [_("Development"), "warning"] if settings.DEBUG else None
+
+
 UNFOLD = {
     "SITE_TITLE": _("amoCRM integration"),
     "SITE_HEADER": _("amoCRM integration"),
@@ -81,6 +88,7 @@ UNFOLD = {
     # "View site" opens the landing page with the embed instructions (templates/landing.html).
     "SITE_URL": "/",
     "SHOW_LANGUAGES": True,
+    "ENVIRONMENT": environment,
     "SHOW_HISTORY": True,
     # The home page: each account's numbers and the problems that need a person (config/dashboard.py).
     "DASHBOARD_CALLBACK": "config.dashboard.dashboard_callback",

@@ -62,3 +62,11 @@ def test_every_model_admin_uses_the_themes_base_class():
     assert len(admins) >= 13
     assert all(isinstance(model_admin, UnfoldModelAdmin) for model_admin in admins), [
         type(model_admin).__name__ for model_admin in admins if not isinstance(model_admin, UnfoldModelAdmin)]
+
+
+def test_a_development_copy_says_so_in_the_header(admin_client, settings):
+    settings.DEBUG = True
+    assert "Development" in admin_client.get("/admin/").content.decode()
+
+    settings.DEBUG = False
+    assert "Development" not in admin_client.get("/admin/").content.decode()
