@@ -86,11 +86,20 @@ def rate_limited(rule: AlertRule, now: datetime) -> list[Finding]:
                     minutes=rule.window_minutes)
 
 
+# Failed calls in a row (no success between them) that make an outage; one refused request is not one.
+OUTAGE_MIN_FAILED_CALLS = 3
+
+
 def amocrm_unreachable(rule: AlertRule, now: datetime) -> list[Finding]:
-    """A connected account's calls have failed for `threshold` minutes: nothing succeeded since then."""
+    """A connected account's calls have failed for `threshold` minutes: nothing succeeded since, several failed.
+
+    A single failure followed by quiet (a lead amoCRM rejected, then no calls) is not an outage:
+    it takes OUTAGE_MIN_FAILED_CALLS failed calls in a row (the account's error_count, reset by a success).
+    """
     cutoff = now - timedelta(minutes=rule.threshold)
     findings = []
-    for account in Account.objects.filter(state=Account.State.CONNECTED, last_error_at__isnull=False):
+    for account in Account.objects.filter(state=Account.State.CONNECTED, last_error_at__isnull=False,
+                                          error_count__gte=OUTAGE_MIN_FAILED_CALLS):
         last_good = account.last_success_at or account.connected_at
         if last_good is not None and account.last_error_at > last_good and last_good <= cutoff:
             findings.append(_account_finding(account, since=last_good,

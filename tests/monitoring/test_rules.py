@@ -62,7 +62,7 @@ CASES = {
         lambda a, now: SyncLog.objects.filter(http_status=429).update(created_at=now - timedelta(days=1)),
     ),
     Kind.AMOCRM_UNREACHABLE: (
-        lambda a, now: _set_account(a, last_success_at=now - timedelta(minutes=20), last_error_at=now,
+        lambda a, now: _set_account(a, last_success_at=now - timedelta(minutes=20), last_error_at=now, error_count=3,
                                     last_error="amoCRM did not answer in time (ReadTimeout)."),
         lambda a, now: _set_account(a, last_success_at=now),
     ),
@@ -243,6 +243,15 @@ def test_silent_source_watches_only_the_chosen_sources(account, email_channel):
     services.alerts_evaluate()
     assert list(Incident.objects.values_list("subject_key", flat=True)) == [f"source:{quiet.pk}"]
     assert other.pk != quiet.pk
+
+
+def test_one_refused_call_followed_by_quiet_is_not_an_outage(account, email_channel):
+    rule, now = AlertRule.objects.get(kind=Kind.AMOCRM_UNREACHABLE), timezone.now()
+    _set_account(account, last_success_at=now - timedelta(minutes=40), last_error_at=now - timedelta(minutes=39),
+                 error_count=1, last_error="amoCRM rejected this lead: status_id does not exist")
+    assert rules.amocrm_unreachable(rule, now) == []
+    _set_account(account, error_count=rules.OUTAGE_MIN_FAILED_CALLS)
+    assert [finding.account_id for finding in rules.amocrm_unreachable(rule, now)] == [account.pk]
 
 
 def test_webhook_silence_needs_a_deal_change_after_the_last_delivery_and_hours_of_quiet(account, email_channel):
