@@ -93,6 +93,10 @@ def test_a_refused_re_subscription_records_the_state_and_alerts(account, amocrm_
     send_queued()
     assert len(mail.outbox) == 1 and mail.outbox[0].subject.startswith("Problem: ")
 
+    settings.METRICS_TOKEN = STATUS_TOKEN
+    metrics = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {STATUS_TOKEN}").content.decode()
+    assert (f'amocrm_webhook_subscription_state{{account="{account.pk}",account_name="Shop",state="missing"}} 1.0'
+            in metrics)
     settings.STATUS_TOKEN = STATUS_TOKEN
     entry = client.get("/api/status/", HTTP_AUTHORIZATION=f"Bearer {STATUS_TOKEN}").json()["accounts"][0]
     assert entry["webhook"]["state"] == "missing" and entry["webhook"]["checked_at"]
