@@ -102,6 +102,10 @@ CASES = {
 }
 
 
+def test_every_rule_of_the_issue_has_a_break_and_fix_case():
+    assert set(CASES) == set(Kind) == set(rules.EVALUATORS)
+
+
 def _emails_with(word: str) -> list:
     return [message for message in mail.outbox if message.subject.startswith(word)]
 
