@@ -17,6 +17,7 @@ from amocrm.models import AmoUser, CustomField, Pipeline, Stage
 from amocrm.values import to_int
 
 from . import actions, selectors
+from .attribution import FIRST_TOUCH_COLUMNS, ID_FIELDS
 from .intake.api import HONEYPOT_FIELD
 from .models import Lead, LeadSource
 from .sources import normalize_origin
@@ -28,6 +29,8 @@ LEAD_BADGES = {
     Lead.Status.FAILED: "#c0392b",
     Lead.Status.SPAM: "#6c757d",
 }
+# The lead page's "Attribution" fieldset shows these after the last-touch UTMs (leads/attribution.py).
+ATTRIBUTION_FIELDS = [*FIRST_TOUCH_COLUMNS.values(), *ID_FIELDS]
 MAPPING_LINE = re.compile(r"^\s*([^:=→]+?)\s*(?::|=|→|->)\s*(.+?)\s*$")
 
 
@@ -252,7 +255,7 @@ class LeadAdmin(admin.ModelAdmin):
                                "write_attempted_at", "pipeline_id", "stage_id", "stage_changed_at"]}),
         ("Contact", {"fields": ["name", "phone", "phone_raw", "email", "message"]}),
         ("Attribution", {"fields": ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
-                                    "referrer", "page_url", "fields_pretty"]}),
+                                    "referrer", "page_url", *ATTRIBUTION_FIELDS, "fields_pretty"]}),
         ("Request", {"fields": ["ip", "user_agent", "idempotency_key"]}),
         ("Sync log", {"fields": ["sync_log_table"]}),
     ]

@@ -28,7 +28,7 @@ from rest_framework.views import APIView
 
 from config.net import client_ip
 
-from .. import payloads
+from .. import attribution, payloads
 from ..sources import lead_source_get_active
 from . import admission
 from .admission import IntakeWindow
@@ -153,6 +153,7 @@ def _input_of(request) -> dict:
         data = flat
     elif not isinstance(data, dict):
         return data  # the serializer answers "expected a dictionary"
+    data = attribution.lift_first_touch(data)
     if "source" not in data and "source" in request.query_params:
         data = {**data, "source": request.query_params["source"]}
     return data
@@ -188,6 +189,18 @@ class LeadIntakeApi(APIView):
             default=dict,
         )
         website = Text(5000)
+        # Attribution (leads/attribution.py): click and client ids, and the first touch.
+        gclid = Text(attribution.ID_MAX_LENGTH)
+        gbraid = Text(attribution.ID_MAX_LENGTH)
+        wbraid = Text(attribution.ID_MAX_LENGTH)
+        yclid = Text(attribution.ID_MAX_LENGTH)
+        fbclid = Text(attribution.ID_MAX_LENGTH)
+        msclkid = Text(attribution.ID_MAX_LENGTH)
+        vk_clickid = Text(attribution.ID_MAX_LENGTH)
+        ym_client_id = Text(attribution.ID_MAX_LENGTH)
+        ga_client_id = Text(attribution.ID_MAX_LENGTH)
+        roistat_visit = Text(attribution.ID_MAX_LENGTH)
+        first_touch = attribution.FirstTouch(UNSTORABLE)
 
         class Meta:
             ref_name = "LeadIntake"  # the OpenAPI component's name
