@@ -17,6 +17,15 @@ CLICK_IDS = ("gclid", "gbraid", "wbraid", "yclid", "fbclid", "msclkid", "vk_clic
 CLIENT_IDS = ("ym_client_id", "ga_client_id", "roistat_visit")
 ID_FIELDS = CLICK_IDS + CLIENT_IDS
 ID_MAX_LENGTH = 255
+# An id → the codes of amoCRM's tracking_data deal fields ("Statistics" group) that may hold it, preferred
+# first: the one the account has is used (docs/amocrm.md#entities). An id whose codes the account lacks goes
+# to a mapped custom field or, always, into the note.
+ID_TRACKING_CODES = {
+    "gclid": ("GCLID",), "gbraid": ("GBRAID",), "wbraid": ("WBRAID",), "yclid": ("YCLID",), "fbclid": ("FBCLID",),
+    "msclkid": ("MSCLKID",), "vk_clickid": ("VK_CLICKID", "RB_CLICKID"), "ym_client_id": ("_YM_UID",),
+    "ga_client_id": ("GCLIENTID", "_GA"), "roistat_visit": ("ROISTAT",),
+}
+ID_CODES = frozenset(code for codes in ID_TRACKING_CODES.values() for code in codes)
 # first_touch's key → its length cap; `at` (an ISO 8601 time) is parsed apart.
 FIRST_TOUCH_TEXT = {"utm_source": 255, "utm_medium": 255, "utm_campaign": 255, "utm_term": 255,
                     "utm_content": 255, "referrer": 2000, "landing_page": 2000}
@@ -113,3 +122,36 @@ def lead_values(data: dict) -> dict:
     for key, column in FIRST_TOUCH_COLUMNS.items():
         values[column] = touch.get(key, None if key == "at" else "")
     return values
+
+
+def tracking_values(lead, tracking: dict) -> dict[int, list[dict]]:
+    """Field id → amoCRM values for the lead's click and client ids whose tracking field the account has.
+
+    `tracking` is the account's cached tracking fields by code (leads/push/engine.py).
+    """
+    values = {}
+    for name, codes in ID_TRACKING_CODES.items():
+        text = getattr(lead, name)
+        info = next((tracking[code] for code in codes if code in tracking), None)
+        if info is not None and text:
+            values[info.id] = [{"value": text[:255]}]
+    return values
+
+
+def note_lines(lead) -> list[str]:
+    """The first touch and every click or client id, for the deal's note (whatever has a field too:
+    the note is where a manager reads the whole story)."""
+    lines = []
+    touch = [f"{key}={getattr(lead, column)}" for key, column in FIRST_TOUCH_COLUMNS.items()
+             if key not in ("referrer", "landing_page", "at") and getattr(lead, column)]
+    if touch or lead.first_referrer or lead.first_landing_page or lead.first_touch_at:
+        when = f" ({lead.first_touch_at:%Y-%m-%d %H:%M} UTC)" if lead.first_touch_at else ""
+        lines.append(f"First touch{when}: " + (", ".join(touch) or "direct"))
+        if lead.first_landing_page:
+            lines.append(f"  Landing page: {lead.first_landing_page}")
+        if lead.first_referrer:
+            lines.append(f"  Referrer: {lead.first_referrer}")
+    ids = [f"{name}={getattr(lead, name)}" for name in ID_FIELDS if getattr(lead, name)]
+    if ids:
+        lines.append("Click and analytics ids: " + ", ".join(ids))
+    return lines
