@@ -44,6 +44,18 @@ def _https_urls(db_field, **kwargs):
 # ============================================================================ lead sources
 
 
+def tracker_url() -> str:
+    """tracker.js's absolute URL for the customer's pages: SITE_URL + STATIC_URL + amocrm/tracker.js.
+
+    The plain name, not the hashed one the manifest storage gives: the line is pasted once into other
+    sites and must keep working after every deploy (whitenoise serves the plain name with a short cache).
+    """
+    static_url = settings.STATIC_URL or "/static/"
+    if not urlsplit(static_url).scheme:
+        static_url = settings.SITE_URL.rstrip("/") + "/" + static_url.lstrip("/")
+    return static_url.rstrip("/") + "/amocrm/tracker.js"
+
+
 class LeadSourceForm(forms.ModelForm):
     """Pipeline, stage, responsible user and field mapping picked by name from the account's cached metadata."""
 
@@ -217,7 +229,7 @@ class LeadSourceAdmin(admin.ModelAdmin):
             return "Save the source to get its snippet."
         endpoint = settings.SITE_URL + reverse("lead-intake")
         snippet = render_to_string("leads/embed_snippet.html", {
-            "source": obj, "endpoint": endpoint, "honeypot": HONEYPOT_FIELD,
+            "source": obj, "endpoint": endpoint, "honeypot": HONEYPOT_FIELD, "tracker_url": tracker_url(),
         })
         return format_html(
             '<p>Paste into the site’s page. Add the site’s origin to “Allowed origins” above.</p>'

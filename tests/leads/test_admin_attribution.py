@@ -31,3 +31,11 @@ def test_the_lead_page_shows_first_touch_click_ids_and_client_ids_under_attribut
                          ("first touch at", "2026")):
         assert label in attribution.lower() or label in attribution, label
         assert value in attribution, value
+
+
+def test_the_embed_snippet_includes_the_tracker_in_one_script_line_and_marks_its_form(staff, source):
+    page = html.unescape(staff.get(reverse("admin:leads_leadsource_change", args=[source.pk])).content.decode())
+    snippet = page[page.index("<textarea readonly"):]
+    assert '<script src="http://testserver/static/amocrm/tracker.js" async></script>' in snippet
+    assert '<form id="amocrm-lead-form" data-amocrm action="http://testserver/api/leads/"' in snippet
+    assert "window.amocrmTracker.fields()" in snippet
