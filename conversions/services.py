@@ -66,7 +66,7 @@ def due_sales(platform: str, id_type: str, *, date_from: date | None = None,
     return sales
 
 
-def _row(sale: Sale, platform: str, id_type: str) -> formats.ConversionRow:
+def row_of(sale: Sale, platform: str, id_type: str) -> formats.ConversionRow:
     return formats.ConversionRow(
         click_id=getattr(sale.lead, LEAD_FIELD[id_type]), goal=goal_of(platform), at=sale.won_at,
         value=sale.amount, currency=(sale.currency or sale.account.currency or DEFAULT_CURRENCY).upper())
@@ -78,7 +78,7 @@ def render(platform: str, id_type: str, rows: list[formats.ConversionRow]) -> by
     return formats.google_csv(rows, time_zone=settings.TIME_ZONE)
 
 
-def _record(sale: Sale, row: formats.ConversionRow, platform: str, id_type: str,
+def record_of(sale: Sale, row: formats.ConversionRow, platform: str, id_type: str,
             state: str = ConversionExport.State.EXPORTED, **extra) -> ConversionExport:
     return ConversionExport(sale=sale, platform=platform, id_type=id_type, click_id=row.click_id, goal=row.goal,
                             value=row.value, currency=row.currency, state=state, **extra)
@@ -95,7 +95,7 @@ def export_conversions(platform: str, id_type: str | None = None, *, date_from: 
     # The lock outlives the transaction: a second export waits until this one's records are committed.
     with hold_locks([lock_key("conversions.export", platform)]), transaction.atomic():
         sales = list(due_sales(platform, id_type, date_from=date_from, date_to=date_to))
-        rows = [_row(sale, platform, id_type) for sale in sales]
+        rows = [row_of(sale, platform, id_type) for sale in sales]
         records = ConversionExport.objects.bulk_create(
-            [_record(sale, row, platform, id_type) for sale, row in zip(sales, rows, strict=True)])
+            [record_of(sale, row, platform, id_type) for sale, row in zip(sales, rows, strict=True)])
     return Export(platform=platform, id_type=id_type, content=render(platform, id_type, rows), records=records)
