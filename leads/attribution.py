@@ -35,6 +35,8 @@ FIRST_TOUCH_COLUMNS = {"utm_source": "first_utm_source", "utm_medium": "first_ut
                        "utm_campaign": "first_utm_campaign", "utm_term": "first_utm_term",
                        "utm_content": "first_utm_content", "referrer": "first_referrer",
                        "landing_page": "first_landing_page", "at": "first_touch_at"}
+# Any of these in a post means it carries attribution (the intake's one-set-check fast path).
+INPUT_KEYS = frozenset((*ID_FIELDS, "first_touch"))
 # Form-encoded spellings of the first touch: first_touch[utm_source] and first_utm_source.
 _FORM_KEYS = {**{f"first_touch[{key}]": key for key in FIRST_TOUCH_KEYS},
               **{column: key for key, column in FIRST_TOUCH_COLUMNS.items()}}
@@ -45,9 +47,9 @@ def lift_first_touch(data: dict) -> dict:
 
     The data is returned as it is when it has none (the common case costs one scan of the keys).
     """
-    found = [key for key in data if key in _FORM_KEYS]
-    if not found:
+    if _FORM_KEYS.keys().isdisjoint(data):
         return data
+    found = [key for key in data if key in _FORM_KEYS]
     data = dict(data)
     nested = dict(data["first_touch"]) if isinstance(data.get("first_touch"), dict) else {}
     for key in found:

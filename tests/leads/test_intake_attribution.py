@@ -105,3 +105,15 @@ def test_the_api_docs_describe_the_attribution_fields(client):
     first_touch = properties["first_touch"]
     assert set(first_touch["properties"]) == {*FIRST} and first_touch["properties"]["at"]["format"] == "date-time"
     assert first_touch["properties"]["referrer"]["maxLength"] == 2000
+
+
+def test_attribution_errors_come_with_the_other_fields_errors(client, source):
+    response = post_json(client, valid(source, phone="not a phone", gclid="g" * 256, first_touch={"at": "later"}))
+    assert response.status_code == 400
+    assert set(response.json()["errors"]) == {"phone", "gclid", "first_touch"}
+
+
+def test_a_null_id_is_like_an_absent_one(client, source):
+    assert post_json(client, valid(source, gclid=None, first_touch=None)).status_code == 201
+    lead = Lead.objects.get()
+    assert (lead.gclid, lead.first_utm_source, lead.first_touch_at) == ("", "", None)
