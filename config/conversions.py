@@ -12,6 +12,10 @@ def read(env) -> dict:
         "CONVERSIONS_YANDEX_TARGET": env.str("CONVERSIONS_YANDEX_TARGET", default="crm_sale"),
         # The Google Ads conversion action's name a won sale is reported as (it must exist in Google Ads).
         "CONVERSIONS_GOOGLE_NAME": env.str("CONVERSIONS_GOOGLE_NAME", default="CRM sale"),
+        # Also report leads that reached one of these amoCRM stages (ids, comma-separated; list every stage
+        # from the qualified one on), once per lead and platform, as this goal. Empty: won sales only.
+        "CONVERSIONS_QUALIFIED_STAGE_IDS": env.list("CONVERSIONS_QUALIFIED_STAGE_IDS", cast=int, default=[]),
+        "CONVERSIONS_QUALIFIED_GOAL": env.str("CONVERSIONS_QUALIFIED_GOAL", default="crm_qualified"),
         # Both set: won sales are uploaded to this Metrika counter on a schedule (an OAuth token with
         # the metrika:write scope). Either empty: no upload, the CSV download and command still work.
         "YANDEX_METRIKA_COUNTER": env.str("YANDEX_METRIKA_COUNTER", default=""),

@@ -16,11 +16,11 @@ from .services import export_conversions
 
 @admin.register(ConversionExport)
 class ConversionExportAdmin(admin.ModelAdmin):
-    list_display = ["exported_at", "platform", "sale_link", "id_type", "click_id", "value", "currency", "state",
+    list_display = ["exported_at", "platform", "kind", "sale_link", "id_type", "click_id", "value", "currency", "state",
                     "upload_id", "short_error"]
-    list_filter = ["platform", "state", "id_type", ("exported_at", admin.DateFieldListFilter)]
+    list_filter = ["platform", "kind", "state", "id_type", ("exported_at", admin.DateFieldListFilter)]
     search_fields = ["click_id", "sale__name", "sale__amocrm_deal_id", "upload_id"]
-    list_select_related = ["sale", "sale__account"]
+    list_select_related = ["sale", "lead"]
     date_hierarchy = "exported_at"
 
     def has_add_permission(self, request):
@@ -32,10 +32,15 @@ class ConversionExportAdmin(admin.ModelAdmin):
     def has_export_permission(self, request) -> bool:
         return request.user.has_perm(f"{self.model._meta.app_label}.export_conversions")
 
-    @admin.display(description=_("sale"), ordering="sale__won_at")
+    @admin.display(description=_("sale or lead"), ordering="sale__won_at")
     def sale_link(self, obj):
-        return format_html('<a href="{}">{} #{}</a>', reverse("admin:sales_sale_change", args=[obj.sale_id]),
-                           obj.sale.name or gettext("deal"), obj.sale.amocrm_deal_id)
+        if obj.sale_id:
+            return format_html('<a href="{}">{} #{}</a>', reverse("admin:sales_sale_change", args=[obj.sale_id]),
+                               obj.sale.name or gettext("deal"), obj.sale.amocrm_deal_id)
+        if obj.lead_id:  # a qualified stage: the lead, by its person's name
+            return format_html('<a href="{}">{}</a>', reverse("admin:leads_lead_change", args=[obj.lead_id]),
+                               obj.lead.name or obj.lead.phone or obj.lead.email or obj.lead_id)
+        return "—"
 
     @admin.display(description=_("error"))
     def short_error(self, obj):

@@ -26,7 +26,7 @@ class ConversionRow:
     click_id: str
     goal: str
     at: datetime
-    value: Decimal
+    value: Decimal | None  # None: no value (a qualified stage), the column left empty
     currency: str
 
 
@@ -34,9 +34,9 @@ def _writer(buffer: io.StringIO):
     return csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
 
 
-def money(value: Decimal) -> str:
-    """12500 → "12500.00": a dot, two decimals, no thousands separator."""
-    return f"{Decimal(value):.2f}"
+def money(value: Decimal | None) -> str:
+    """12500 → "12500.00": a dot, two decimals, no thousands separator; None → ""."""
+    return "" if value is None else f"{Decimal(value):.2f}"
 
 
 def yandex_csv(rows: Iterable[ConversionRow], *, id_column: str) -> bytes:

@@ -19,7 +19,7 @@ from django.utils import timezone
 from config.locks import hold_locks, lock_key
 
 from .models import ConversionExport
-from .services import IdType, Platform, due_sales, record_of, render, row_of
+from .services import IdType, Platform, due, render
 
 logger = logging.getLogger(__name__)
 API = "https://api-metrika.yandex.net/management/v1/counter/{counter}/offline_conversions/upload"
@@ -67,12 +67,11 @@ def upload_id_type(id_type: str, outcome: UploadOutcome) -> None:
     # The export lock: a download running meanwhile waits, and never carries a sale this upload carries.
     with hold_locks([lock_key("conversions.export", Platform.YANDEX)]):
         since = timezone.localdate() - timedelta(days=JOIN_DAYS)
-        sales = list(due_sales(Platform.YANDEX, id_type, date_from=since))
-        if not sales:
+        items = due(Platform.YANDEX, id_type, date_from=since)
+        if not items:
             return
-        rows = [row_of(sale, Platform.YANDEX, id_type) for sale in sales]
         try:
-            response = _post(render(Platform.YANDEX, id_type, rows), id_type)
+            response = _post(render(Platform.YANDEX, id_type, [item.row for item in items]), id_type)
         except requests.RequestException as exc:
             outcome.retry_later.append(f"{id_type}: {type(exc).__name__}")
             logger.warning("metrika upload: network error, retried next run", extra={"id_type": id_type})
@@ -84,13 +83,13 @@ def upload_id_type(id_type: str, outcome: UploadOutcome) -> None:
         now = timezone.now()
         if response.status_code == 200:
             upload_id = str((response.json().get("uploading") or {}).get("id", ""))
-            records = [record_of(sale, row, Platform.YANDEX, id_type, state=ConversionExport.State.UPLOADED,
-                               upload_id=upload_id, uploaded_at=now) for sale, row in zip(sales, rows, strict=True)]
+            records = [item.record(Platform.YANDEX, id_type, state=ConversionExport.State.UPLOADED,
+                                   upload_id=upload_id, uploaded_at=now) for item in items]
             outcome.uploaded += len(records)
         else:
             error = _refusal(response)
-            records = [record_of(sale, row, Platform.YANDEX, id_type, state=ConversionExport.State.FAILED, error=error)
-                       for sale, row in zip(sales, rows, strict=True)]
+            records = [item.record(Platform.YANDEX, id_type, state=ConversionExport.State.FAILED, error=error)
+                       for item in items]
             outcome.failed += len(records)
             logger.error("metrika upload refused", extra={"status": response.status_code, "sales": len(records)})
         with transaction.atomic():

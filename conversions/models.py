@@ -6,7 +6,8 @@ from django.utils.translation import gettext_lazy as _
 
 
 class ConversionExport(models.Model):
-    """A sale as one row of a platform's offline-conversion file, and what became of it.
+    """A won sale (or a lead that reached a qualified stage) as one row of a platform's offline-conversion
+    file, and what became of it.
 
     Created when the sale goes into a CSV download or an upload; `state` then says whether Yandex
     Metrika's API took it (`uploaded`) or refused the file (`failed`, with the error: the record stays,
@@ -27,8 +28,16 @@ class ConversionExport(models.Model):
         UPLOADED = "uploaded", _("Uploaded")
         FAILED = "failed", _("Upload failed")
 
+    class Kind(models.TextChoices):
+        SALE = "sale", _("Won sale")
+        STAGE = "stage", _("Qualified stage")
+
+    kind = models.CharField(_("kind"), max_length=5, choices=Kind.choices, default=Kind.SALE)
     sale = models.ForeignKey("sales.Sale", on_delete=models.CASCADE, related_name="conversion_exports",
-                             verbose_name=_("sale"))
+                             verbose_name=_("sale"), null=True, blank=True)
+    lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="conversion_exports",
+                             verbose_name=_("lead"), null=True, blank=True,
+                             help_text=_("The lead whose ids were sent (a qualified-stage conversion has no sale)."))
     platform = models.CharField(_("platform"), max_length=10, choices=Platform.choices)
     id_type = models.CharField(_("id type"), max_length=10, choices=IdType.choices)
     click_id = models.CharField(_("id sent"), max_length=255)
@@ -48,8 +57,10 @@ class ConversionExport(models.Model):
         ordering = ["-exported_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["sale", "platform"], name="conversions_export_once_per_platform"),
+            models.UniqueConstraint(fields=["lead", "platform"], condition=models.Q(kind="stage"),
+                                    name="conversions_stage_once_per_platform"),
         ]
         permissions = [("export_conversions", _("Can export conversions to ad platforms"))]
 
     def __str__(self) -> str:
-        return f"{self.get_platform_display()}: {self.sale} ({self.get_state_display()})"
+        return f"{self.get_platform_display()}: {self.sale or self.lead} ({self.get_state_display()})"

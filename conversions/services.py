@@ -15,6 +15,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from config.locks import hold_locks, lock_key
+from leads.models import Lead
 from sales.models import Sale
 
 from . import formats
@@ -66,10 +67,58 @@ def due_sales(platform: str, id_type: str, *, date_from: date | None = None,
     return sales
 
 
-def row_of(sale: Sale, platform: str, id_type: str) -> formats.ConversionRow:
-    return formats.ConversionRow(
+def _sale_due(sale: Sale, platform: str, id_type: str) -> "Due":
+    row = formats.ConversionRow(
         click_id=getattr(sale.lead, LEAD_FIELD[id_type]), goal=goal_of(platform), at=sale.won_at,
         value=sale.amount, currency=(sale.currency or sale.account.currency or DEFAULT_CURRENCY).upper())
+    return Due(row=row, lead=sale.lead, sale=sale)
+
+
+def due_stage_leads(platform: str, id_type: str, *, date_from: date | None = None,
+                    date_to: date | None = None) -> QuerySet[Lead]:
+    """Leads now in one of CONVERSIONS_QUALIFIED_STAGE_IDS (moved there on date_from … date_to) whose id is
+    set, with no qualified-stage record for `platform` yet; none when the setting is empty."""
+    stage_ids = settings.CONVERSIONS_QUALIFIED_STAGE_IDS
+    if not stage_ids:
+        return Lead.objects.none()
+    field = LEAD_FIELD[id_type]
+    leads = (Lead.objects.filter(stage_id__in=stage_ids, stage_changed_at__isnull=False).exclude(**{field: ""})
+             .exclude(pk__in=ConversionExport.objects.filter(platform=platform, kind=ConversionExport.Kind.STAGE)
+                      .values("lead_id"))
+             .order_by("stage_changed_at", "id"))
+    if date_from:
+        leads = leads.filter(stage_changed_at__gte=_day_start(date_from))
+    if date_to:
+        leads = leads.filter(stage_changed_at__lt=_day_start(date_to + timedelta(days=1)))
+    return leads
+
+
+@dataclass(frozen=True)
+class Due:
+    """One conversion to send: its row, and the sale (none for a qualified stage) and lead it comes from."""
+
+    row: formats.ConversionRow
+    lead: Lead
+    sale: Sale | None = None
+
+    def record(self, platform: str, id_type: str, state: str = ConversionExport.State.EXPORTED,
+               **extra) -> ConversionExport:
+        kind = ConversionExport.Kind.SALE if self.sale else ConversionExport.Kind.STAGE
+        return ConversionExport(kind=kind, sale=self.sale, lead=self.lead, platform=platform, id_type=id_type,
+                                click_id=self.row.click_id, goal=self.row.goal, value=self.row.value or 0,
+                                currency=self.row.currency, state=state, **extra)
+
+
+def due(platform: str, id_type: str, *, date_from: date | None = None, date_to: date | None = None) -> list[Due]:
+    """Every conversion due for the platform's file of `id_type`, oldest first: won sales, then (when
+    configured) leads that reached a qualified stage, each once per platform."""
+    items = [_sale_due(sale, platform, id_type)
+             for sale in due_sales(platform, id_type, date_from=date_from, date_to=date_to)]
+    items += [Due(row=formats.ConversionRow(click_id=getattr(lead, LEAD_FIELD[id_type]),
+                                            goal=settings.CONVERSIONS_QUALIFIED_GOAL, at=lead.stage_changed_at,
+                                            value=None, currency=""), lead=lead)
+              for lead in due_stage_leads(platform, id_type, date_from=date_from, date_to=date_to)]
+    return sorted(items, key=lambda item: item.row.at)
 
 
 def render(platform: str, id_type: str, rows: list[formats.ConversionRow]) -> bytes:
@@ -78,15 +127,9 @@ def render(platform: str, id_type: str, rows: list[formats.ConversionRow]) -> by
     return formats.google_csv(rows, time_zone=settings.TIME_ZONE)
 
 
-def record_of(sale: Sale, row: formats.ConversionRow, platform: str, id_type: str,
-            state: str = ConversionExport.State.EXPORTED, **extra) -> ConversionExport:
-    return ConversionExport(sale=sale, platform=platform, id_type=id_type, click_id=row.click_id, goal=row.goal,
-                            value=row.value, currency=row.currency, state=state, **extra)
-
-
 def export_conversions(platform: str, id_type: str | None = None, *, date_from: date | None = None,
                        date_to: date | None = None) -> Export:
-    """The platform's CSV of every due sale, each recorded as exported: the next export leaves them out.
+    """The platform's CSV of every due conversion, each recorded as exported: the next export leaves them out.
 
     `id_type` defaults to the platform's first (Yandex: ClientId). An export with nothing due is a file with
     the header only.
@@ -94,8 +137,7 @@ def export_conversions(platform: str, id_type: str | None = None, *, date_from: 
     id_type = id_type or PLATFORM_ID_TYPES[platform][0]
     # The lock outlives the transaction: a second export waits until this one's records are committed.
     with hold_locks([lock_key("conversions.export", platform)]), transaction.atomic():
-        sales = list(due_sales(platform, id_type, date_from=date_from, date_to=date_to))
-        rows = [row_of(sale, platform, id_type) for sale in sales]
-        records = ConversionExport.objects.bulk_create(
-            [record_of(sale, row, platform, id_type) for sale, row in zip(sales, rows, strict=True)])
-    return Export(platform=platform, id_type=id_type, content=render(platform, id_type, rows), records=records)
+        items = due(platform, id_type, date_from=date_from, date_to=date_to)
+        records = ConversionExport.objects.bulk_create([item.record(platform, id_type) for item in items])
+    content = render(platform, id_type, [item.row for item in items])
+    return Export(platform=platform, id_type=id_type, content=content, records=records)
