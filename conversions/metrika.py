@@ -41,15 +41,19 @@ def configured() -> bool:
     return bool(settings.YANDEX_METRIKA_COUNTER and settings.YANDEX_METRIKA_TOKEN)
 
 
+REFUSED_HINT = ("Fix the cause (the goal CONVERSIONS_YANDEX_TARGET, the counter, the token's access), then delete "
+                "these records to send the sales again.")
+
+
 def _refusal(response: requests.Response) -> str:
-    """Metrika's own words for a refused upload ({"message": …, "errors": [{"message": …}]})."""
+    """Metrika's own words for a refused upload ({"message": …, "errors": [{"message": …}]}), and what to do."""
     try:
         body = response.json()
     except ValueError:
-        return f"Yandex Metrika answered {response.status_code}: {response.text[:500]}"
+        body = {}
     details = [item.get("message", "") for item in body.get("errors", []) if isinstance(item, dict)]
     text = body.get("message") or "; ".join(filter(None, details)) or response.text[:500]
-    return f"Yandex Metrika refused the upload ({response.status_code}): {text}"
+    return f"Yandex Metrika refused the upload ({response.status_code}): {text}. {REFUSED_HINT}"
 
 
 def _post(content: bytes, id_type: str) -> requests.Response:

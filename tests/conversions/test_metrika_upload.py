@@ -75,7 +75,8 @@ def test_a_refused_upload_marks_its_sales_failed_with_metrikas_words(recent, amo
     outcome = metrika.upload_due()
 
     assert (outcome.uploaded, outcome.failed) == (1, 1)
-    assert states() == {9101: ("failed", "", "Yandex Metrika refused the upload (400): Unknown goal crm_sale"),
+    assert states() == {9101: ("failed", "", "Yandex Metrika refused the upload (400): Unknown goal crm_sale. "
+                                             f"{metrika.REFUSED_HINT}"),
                         9102: ("uploaded", "502", "")}
     assert TOKEN not in caplog.text
 
