@@ -72,7 +72,8 @@ class LeadSourceForm(forms.ModelForm):
     field_mapping = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 4}),
         help_text="One mapping per line: form field → amoCRM deal field (its name or id), e.g. "
-                  "“city: Город”. Form fields are the keys of `fields`, or name, message, page_url, utm_…")
+                  "“city: Город”. Form fields are the keys of `fields`, or name, message, page_url, utm_…, "
+                  "click ids (gclid, yclid, …) and the first touch (first_utm_source, first_landing_page, …)")
 
     class Meta:
         model = LeadSource
