@@ -74,3 +74,10 @@ def test_a_first_touch_without_utms_is_noted_as_direct(source, tracked_account, 
     lead, _, note = push_one(source, tracked_account, amocrm_mock, first_landing_page="https://shop.example/",
                              first_touch_at=datetime(2026, 5, 1, tzinfo=UTC))
     assert "First touch (2026-05-01 00:00 UTC): direct\n  Landing page: https://shop.example/" in note
+
+
+def test_a_source_may_map_the_first_touch_to_its_own_deal_fields(source, tracked_account, amocrm_mock):
+    source.field_mapping = {"first_utm_campaign": MAPPED_FBCLID_FIELD}
+    source.save()
+    _, deal, _ = push_one(source, tracked_account, amocrm_mock, first_utm_campaign="spring")
+    assert {"field_id": MAPPED_FBCLID_FIELD, "values": [{"value": "spring"}]} in deal["custom_fields_values"]
