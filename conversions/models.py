@@ -35,7 +35,8 @@ class ConversionExport(models.Model):
     kind = models.CharField(_("kind"), max_length=5, choices=Kind.choices, default=Kind.SALE)
     sale = models.ForeignKey("sales.Sale", on_delete=models.CASCADE, related_name="conversion_exports",
                              verbose_name=_("sale"), null=True, blank=True)
-    lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="conversion_exports",
+    # SET_NULL: the record of what was sent outlives a deleted lead.
+    lead = models.ForeignKey("leads.Lead", on_delete=models.SET_NULL, related_name="conversion_exports",
                              verbose_name=_("lead"), null=True, blank=True,
                              help_text=_("The lead whose ids were sent (a qualified-stage conversion has no sale)."))
     platform = models.CharField(_("platform"), max_length=10, choices=Platform.choices)
