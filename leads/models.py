@@ -5,6 +5,7 @@ import uuid
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from amocrm.models import Account, SyncLog
 
@@ -98,6 +99,26 @@ class Lead(models.Model):
     referrer = models.CharField(max_length=2000, blank=True)
     page_url = models.CharField(max_length=2000, blank=True)
     fields = models.JSONField(default=dict, blank=True)
+    # Attribution (leads/attribution.py): ad click ids and analytics client ids, and the visitor's first touch
+    # as the tracker kept it (the UTM fields above are the last touch).
+    gclid = models.CharField(_("Google click id (gclid)"), max_length=255, blank=True)
+    gbraid = models.CharField(_("Google click id (gbraid)"), max_length=255, blank=True)
+    wbraid = models.CharField(_("Google click id (wbraid)"), max_length=255, blank=True)
+    yclid = models.CharField(_("Yandex click id (yclid)"), max_length=255, blank=True)
+    fbclid = models.CharField(_("Facebook click id (fbclid)"), max_length=255, blank=True)
+    msclkid = models.CharField(_("Microsoft click id (msclkid)"), max_length=255, blank=True)
+    vk_clickid = models.CharField(_("VK click id (rb_clickid)"), max_length=255, blank=True)
+    ym_client_id = models.CharField(_("Yandex Metrika ClientID"), max_length=255, blank=True)
+    ga_client_id = models.CharField(_("Google Analytics client id"), max_length=255, blank=True)
+    roistat_visit = models.CharField(_("Roistat visit"), max_length=255, blank=True)
+    first_utm_source = models.CharField(_("first touch utm_source"), max_length=255, blank=True)
+    first_utm_medium = models.CharField(_("first touch utm_medium"), max_length=255, blank=True)
+    first_utm_campaign = models.CharField(_("first touch utm_campaign"), max_length=255, blank=True)
+    first_utm_term = models.CharField(_("first touch utm_term"), max_length=255, blank=True)
+    first_utm_content = models.CharField(_("first touch utm_content"), max_length=255, blank=True)
+    first_referrer = models.CharField(_("first touch referrer"), max_length=2000, blank=True)
+    first_landing_page = models.CharField(_("first touch landing page"), max_length=2000, blank=True)
+    first_touch_at = models.DateTimeField(_("first touch at"), null=True, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=500, blank=True)
     idempotency_key = models.CharField(max_length=255, blank=True)

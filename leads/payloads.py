@@ -12,6 +12,7 @@ from django.conf import settings
 
 from amocrm.values import to_int
 
+from . import attribution
 from .models import DEFAULT_DEAL_NAME
 
 # A per-lead tag on every deal we create. A retry after an ambiguous failure looks for it among the
@@ -29,7 +30,8 @@ TRACKING_CODES = {
 }
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 # Lead attributes a source's field mapping may send to a deal field besides the form's `fields`.
-MAPPABLE_ATTRIBUTES = ("name", "phone", "email", "message", "page_url", "referrer", *UTM_FIELDS)
+MAPPABLE_ATTRIBUTES = ("name", "phone", "email", "message", "page_url", "referrer", *UTM_FIELDS,
+                       *attribution.ID_FIELDS, *attribution.FIRST_TOUCH_COLUMNS.values())
 
 TEXT_TYPES = {"text", "textarea", "url", "streetaddress", "tracking_data", "legal_entity", "monetary"}
 CHOICE_TYPES = {"select", "radiobutton", "multiselect"}
@@ -173,13 +175,15 @@ def _field_value(info: FieldInfo, raw: str) -> list[dict] | None:
 
 def deal_custom_fields(lead, source, fields_by_id: dict[int, FieldInfo],
                        tracking: dict[str, FieldInfo]) -> list[dict]:
-    """UTMs into the account's tracking_data fields (codes it lacks skipped), then the source's mapping."""
+    """UTMs, click and client ids into the account's tracking_data fields (codes it lacks skipped), then the
+    source's mapping."""
     values: dict[int, list[dict]] = {}
     for attribute, code in TRACKING_CODES.items():
         info = tracking.get(code)
         text = getattr(lead, attribute)
         if info is not None and text:
             values[info.id] = [{"value": text[:255]}]
+    values.update(attribution.tracking_values(lead, tracking))
     for form_field, field_id in (source.field_mapping or {}).items():
         info = fields_by_id.get(to_int(field_id))
         if info is None:
@@ -275,6 +279,7 @@ def note_text(lead, source) -> str:
     utms = [f"{name}={getattr(lead, name)}" for name in UTM_FIELDS if getattr(lead, name)]
     if utms:
         details.append("UTM: " + ", ".join(utms))
+    details += attribution.note_lines(lead)
     if lead.fields:
         details.append("Form fields:")
         details += [f"  {key}: {value}" for key, value in lead.fields.items()]

@@ -45,7 +45,7 @@ from config.locks import try_lock
 from config.retry import backoff_seconds
 from monitoring import metrics
 
-from .. import payloads, selectors
+from .. import attribution, payloads, selectors
 from ..models import ContactMatch, Lead, LeadSource
 from . import mark
 from .adoption import AdoptionStep
@@ -203,7 +203,7 @@ class AccountPush(AdoptionStep, ContactStep, WriteStep):
             )
             for item in fields
         }
-        codes = set(payloads.TRACKING_CODES.values())
+        codes = set(payloads.TRACKING_CODES.values()) | attribution.ID_CODES
         # Prefer the tracking_data field when a code is (oddly) on two fields.
         ordered = sorted((item for item in fields if item.code in codes), key=lambda item: item.type != "tracking_data")
         self.tracking: dict[str, payloads.FieldInfo] = {}
