@@ -1,6 +1,6 @@
 """Webhook health: the periodic GET /api/v4/webhooks, the one automatic re-subscription, the alert when it fails."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core import mail
@@ -12,7 +12,9 @@ from amocrm.tasks import check_webhooks
 from amocrm.webhooks.health import RESUBSCRIBE_COOLDOWN, account_check_webhook, account_deals_changed_seen
 from monitoring import services
 from monitoring.models import AlertRule, Incident
+from sales.reconcile import account_reconcile_deals
 from tests.factories import API
+from tests.sales.builders import api_deal
 
 from .conftest import send_queued
 
@@ -125,3 +127,12 @@ def test_reconciliation_keeps_the_latest_deal_change_it_saw(account):
     account_deals_changed_seen(account_id=account.pk, changed_at=now - timedelta(hours=1))
     account_deals_changed_seen(account_id=account.pk, changed_at=None)
     assert state_of(account).deals_changed_seen_at == now
+
+
+def test_a_reconciliation_run_records_the_latest_deal_change_it_listed(account, amocrm_mock):
+    from tests.sales.test_reconciliation import answer_pages
+
+    older, newer = api_deal(9101, status_id=555, updated_at=1700001000), api_deal(9102, updated_at=1700009000)
+    answer_pages(amocrm_mock, {"_embedded": {"leads": [newer, older]}})
+    account_reconcile_deals(account_id=account.pk)
+    assert state_of(account).deals_changed_seen_at == datetime.fromtimestamp(1700009000, tz=UTC)
