@@ -136,3 +136,10 @@ def test_a_reconciliation_run_records_the_latest_deal_change_it_listed(account, 
     answer_pages(amocrm_mock, {"_embedded": {"leads": [newer, older]}})
     account_reconcile_deals(account_id=account.pk)
     assert state_of(account).deals_changed_seen_at == datetime.fromtimestamp(1700009000, tz=UTC)
+
+
+def test_the_account_page_shows_a_subscription_the_check_found_disabled(account, admin_client):
+    Account.objects.filter(pk=account.pk).update(webhook_state=WebhookState.DISABLED, webhook_checked_at=timezone.now(),
+                                                 webhook_subscribed_at=timezone.now() - timedelta(days=3))
+    page = admin_client.get(f"/admin/amocrm/account/{account.pk}/change/").content.decode()
+    assert "Disabled by amoCRM (" in page
