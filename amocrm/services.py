@@ -225,7 +225,7 @@ def account_subscribe_webhook(*, account: Account) -> bool:
     try:
         existing = client.webhooks_list()
         ours = [w for w in existing if w.get("destination") == destination]
-        if not ours or not set(WEBHOOK_EVENTS) <= set(ours[0].get("settings") or []):
+        if not ours or ours[0].get("disabled") or not set(WEBHOOK_EVENTS) <= set(ours[0].get("settings") or []):
             client.webhook_subscribe(destination, WEBHOOK_EVENTS)
     except errors.AmoCRMError as exc:
         # Stored and shown on the account page, so without the URL (its key is a credential): the
@@ -237,7 +237,8 @@ def account_subscribe_webhook(*, account: Account) -> bool:
         ) % {"reason": mask_url_secrets(str(exc))}
         Account.objects.filter(pk=account.pk).update(webhook_error=message, webhook_subscribed_at=None)
         return False
-    Account.objects.filter(pk=account.pk).update(webhook_error="", webhook_subscribed_at=timezone.now())
+    Account.objects.filter(pk=account.pk).update(webhook_error="", webhook_subscribed_at=timezone.now(),
+                                                 webhook_state="ok", webhook_checked_at=timezone.now())
     return True
 
 

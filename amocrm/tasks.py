@@ -6,6 +6,7 @@ from django.conf import settings
 from . import services, tokens
 from .errors import TransientError
 from .models import Account
+from .webhooks.health import accounts_check_webhooks
 from .webhooks.processing import webhook_event_process, webhook_events_sweep
 
 
@@ -42,6 +43,12 @@ def process_webhook_event(self, event_id: int) -> str:
 def sweep_webhook_events() -> int:
     """Enqueue stored deliveries that were never processed (the broker was down when they arrived)."""
     return webhook_events_sweep()
+
+
+@shared_task(name="amocrm.tasks.check_webhooks", ignore_result=True)
+def check_webhooks() -> dict:
+    """Beat: each connected account's webhook subscription still there and enabled; re-created once if not."""
+    return accounts_check_webhooks()
 
 
 @shared_task(name="amocrm.tasks.sync_account_metadata", ignore_result=True)

@@ -27,6 +27,7 @@ app.conf.beat_schedule = {
         "schedule": timedelta(seconds=60),
     },
     "sales-reconcile": {"task": "sales.tasks.reconcile_all_accounts", "schedule": timedelta(hours=1)},
+    "amocrm-check-webhooks": {"task": "amocrm.tasks.check_webhooks", "schedule": timedelta(minutes=15)},
 }
 
 

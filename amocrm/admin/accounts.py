@@ -197,6 +197,9 @@ class AccountAdmin(admin.ModelAdmin):
     def _webhook_status(self, obj, *, hide_webhook_key: bool):
         if not obj or not obj.pk:
             return "—"
+        if obj.webhook_state in ("disabled", "missing"):  # the webhook health check's latest finding wins
+            return format_html('<span style="color:#c0392b">{} ({})</span>', obj.get_webhook_state_display(),
+                               f"{timezone.localtime(obj.webhook_checked_at):%Y-%m-%d %H:%M}")
         if obj.webhook_subscribed_at:
             return f"Subscribed {timezone.localtime(obj.webhook_subscribed_at):%Y-%m-%d %H:%M}"
         if obj.webhook_error:

@@ -27,6 +27,7 @@ from rest_framework.utils.serializer_helpers import BindingDict
 from rest_framework.views import APIView
 
 from config.net import client_ip
+from monitoring import metrics
 
 from .. import attribution, payloads
 from ..sources import lead_source_get_active
@@ -304,6 +305,7 @@ class LeadIntakeApi(APIView):
         window, self.throttle_window = self.throttle_window, None
         if window is not None and not window.count():
             exc = exceptions.Throttled(wait=window.wait)
+        metrics.lead_refused_by(exc)
         return super().handle_exception(exc)
 
     @extend_schema(
