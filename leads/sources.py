@@ -3,7 +3,9 @@
 import hmac
 import time
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 
 from amocrm.models import Account
 
@@ -57,6 +59,11 @@ def lead_source_get_by_hook_secret(*, secret: str) -> LeadSource | None:
     if source is None or not hmac.compare_digest(source.hook_secret.encode(), secret.encode()):
         return None
     return source
+
+
+def lead_source_hook_url(source: LeadSource) -> str:
+    """The source's form-builder hook URL, as a form builder is given it (SITE_URL + /api/leads/hook/<secret>/)."""
+    return settings.SITE_URL + reverse("lead-hook", kwargs={"secret": source.hook_secret})
 
 
 def normalize_origin(origin: str) -> str:
