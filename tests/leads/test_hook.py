@@ -2,12 +2,16 @@
 
 import json
 import logging
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 
 from config.logging import JsonFormatter
-from leads.models import HookPreset, Lead
+from leads.models import HookPreset, Lead, LeadSource
+from tests.amocrm.test_oauth import TOKEN_ANSWER, mock_metadata
 from tests.fixtures.loader import load_fixture
+from tests.leads.conftest import TOKEN_URL
 
 pytestmark = pytest.mark.django_db
 FORM = "application/x-www-form-urlencoded"
@@ -152,3 +156,17 @@ def test_the_secret_never_reaches_a_log_line(client, source, caplog):
     lines = [JsonFormatter().format(record) for record in caplog.records]
     assert any(source.hook_secret[-4:] in line and "/api/leads/hook/" in line for line in lines)
     assert not any(source.hook_secret in line for line in lines)
+
+
+def test_amocrm_connect_json_prints_the_default_sources_hook_url_which_takes_leads(client, amocrm_mock):
+    amocrm_mock.post(TOKEN_URL, json=TOKEN_ANSWER)
+    mock_metadata(amocrm_mock)
+    out = StringIO()
+    call_command("amocrm_connect", "--host", "sandbox.test", "--client-id", "cid", "--client-secret", "cs",
+                 "--redirect-uri", "https://site/amocrm/oauth/callback/", "--code", "c1", "--json", stdout=out)
+    url = json.loads(out.getvalue())["lead_hook_url"]
+    source = LeadSource.objects.get(is_default=True)
+    assert url == f"http://testserver/api/leads/hook/{source.hook_secret}/"
+    response = client.post(url.removeprefix("http://testserver"), data="Name=Ivan&Phone=89123456789",
+                           content_type=FORM)
+    assert response.status_code == 201 and Lead.objects.get().source == source
