@@ -78,20 +78,19 @@ class LeadHookApi(LeadIntakeApi):
         },
     )
     def post(self, request, secret: str):
-        body = hook_fields.flatten(request.data)
+        body = self.body(request)
         if body is not None and hook_fields.is_probe(body):
             return Response({"status": "test"}, status=status.HTTP_200_OK)
         return super().post(request)
 
     def intake_input(self, request) -> dict:
         """The intake's input: the sender's body renamed by the source's preset and aliases, the source from the URL."""
-        body = hook_fields.flatten(request.data)
+        body = self.body(request)
         if body is None:
             return request.data  # the serializer answers "expected a dictionary"
         source = self.hook_source
         table = hook_fields.aliases_for(source.hook_preset, source.hook_aliases)
-        known = set(self.InputSerializer().get_fields())
-        values = hook_fields.intake_input(body, known=known, table=table)
+        values = hook_fields.intake_input(body, known=self.input_names(), table=table)
         values["source"] = source.public_key
         return values
 
@@ -99,6 +98,21 @@ class LeadHookApi(LeadIntakeApi):
         key = super().idempotency_key_of(request)
         if key:
             return key
-        body = hook_fields.flatten(request.data) or {}
-        return self.checked_key(hook_fields.idempotency_key_of(body))
+        return self.checked_key(hook_fields.idempotency_key_of(self.body(request) or {}))
+
+    def body(self, request) -> dict | None:
+        """The posted body as one flat dict (None: not a dict), read once per request."""
+        if not hasattr(self, "_body"):
+            self._body = hook_fields.flatten(request.data)
+        return self._body
+
+    @classmethod
+    def input_names(cls) -> frozenset[str]:
+        """The intake serializer's field names, whatever other fields it has gained: read once per class,
+        from the declared fields (building the serializer's fields would copy them all on every request)."""
+        names = cls.__dict__.get("_input_names")
+        if names is None:
+            names = frozenset(cls.InputSerializer._declared_fields)
+            cls._input_names = names
+        return names
 

@@ -5,6 +5,7 @@
 Tilda's COOKIES string, and puts everything else under `fields`. Validation is the intake's.
 """
 
+import functools
 import json
 import re
 from urllib.parse import unquote_plus
@@ -62,7 +63,16 @@ def key_of(name: str) -> str:
 
 
 def aliases_for(preset: str, aliases: dict) -> dict[str, str]:
-    """The name table a source's hook uses: the common names, its preset's (all for "auto"), its own aliases last."""
+    """The name table a source's hook uses: the common names, its preset's (all for "auto"), its own aliases last.
+
+    Built once per preset and set of aliases (a source's are few and change rarely); do not modify the answer.
+    """
+    return _table(preset, json.dumps(aliases or {}, sort_keys=True, ensure_ascii=False))
+
+
+@functools.lru_cache(maxsize=256)
+def _table(preset: str, aliases_json: str) -> dict[str, str]:
+    aliases = json.loads(aliases_json)
     table: dict[str, str] = {}
     if preset != HookPreset.NONE:
         table.update(COMMON)
