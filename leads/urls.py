@@ -3,7 +3,7 @@
 from django.urls import path
 
 from .intake.api import LeadIntakeApi, LeadIntakeNoSlashApi
-from .intake.hook import LeadHookApi
+from .intake.hook import LeadHookApi, LeadHookNoSlashApi
 
 urlpatterns = [
     path("api/leads/", LeadIntakeApi.as_view(), name="lead-intake"),
@@ -11,5 +11,5 @@ urlpatterns = [
     # turn the POST into a GET.
     path("api/leads", LeadIntakeNoSlashApi.as_view()),
     path("api/leads/hook/<str:secret>/", LeadHookApi.as_view(), name="lead-hook"),
-    path("api/leads/hook/<str:secret>", LeadHookApi.as_view()),
+    path("api/leads/hook/<str:secret>", LeadHookNoSlashApi.as_view()),
 ]

@@ -116,3 +116,7 @@ class LeadHookApi(LeadIntakeApi):
             cls._input_names = names
         return names
 
+
+@extend_schema(exclude=True)
+class LeadHookNoSlashApi(LeadHookApi):
+    """The hook without the trailing slash (a mistyped URL in a form builder; not in the API docs)."""

@@ -170,3 +170,16 @@ def test_amocrm_connect_json_prints_the_default_sources_hook_url_which_takes_lea
     response = client.post(url.removeprefix("http://testserver"), data="Name=Ivan&Phone=89123456789",
                            content_type=FORM)
     assert response.status_code == 201 and Lead.objects.get().source == source
+
+
+def test_the_openapi_schema_documents_the_hook_once(client):
+    paths = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()["paths"]
+    operation = paths["/api/leads/hook/{secret}/"]["post"]
+    assert operation["operationId"] == "leads_hook_create"
+    assert {"200", "201", "400", "404", "429"} <= set(operation["responses"])
+    assert "/api/leads/hook/{secret}" not in paths
+
+
+def test_the_hook_url_without_its_trailing_slash_works_too(client, source):
+    response = post(client, source, {"phone": "+79123456789"}, url=hook_url(source).rstrip("/"))
+    assert response.status_code == 201
