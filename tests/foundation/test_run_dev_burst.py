@@ -104,8 +104,31 @@ def test_make_run_answers_and_stores_a_burst_of_webhooks_and_form_posts(start_pr
     assert (stored["events"], stored["leads"]) == (BURST, BURST)
     assert stored["phones"] == sorted(f"+7912{n:07d}" for n in range(BURST))
 
-    children = run.children()
-    assert any("gunicorn" in command for command in children.values()), children
+    servers = [command for command in run.children().values() if "gunicorn" in command]
+    assert servers and not any("--reload" in command for command in servers)  # reloading only when asked
+    run.popen.send_signal(signal.SIGINT)
+    run.popen.wait(timeout=30)
+    wait_for(lambda: not run.children(), timeout=5, what="every child to exit", output=run.output)
+
+
+def test_make_run_reloads_on_code_changes_only_when_asked(start_process, tmp_path):
+    port = free_port()
+    env = clean_env(PORT=str(port), VAR_DIR=str(tmp_path / "var"), SECRET_KEY="reload-" * 10, LOG_LEVEL="WARNING",
+                    RELOAD="1")
+    del env["DJANGO_SETTINGS_MODULE"]
+    run = start_process("run-dev", ["bin/run-dev"], env)
+
+    def up():
+        run.assert_running()
+        try:
+            return http_get(f"http://127.0.0.1:{port}/healthz/", timeout=2)[0] == 200
+        except OSError:
+            return False
+
+    wait_for(up, timeout=60, what="/healthz/ to answer 200", output=run.output)
+    servers = [command for command in run.children().values() if "gunicorn" in command]
+    assert servers and all("--reload" in command for command in servers)
+    assert "reloading on code changes" in run.output()
     run.popen.send_signal(signal.SIGINT)
     run.popen.wait(timeout=30)
     wait_for(lambda: not run.children(), timeout=5, what="every child to exit", output=run.output)
