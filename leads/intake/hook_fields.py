@@ -25,7 +25,7 @@ ELEMENTOR_VALUE = re.compile(r"^(fields|meta)\[([^\]]+)\]\[(value|raw_value|titl
 ELEMENTOR_META = {"page_url": "page_url", "referrer": "referrer", "user_agent": None, "remote_ip": None,
                   "date": None, "time": None, "credit": None}
 
-# What every form builder calls our fields (compared case-insensitively, spaces/dashes as underscores).
+# What every form builder calls our fields (compared by `key_of`: case-insensitive, punctuation as underscores).
 COMMON = {
     "name": "name", "имя": "name", "fio": "name", "фио": "name", "full_name": "name", "your_name": "name",
     "first_name": "name", "firstname": "name", "contact_name": "name", "ваше_имя": "name",
@@ -58,8 +58,9 @@ NOISE = {"powered_by", "user_agent", "remote_ip", "date", "time", "formservices"
 
 
 def key_of(name: str) -> str:
-    """How field names are compared: case-insensitive, with spaces and dashes as underscores."""
-    return re.sub(r"[\s\-]+", "_", str(name).strip()).casefold()
+    """How field names are compared: case-insensitive, any run of spaces or punctuation as one underscore
+    ("Name (First)" → name_first, "E-mail" → e_mail)."""
+    return re.sub(r"[\W_]+", "_", str(name)).strip("_").casefold()
 
 
 def aliases_for(preset: str, aliases: dict) -> dict[str, str]:
@@ -117,7 +118,7 @@ def intake_input(body: dict, *, known: set[str], table: dict[str, str]) -> dict:
     cookies = ""
     for name, value in body.items():
         key = key_of(name)
-        if key in IDEMPOTENCY_FIELDS or key == "test" or key in NOISE or key.startswith("_wpcf7"):
+        if key in IDEMPOTENCY_FIELDS or key == "test" or key in NOISE or key.startswith("wpcf7"):
             continue
         if key == COOKIES_FIELD:
             cookies = value if isinstance(value, str) else ""
