@@ -279,8 +279,10 @@ class LeadIntakeApi(APIView):
                                      description="The same key for the same source answers with the first lead.")],
         responses={
             201: inline_serializer("LeadAccepted", {"id": serializers.UUIDField(), "status": serializers.CharField()}),
-            303: OpenApiResponse(description="An HTML form post (Accept: text/html): to the success URL."),
-            400: OpenApiResponse(description='{"errors": {field: [messages]}}'),
+            303: OpenApiResponse(description="An HTML form post (Accept: text/html): to the success URL, or when "
+                                             "refused to the source's error URL with lead_errors=<fields>."),
+            400: OpenApiResponse(description='{"errors": {field: [messages]}}; for a refused HTML form post '
+                                             "without an error URL, a short HTML page listing what to fix."),
             403: OpenApiResponse(description="A browser Origin the source does not allow."),
             413: OpenApiResponse(description="Body over 64 KiB."),
             415: OpenApiResponse(description="Not JSON or form-encoded."),

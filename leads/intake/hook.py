@@ -68,7 +68,8 @@ class LeadHookApi(LeadIntakeApi):
             200: inline_serializer("LeadHookProbe", {"status": serializers.CharField()}),
             201: inline_serializer("LeadHookAccepted", {"id": serializers.UUIDField(),
                                                         "status": serializers.CharField()}),
-            303: OpenApiResponse(description="An HTML form post (Accept: text/html): to the success URL."),
+            303: OpenApiResponse(description="An HTML form post (Accept: text/html): to the success URL (or, "
+                                             "refused, to the error URL)."),
             400: OpenApiResponse(description='{"errors": {field: [messages]}}'),
             404: OpenApiResponse(description="No active source has this secret (rotated, or mistyped)."),
             413: OpenApiResponse(description="Body over 64 KiB."),

@@ -22,6 +22,8 @@ CLIENT_ID_COOKIES = {"_ym_uid": "ym_client_id", "_ga": "ga_client_id"}
 GA_PREFIX = re.compile(r"^GA\d+\.\d+\.")
 # Elementor's "advanced data" format: fields[<id>][value], meta[<name>][value]; its id/type/title keys are noise.
 ELEMENTOR_VALUE = re.compile(r"^(fields|meta)\[([^\]]+)\]\[(value|raw_value|title|id|type|required)\]$")
+# The intake's own names for extra fields in a form post: fields[city] or fields.city.
+OUR_EXTRA_FIELD = re.compile(r"^fields(?:\[([^\]]+)\]|\.(.+))$")
 ELEMENTOR_META = {"page_url": "page_url", "referrer": "referrer", "user_agent": None, "remote_ip": None,
                   "date": None, "time": None, "credit": None}
 
@@ -127,15 +129,27 @@ def intake_input(body: dict, *, known: set[str], table: dict[str, str]) -> dict:
         if elementor:
             _elementor_field(elementor, value, values, extra, known, table)
             continue
+        ours = _our_extra_fields(name, value)
+        if ours is not None:  # our own format: kept as sent, under `fields`
+            for extra_name, extra_value in ours:
+                if extra_value not in (None, ""):
+                    extra.setdefault(str(extra_name), _text(extra_value))
+            continue
         _put(_target(key, table, known), name, value, values, extra, known)
     for target, value in _from_cookies(cookies, known).items():
         values.setdefault(target, value)
-    if isinstance(body.get("fields"), dict):  # a sender speaking our own format
-        extra = {**body["fields"], **extra}
-        values.pop("fields", None)
     if extra:
         values["fields"] = extra
     return values
+
+
+def _our_extra_fields(name: str, value) -> list[tuple] | None:
+    """The extra fields of a body in the intake's own format (`fields` as an object, or fields[city] /
+    fields.city in a form post), as (name, value) pairs; None: `name` is not one of those."""
+    if key_of(name) == "fields" and isinstance(value, dict):
+        return list(value.items())
+    ours = OUR_EXTRA_FIELD.match(str(name))
+    return [(ours.group(1) or ours.group(2), value)] if ours else None
 
 
 def _put(target: str | None, name: str, value, values: dict, extra: dict, known: set[str]) -> None:

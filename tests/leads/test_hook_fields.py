@@ -47,3 +47,10 @@ def test_a_body_field_named_source_cannot_choose_the_source():
 def test_the_probe_and_cookie_parsing():
     assert is_probe({"test": "test"}) and not is_probe({"test": "test", "phone": "1", "name": "x"})
     assert parse_cookies("a=1; b=x=y; ;bad") == {"a": "1", "b": "x=y"}
+
+
+def test_our_own_format_is_understood_too():
+    assert rename({"phone": "1", "fields": {"city": "Kazan", "size": 42}}) == {
+        "phone": "1", "fields": {"city": "Kazan", "size": "42"}}
+    assert rename({"phone": "1", "fields[city]": "Kazan", "fields.size": "XL", "Город": "Тверь"}) == {
+        "phone": "1", "fields": {"city": "Kazan", "size": "XL", "Город": "Тверь"}}
