@@ -8,6 +8,7 @@ Tilda's COOKIES string, and puts everything else under `fields`. Validation is t
 import functools
 import json
 import re
+from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
 from ..models import HookPreset
@@ -39,6 +40,11 @@ COMMON = {
     "комментарий": "message", "your_message": "message", "textarea": "message", "question": "message",
     "вопрос": "message", "comment_or_message": "message",
     "page_url": "page_url", "page": "page_url", "url": "page_url", "referrer": "referrer", "referer": "referrer",
+    # Used once the intake takes them (a deal's budget, the contact's company).
+    "price": "price", "цена": "price", "сумма": "price", "стоимость": "price", "amount": "price", "budget": "price",
+    "бюджет": "price", "total": "price",
+    "company": "company", "компания": "company", "организация": "company", "company_name": "company",
+    "название_компании": "company", "your_company": "company",
 }
 PRESETS = {
     HookPreset.TILDA: {"textarea": "message", "comments": "message"},
@@ -54,7 +60,6 @@ PRESETS = {
 # Contact Form 7 names the fields it generates by type and a number: tel-123, email-45, textarea-6.
 NUMBERED = re.compile(r"^(tel|email|textarea)_\d+$")
 NUMBERED_TARGET = {"tel": "phone", "email": "email", "textarea": "message"}
-NUMBERED_ON = "*numbered"  # in a name table: read CF7's numbered fields (no sender's name can look like this)
 # Sent by the builders about themselves, not by the visitor: not worth a line among the extra fields.
 NOISE = {"powered_by", "user_agent", "remote_ip", "date", "time", "formservices"}
 
@@ -65,27 +70,45 @@ def key_of(name: str) -> str:
     return re.sub(r"[\W_]+", "_", str(name)).strip("_").casefold()
 
 
-def aliases_for(preset: str, aliases: dict) -> dict[str, str]:
-    """The name table a source's hook uses: the common names, its preset's (all for "auto"), its own aliases last.
+@dataclass(frozen=True)
+class NameTable:
+    """How one source's hook renames fields. `own`: the source's aliases, which may also rename a field
+    among the extra fields ("Ваш город" → city). `builtin`: the common and preset names, used only
+    where the intake has the field (a preset's `price` waits until the intake takes a price).
+    `numbered`: CF7's tel-123 / email-4 / textarea-5."""
 
-    Built once per preset and set of aliases (a source's are few and change rarely); do not modify the answer.
-    """
+    own: dict[str, str]
+    builtin: dict[str, str]
+    numbered: bool
+
+    def target(self, key: str, known: frozenset[str] | set[str]) -> str | None:
+        """Our name for the sender's (compared with `key_of`), or None: keep it under its own name."""
+        if key in self.own:
+            return self.own[key]
+        if self.builtin.get(key) in known:
+            return self.builtin[key]
+        if key in known:
+            return key
+        numbered = NUMBERED.match(key) if self.numbered else None
+        return NUMBERED_TARGET[numbered.group(1)] if numbered else None
+
+
+def aliases_for(preset: str, aliases: dict) -> NameTable:
+    """The name table a source's hook uses: its own aliases first, then its preset's names (every preset's
+    for "auto") and the common ones. Built once per preset and set of aliases (few, and rarely changed)."""
     return _table(preset, json.dumps(aliases or {}, sort_keys=True, ensure_ascii=False))
 
 
 @functools.lru_cache(maxsize=256)
-def _table(preset: str, aliases_json: str) -> dict[str, str]:
-    aliases = json.loads(aliases_json)
-    table: dict[str, str] = {}
+def _table(preset: str, aliases_json: str) -> NameTable:
+    builtin: dict[str, str] = {}
     if preset != HookPreset.NONE:
-        table.update(COMMON)
+        builtin.update(COMMON)
         for name, names in PRESETS.items():
             if preset in (HookPreset.AUTO, name):
-                table.update(names)
-        if preset in (HookPreset.AUTO, HookPreset.CF7):
-            table[NUMBERED_ON] = "yes"
-    table.update({key_of(theirs): str(ours).strip() for theirs, ours in (aliases or {}).items()})
-    return table
+                builtin.update(names)
+    own = {key_of(theirs): str(ours).strip() for theirs, ours in json.loads(aliases_json).items()}
+    return NameTable(own=own, builtin=builtin, numbered=preset in (HookPreset.AUTO, HookPreset.CF7))
 
 
 def flatten(data) -> dict | None:
@@ -109,7 +132,7 @@ def idempotency_key_of(body: dict) -> str:
     return ""
 
 
-def intake_input(body: dict, *, known: set[str], table: dict[str, str]) -> dict:
+def intake_input(body: dict, *, known: frozenset[str] | set[str], table: NameTable) -> dict:
     """The /api/leads/ input for a form builder's body: our names where recognized, the rest under `fields`.
 
     `known` is the intake serializer's field names; a name it recognizes keeps its value, the first
@@ -135,7 +158,10 @@ def intake_input(body: dict, *, known: set[str], table: dict[str, str]) -> dict:
                 if extra_value not in (None, ""):
                     extra.setdefault(str(extra_name), _text(extra_value))
             continue
-        _put(_target(key, table, known), name, value, values, extra, known)
+        if key == "payment" and "price" in known:
+            _tilda_payment(value, values, extra)
+            continue
+        _put(table.target(key, known), name, value, values, extra, known)
     for target, value in _from_cookies(cookies, known).items():
         values.setdefault(target, value)
     if extra:
@@ -165,7 +191,7 @@ def _put(target: str | None, name: str, value, values: dict, extra: dict, known:
         values.setdefault(target, value)
 
 
-def _elementor_field(match: re.Match, value, values: dict, extra: dict, known: set[str], table: dict) -> None:
+def _elementor_field(match: re.Match, value, values: dict, extra: dict, known, table: NameTable) -> None:
     kind, name, part = match.groups()
     if part != "value":
         return
@@ -174,17 +200,20 @@ def _elementor_field(match: re.Match, value, values: dict, extra: dict, known: s
         if target:
             _put(target, name, value, values, extra, known)
         return
-    _put(_target(key_of(name), table, known), name, value, values, extra, known)
+    _put(table.target(key_of(name), known), name, value, values, extra, known)
 
 
-def _target(key: str, table: dict[str, str], known: set[str]) -> str | None:
-    """Our name for the sender's (compared with `key_of`): an alias, our own name, a numbered CF7 field, or None."""
-    if key in table:
-        return table[key]
-    if key in known:
-        return key
-    numbered = NUMBERED.match(key)
-    return NUMBERED_TARGET[numbered.group(1)] if numbered and NUMBERED_ON in table else None
+def _tilda_payment(value, values: dict, extra: dict) -> None:
+    """Tilda's order forms send `payment`, a JSON object whose `amount` is the order's total: the deal's price."""
+    payment = value
+    if isinstance(value, str):
+        try:
+            payment = json.loads(value)
+        except ValueError:
+            payment = None
+    if isinstance(payment, dict) and payment.get("amount") not in (None, ""):
+        values.setdefault("price", str(payment["amount"]))
+    extra["payment"] = _text(value)
 
 
 def _text(value) -> str:

@@ -54,3 +54,17 @@ def test_our_own_format_is_understood_too():
         "phone": "1", "fields": {"city": "Kazan", "size": "42"}}
     assert rename({"phone": "1", "fields[city]": "Kazan", "fields.size": "XL", "Город": "Тверь"}) == {
         "phone": "1", "fields": {"city": "Kazan", "size": "XL", "Город": "Тверь"}}
+
+
+def test_a_preset_name_for_a_field_the_intake_lacks_keeps_the_senders_name():
+    assert rename({"phone": "1", "Сумма": "1 500", "Компания": "ООО Ромашка"}) == {
+        "phone": "1", "fields": {"Сумма": "1 500", "Компания": "ООО Ромашка"}}
+    assert rename({"phone": "1", "Сумма": "1 500", "Компания": "ООО Ромашка"}, known=OURS | {"price", "company"}) == {
+        "phone": "1", "price": "1 500", "company": "ООО Ромашка"}
+
+
+def test_tildas_payment_total_is_the_price_when_the_intake_takes_one():
+    payment = '{"orderid": "1234", "amount": "2500", "products": ["Диван=2500"]}'
+    assert rename({"phone": "1", "payment": payment}) == {"phone": "1", "fields": {"payment": payment}}
+    assert rename({"phone": "1", "payment": payment}, known=OURS | {"price"}) == {
+        "phone": "1", "price": "2500", "fields": {"payment": payment}}
