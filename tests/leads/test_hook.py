@@ -146,6 +146,8 @@ def test_the_rate_is_per_source_and_not_per_ip(client, source, settings):
     same_ip = [post(client, source, {"phone": f"+7912100000{n}"}, REMOTE_ADDR="198.51.100.1").status_code
                for n in range(2)]
     assert same_ip == [429, 429]  # the source's budget is spent, whoever sends
+    other = LeadSource.objects.create(account=source.account, name="Other site")
+    assert post(client, other, {"phone": "+79122000000"}, REMOTE_ADDR="198.51.100.1").status_code == 201
 
 
 def test_the_secret_never_reaches_a_log_line(client, source, caplog):
