@@ -299,6 +299,10 @@ PHONE_DEFAULT_REGION = env.str("PHONE_DEFAULT_REGION", default="RU")
 WEBHOOK_THROTTLE = env.str("WEBHOOK_THROTTLE", default="600/min")
 if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", WEBHOOK_THROTTLE):
     raise ImproperlyConfigured(f"WEBHOOK_THROTTLE must look like 600/min, not {WEBHOOK_THROTTLE!r}.")
+# Posts accepted per lead source on its form-builder hook (/api/leads/hook/<secret>/), which has no per-IP limit.
+LEAD_HOOK_THROTTLE = env.str("LEAD_HOOK_THROTTLE", default="600/min")
+if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", LEAD_HOOK_THROTTLE):
+    raise ImproperlyConfigured(f"LEAD_HOOK_THROTTLE must look like 600/min, not {LEAD_HOOK_THROTTLE!r}.")
 # Items (events) of one delivery handled per task run; a larger delivery continues in follow-up
 # runs, so one run stays well inside the task time limit.
 WEBHOOK_ITEMS_PER_RUN = env.int("WEBHOOK_ITEMS_PER_RUN", default=1000)

@@ -11,6 +11,8 @@ from django.db.models import Count
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from amocrm.admin import pretty_json
 from amocrm.models import AmoUser, CustomField, Pipeline, Stage
@@ -20,7 +22,7 @@ from . import actions, selectors
 from .attribution import FIRST_TOUCH_COLUMNS, ID_FIELDS
 from .intake.api import HONEYPOT_FIELD
 from .models import Lead, LeadSource
-from .sources import normalize_origin
+from .sources import lead_source_hook_url, normalize_origin
 
 LEAD_BADGES = {
     Lead.Status.PENDING: "#b8860b",
@@ -78,7 +80,8 @@ class LeadSourceForm(forms.ModelForm):
     class Meta:
         model = LeadSource
         fields = ["name", "account", "is_active", "mode", "pipeline_id", "status_id", "responsible_user_id",
-                  "deal_name_template", "tags", "field_mapping", "allowed_origins", "success_url", "form_id"]
+                  "deal_name_template", "tags", "field_mapping", "allowed_origins", "success_url", "error_url",
+                  "form_id", "hook_preset", "hook_aliases"]
         formfield_callback = _https_urls
 
     def __init__(self, *args, **kwargs):
@@ -124,6 +127,15 @@ class LeadSourceForm(forms.ModelForm):
 
     def clean_tags(self):
         return [tag.strip() for tag in self.cleaned_data["tags"].split(",") if tag.strip()]
+
+    def clean_hook_aliases(self):
+        aliases = self.cleaned_data.get("hook_aliases") or {}
+        if not isinstance(aliases, dict) or not all(
+                isinstance(key, str) and isinstance(value, str) and key.strip() and value.strip()
+                for key, value in aliases.items()):
+            raise forms.ValidationError(_('Write a JSON object of the sender\'s field name → ours, e.g. '
+                                          '{"Ваше имя": "name", "Город": "city"}.'))
+        return {key.strip(): value.strip() for key, value in aliases.items()}
 
     def clean_allowed_origins(self):
         origins = []
@@ -204,8 +216,37 @@ class LeadSourceAdmin(admin.ModelAdmin):
         ("Where leads go in amoCRM", {"fields": ["mode", "pipeline_id", "status_id", "responsible_user_id",
                                                  "deal_name_template", "tags", "form_id"]}),
         ("Custom fields", {"fields": ["field_mapping", "deal_fields_hint"]}),
-        ("The website", {"fields": ["allowed_origins", "success_url", "embed_snippet"]}),
+        ("The website", {"fields": ["allowed_origins", "success_url", "error_url", "embed_snippet"]}),
     ]
+    hook_fieldset = (_("Form-builder hook (Tilda, WordPress, Make, a backend)"),
+                     {"fields": ["hook_preset", "hook_aliases", "hook_instructions"]})
+    actions = ["rotate_hook_secret"]
+
+    def get_fieldsets(self, request, obj=None):
+        # The hook URL is a credential: only those who may change the source see it.
+        if obj is not None and self.has_change_permission(request, obj):
+            return [*self.fieldsets, self.hook_fieldset]
+        return self.fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "hook_instructions"]
+
+    @admin.action(permissions=["change"], description=_("Rotate hook secret (the old hook URL stops working)"))
+    def rotate_hook_secret(self, request, queryset):
+        rotated = [source.name for source in queryset]
+        for source in queryset:
+            source.rotate_hook_secret()
+        self.message_user(request, ngettext(
+            "New hook URL for %(names)s: paste it into the form builder, the old one no longer works.",
+            "New hook URLs for %(names)s: paste them into the form builders, the old ones no longer work.",
+            len(rotated)) % {"names": ", ".join(rotated)}, messages.SUCCESS)
+
+    @admin.display(description=_("hook URL and how to connect"))
+    def hook_instructions(self, obj):
+        if not obj or not obj.pk:
+            return _("Save the source to get its hook URL.")
+        return render_to_string("leads/hook_instructions.html", {
+            "url": lead_source_hook_url(obj), "rate": settings.LEAD_HOOK_THROTTLE})
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_leads=Count("leads"))

@@ -40,6 +40,8 @@ INPUT_KEYS = frozenset((*ID_FIELDS, "first_touch"))
 # Form-encoded spellings of the first touch: first_touch[utm_source] and first_utm_source.
 _FORM_KEYS = {**{f"first_touch[{key}]": key for key in FIRST_TOUCH_KEYS},
               **{column: key for key, column in FIRST_TOUCH_COLUMNS.items()}}
+# What a form builder's body may carry under our own names (the hook passes these through as they are).
+HOOK_KEYS = INPUT_KEYS | frozenset(_FORM_KEYS)
 
 
 def lift_first_touch(data: dict) -> dict:
