@@ -92,7 +92,7 @@ class LeadHookApi(LeadIntakeApi):
             return request.data  # the serializer answers "expected a dictionary"
         source = self.hook_source
         table = hook_fields.aliases_for(source.hook_preset, source.hook_aliases)
-        values = hook_fields.intake_input(body, known=self.input_names(), table=table)
+        values = attribution.lift_first_touch(hook_fields.intake_input(body, known=self.input_names(), table=table))
         values["source"] = source.public_key
         return values
 

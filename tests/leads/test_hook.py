@@ -185,3 +185,13 @@ def test_the_openapi_schema_documents_the_hook_once(client):
 def test_the_hook_url_without_its_trailing_slash_works_too(client, source):
     response = post(client, source, {"phone": "+79123456789"}, url=hook_url(source).rstrip("/"))
     assert response.status_code == 201
+
+
+def test_click_ids_first_touch_and_tilda_client_id_cookies_pass_through_the_hook(client, source):
+    body = ("Name=Ivan&Phone=%2B79123456789&gclid=Cj0-abc&yclid=777&first_utm_source=yandex"
+            "&first_utm_campaign=spring&COOKIES=_ym_uid%3D1690000000123456789%3B+utm_source%3Dgoogle")
+    assert post(client, source, body).status_code == 201
+    lead = Lead.objects.get()
+    assert (lead.gclid, lead.yclid, lead.ym_client_id) == ("Cj0-abc", "777", "1690000000123456789")
+    assert (lead.first_utm_source, lead.first_utm_campaign, lead.utm_source) == ("yandex", "spring", "google")
+    assert "gclid" not in lead.fields and "first_utm_source" not in lead.fields
