@@ -11,8 +11,9 @@ from django.db.models import Count
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
-from amocrm.admin import pretty_json
+from amocrm.admin import names, pretty_json
 from amocrm.models import AmoUser, CustomField, Pipeline, Stage
 from amocrm.values import to_int
 
@@ -239,8 +240,9 @@ class UtmSourceFilter(admin.SimpleListFilter):
 @admin.register(Lead)
 class LeadAdmin(admin.ModelAdmin):
     list_display = ["created_at", "status_badge", "source", "name", "phone", "email", "utm_source", "utm_campaign",
-                    "deal_link", "sent_at", "attempts"]
-    list_filter = ["status", "source", ("created_at", admin.DateFieldListFilter), UtmSourceFilter]
+                    "deal_link", "stage_display", "manager_display", "sent_at", "attempts"]
+    list_filter = ["status", "source", names.PipelineFilter, names.StageFilter, names.ManagerFilter,
+                   ("created_at", admin.DateFieldListFilter), UtmSourceFilter]
     search_fields = ["name", "phone", "phone_raw", "email", "utm_campaign", "last_error"]
     list_select_related = ["source", "account"]
     date_hierarchy = "created_at"
@@ -249,7 +251,8 @@ class LeadAdmin(admin.ModelAdmin):
         (None, {"fields": ["id", "status_badge", "source", "account", "created_at", "sent_at", "attempts",
                            "next_attempt_at", "last_error"]}),
         ("amoCRM", {"fields": ["deal_link", "amocrm_contact_id", "amocrm_unsorted_uid", "note_pending",
-                               "write_attempted_at", "pipeline_id", "stage_id", "stage_changed_at"]}),
+                               "write_attempted_at", "pipeline_display", "stage_display", "manager_display",
+                               "stage_changed_at"]}),
         ("Contact", {"fields": ["name", "phone", "phone_raw", "email", "message"]}),
         ("Attribution", {"fields": ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
                                     "referrer", "page_url", "fields_pretty"]}),
@@ -262,6 +265,9 @@ class LeadAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def get_queryset(self, request):
+        return names.with_names(super().get_queryset(request))
 
     def has_change_permission(self, request, obj=None):
         # The list's actions need change permission; a lead itself is a read-only record.
@@ -280,6 +286,18 @@ class LeadAdmin(admin.ModelAdmin):
             return "—"
         return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>',
                            obj.account.deal_url(obj.amocrm_deal_id), obj.amocrm_deal_id)
+
+    @admin.display(description=_("pipeline"), ordering="_pipeline_name")
+    def pipeline_display(self, obj):
+        return names.shown(obj._pipeline_name, obj.pipeline_id)
+
+    @admin.display(description=_("stage"), ordering="_stage_name")
+    def stage_display(self, obj):
+        return names.shown(obj._stage_name, obj.stage_id)
+
+    @admin.display(description=_("manager"), ordering="_user_name")
+    def manager_display(self, obj):
+        return names.shown(obj._user_name, obj.responsible_user_id)
 
     @admin.display(description="fields")
     def fields_pretty(self, obj):

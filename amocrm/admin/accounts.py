@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from .. import errors, oauth, services, tokens
 from ..crypto import redact
 from ..models import Account, Token
+from .account_form import AccountForm
 from .helpers import BADGES, badge, scrub
 
 
@@ -54,6 +55,7 @@ class TokenInline(admin.StackedInline):
 
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
+    form = AccountForm
     list_display = ["name", "status_badge", "amocrm_name", "host", "token_expiry", "last_success_at",
                     "last_error_short"]
     list_filter = [StateFilter]

@@ -53,7 +53,7 @@ def test_saving_the_form_with_a_blank_secret_keeps_the_stored_one(staff_client):
     account = make_account()
     url = reverse("admin:amocrm_account_change", args=[account.pk])
     staff_client.post(url, {"name": "Renamed", "client_id": "client-id-1", "client_secret": "",
-                            "redirect_uri": account.redirect_uri, "host": account.host, "won_stages": "[]",
+                            "redirect_uri": account.redirect_uri, "host": account.host,
                             "token-TOTAL_FORMS": "1", "token-INITIAL_FORMS": "1", "token-MIN_NUM_FORMS": "0",
                             "token-MAX_NUM_FORMS": "0", "token-0-id": account.token.pk,
                             "token-0-account": account.pk})
