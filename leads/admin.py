@@ -10,9 +10,11 @@ from django.db import models
 from django.db.models import Count
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from amocrm import error_messages
 from amocrm.admin import names, pretty_json
 from amocrm.models import AmoUser, CustomField, Pipeline, Stage
 from amocrm.values import to_int
@@ -226,6 +228,21 @@ class LeadSourceAdmin(admin.ModelAdmin):
 # ============================================================================ leads
 
 
+def lead_reason(lead: Lead):
+    """The plain-words reason a lead is pending or failed, and when it is tried next ("—" when sent)."""
+    if lead.status in (Lead.Status.SENT, Lead.Status.SPAM) and not lead.last_error:
+        return "—"
+    parts = []
+    if lead.last_error:
+        parts.append(str(error_messages.explain(lead.last_error).what))
+    elif lead.status == Lead.Status.PENDING:
+        parts.append(str(_("Waiting to be sent.")))
+    if lead.status == Lead.Status.PENDING and lead.next_attempt_at and lead.next_attempt_at > timezone.now():
+        parts.append(str(_("Next try at %(when)s.") % {
+            "when": f"{timezone.localtime(lead.next_attempt_at):%Y-%m-%d %H:%M}"}))
+    return format_html('<span title="{}">{}</span>', lead.last_error, " ".join(parts))
+
+
 class UtmSourceFilter(admin.SimpleListFilter):
     title = "UTM source"
     parameter_name = "utm_source"
@@ -240,7 +257,7 @@ class UtmSourceFilter(admin.SimpleListFilter):
 @admin.register(Lead)
 class LeadAdmin(admin.ModelAdmin):
     list_display = ["created_at", "status_badge", "source", "name", "phone", "email", "utm_source", "utm_campaign",
-                    "deal_link", "stage_display", "manager_display", "sent_at", "attempts"]
+                    "deal_link", "stage_display", "manager_display", "sent_at", "attempts", "reason"]
     list_filter = ["status", "source", names.PipelineFilter, names.StageFilter, names.ManagerFilter,
                    ("created_at", admin.DateFieldListFilter), UtmSourceFilter]
     search_fields = ["name", "phone", "phone_raw", "email", "utm_campaign", "last_error"]
@@ -249,7 +266,7 @@ class LeadAdmin(admin.ModelAdmin):
     actions = ["action_retry_push", "action_mark_spam"]
     fieldsets = [
         (None, {"fields": ["id", "status_badge", "source", "account", "created_at", "sent_at", "attempts",
-                           "next_attempt_at", "last_error"]}),
+                           "next_attempt_at", "last_error_explained"]}),
         ("amoCRM", {"fields": ["deal_link", "amocrm_contact_id", "amocrm_unsorted_uid", "note_pending",
                                "write_attempted_at", "pipeline_display", "stage_display", "manager_display",
                                "stage_changed_at"]}),
@@ -299,6 +316,15 @@ class LeadAdmin(admin.ModelAdmin):
     def manager_display(self, obj):
         return names.shown(obj._user_name, obj.responsible_user_id)
 
+    @admin.display(description=_("why / next try"))
+    def reason(self, obj):
+        """Why a lead is not sent (yet), in plain words, and when it is tried again."""
+        return lead_reason(obj)
+
+    @admin.display(description=_("last error"))
+    def last_error_explained(self, obj):
+        return error_messages.render(obj.last_error)
+
     @admin.display(description="fields")
     def fields_pretty(self, obj):
         return pretty_json(obj.fields)
@@ -312,7 +338,8 @@ class LeadAdmin(admin.ModelAdmin):
             "", "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             ((reverse("admin:amocrm_synclog_change", args=[log.pk]), f"{log.created_at:%Y-%m-%d %H:%M:%S}",
               log.operation, log.get_status_display(), log.http_status or "—",
-              f"{log.duration_ms} ms" if log.duration_ms is not None else "—", log.error[:200] or "")
+              f"{log.duration_ms} ms" if log.duration_ms is not None else "—",
+              error_messages.render(log.error[:500], http_status=log.http_status) if log.error else "")
              for log in logs),
         )
         return format_html("<table><thead><tr><th>time</th><th>operation</th><th>status</th><th>HTTP</th>"

@@ -15,8 +15,10 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from amocrm.admin import names
+from amocrm.error_messages import exception_message
 from amocrm.errors import AmoCRMError
 from amocrm.models import Account
+from config.logging import mask_url_secrets
 from leads.models import Lead
 
 from . import selectors, services
@@ -184,7 +186,9 @@ class SaleAdmin(admin.ModelAdmin):
             try:
                 refreshed = services.sale_reread(sale=sale)
             except AmoCRMError as exc:
-                self.message_user(request, f"Deal #{sale.amocrm_deal_id}: re-read failed: {exc}", messages.ERROR)
+                prefix = _("Deal #%(deal)s: re-read failed.") % {"deal": sale.amocrm_deal_id}
+                self.message_user(request, exception_message(prefix, exc, detail=mask_url_secrets(str(exc))),
+                                  messages.ERROR)
                 continue
             state = refreshed.get_state_display().lower() if refreshed else "not a sale"
             self.message_user(request, f"Deal #{sale.amocrm_deal_id}: {state}.", messages.SUCCESS)

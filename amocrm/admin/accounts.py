@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from .. import errors, oauth, services, tokens
+from .. import error_messages, errors, oauth, services, tokens
 from ..crypto import redact
 from ..models import Account, Token
 from .account_form import AccountForm
@@ -135,18 +135,33 @@ class AccountAdmin(admin.ModelAdmin):
         suffix = " (long-lived)" if token.long_lived else ""
         return f"{timezone.localtime(token.expires_at):%Y-%m-%d %H:%M}{suffix}"
 
-    @admin.display(description="last error")
+    @admin.display(description=_("last error"))
     def last_error_short(self, obj):
-        text = scrub(obj.last_error, obj)
-        return (text[:80] + "…") if len(text) > 80 else text
+        if not obj.last_error:
+            return "—"
+        if self._error_resolved(obj):
+            return _("Resolved: a later call succeeded.")
+        return error_messages.explain(obj.last_error).what
 
-    @admin.display(description="last error")
+    @admin.display(description=_("last error"))
     def last_error_display(self, obj):
-        return scrub(obj.last_error, obj, hide_webhook_key=False) or "—"
+        return self._last_error(obj, hide_webhook_key=False)
 
-    @admin.display(description="last error")
+    @admin.display(description=_("last error"))
     def last_error_restricted(self, obj):
-        return scrub(obj.last_error, obj) or "—"
+        return self._last_error(obj, hide_webhook_key=True)
+
+    @staticmethod
+    def _error_resolved(obj) -> bool:
+        return bool(obj.last_error_at and obj.last_success_at and obj.last_success_at > obj.last_error_at)
+
+    def _last_error(self, obj, *, hide_webhook_key: bool):
+        note = ""
+        if self._error_resolved(obj):
+            note = _("Resolved: a later call succeeded at %(when)s.") % {
+                "when": f"{timezone.localtime(obj.last_success_at):%Y-%m-%d %H:%M}"}
+        return error_messages.render(scrub(obj.last_error, obj, hide_webhook_key=hide_webhook_key),
+                                     resolved_note=note)
 
     @admin.display(description="secret key")
     def client_secret_stored(self, obj):
@@ -202,8 +217,7 @@ class AccountAdmin(admin.ModelAdmin):
         if obj.webhook_subscribed_at:
             return f"Subscribed {timezone.localtime(obj.webhook_subscribed_at):%Y-%m-%d %H:%M}"
         if obj.webhook_error:
-            return format_html('<span style="color:#c0392b">{}</span>',
-                               scrub(obj.webhook_error, obj, hide_webhook_key=hide_webhook_key))
+            return error_messages.render(scrub(obj.webhook_error, obj, hide_webhook_key=hide_webhook_key))
         return "Not subscribed"
 
     # ---- the connect view
@@ -226,7 +240,9 @@ class AccountAdmin(admin.ModelAdmin):
             try:
                 note = func(account)
             except errors.AmoCRMError as exc:
-                self.message_user(request, f"{account.name}: {label} failed: {exc}", messages.ERROR)
+                prefix = _("%(account)s: %(action)s failed.") % {"account": account.name, "action": label}
+                text = error_messages.exception_message(prefix, exc, detail=scrub(str(exc), account))
+                self.message_user(request, text, messages.ERROR)
                 continue
             self.message_user(request, f"{account.name}: {note or label + ' done.'}", messages.SUCCESS)
 

@@ -3,7 +3,9 @@
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
+from .. import error_messages
 from ..models import SyncLog, WebhookEvent
 from ..webhooks.processing import webhook_event_reprocess
 from .helpers import ReadOnlyAdmin, pretty_json, scrub
@@ -20,9 +22,9 @@ class SyncLogAdmin(ReadOnlyAdmin):
               "duration_ms", "amocrm_request_id", "error_text", "request_pretty", "response_pretty", "context_pretty"]
     readonly_fields = fields
 
-    @admin.display(description="error")
+    @admin.display(description=_("error"))
     def error_text(self, obj):
-        return scrub(obj.error) or "—"
+        return error_messages.render(scrub(obj.error), http_status=obj.http_status)
 
     @admin.display(description="request (redacted)")
     def request_pretty(self, obj):

@@ -81,7 +81,10 @@ def test_the_test_connection_action_reports_failures(staff_client, amocrm_mock):
     account = make_account()
     amocrm_mock.get(f"{API}/account", status=500, body="oops")
     _, messages = run_action(staff_client, "action_test_connection", account)
-    assert messages == [f"{account.name}: test connection failed: amoCRM answered 500."]
+    assert messages == [f"{account.name}: test connection failed. amoCRM had a temporary failure on its side. "
+                        "Nothing, unless it lasts for hours: then check amoCRM&#x27;s status page. "
+                        '<details style="display:inline"><summary>Technical detail</summary>amoCRM answered 500.'
+                        "</details>"]
 
 
 def test_the_refresh_token_action_refreshes_now(staff_client, amocrm_mock):

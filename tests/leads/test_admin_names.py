@@ -104,3 +104,16 @@ def test_the_sale_list_and_page_show_stage_and_manager_by_name(staff, account_wi
     assert "Big deal" not in staff.get(SALES, {"manager": str(USER)}).content.decode()
     detail = staff.get(reverse("admin:sales_sale_change", args=[sale.pk])).content.decode()
     assert "Sales (777)" in detail and "Won (142)" in detail and "Boris (6)" in detail
+
+
+def test_the_lead_list_shows_the_reason_and_the_next_try(staff, source):
+    from datetime import timedelta
+
+    from leads.models import Lead
+    make_lead(source, name="Backing off", last_error="amoCRM answered 503.",
+              next_attempt_at=timezone.now() + timedelta(minutes=10))
+    make_lead(source, name="Given up", status=Lead.Status.FAILED,
+              last_error="Gave up after 8 attempts: amoCRM answered 503.")
+    page = staff.get(LEADS).content.decode()
+    assert "amoCRM had a temporary failure on its side." in page and "Next try at" in page
+    assert "Sending failed again and again, so it was stopped." in page
