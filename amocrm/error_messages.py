@@ -185,7 +185,7 @@ def exception_message(prefix: str, exc: BaseException, *, detail: str | None = N
                        exception_line(exc), _("Technical detail"), str(exc) if detail is None else detail)
 
 
-def render(text: str, *, http_status: int | None = None, resolved_note: str = ""):
+def render(text: str, *, http_status: int | None = None, note: str = ""):
     """HTML: what happened, what happens next, what to do; the technical text folded below. "—" for none.
 
     `text` must already be scrubbed of secrets (amocrm.admin.helpers.scrub).
@@ -197,6 +197,6 @@ def render(text: str, *, http_status: int | None = None, resolved_note: str = ""
         '<div class="error-explained"><strong>{}</strong>{}<br>{}<br>{}'
         '<details><summary>{}</summary><pre style="white-space:pre-wrap;max-width:70em">{}</pre></details></div>',
         explanation.what,
-        format_html(' <em style="color:#1e7e34">{}</em>', resolved_note) if resolved_note else "",
+        format_html(' <em style="color:#1e7e34">{}</em>', note) if note else "",
         explanation.next, explanation.todo, _("Technical detail"), text,
     )

@@ -233,7 +233,9 @@ def lead_reason(lead: Lead):
     if lead.status in (Lead.Status.SENT, Lead.Status.SPAM) and not lead.last_error:
         return "—"
     parts = []
-    if lead.last_error:
+    if lead.status == Lead.Status.PENDING and lead.account.sending_paused:
+        parts.append(str(_("Paused: sending is paused for this account; the lead waits until it is resumed.")))
+    elif lead.last_error:
         parts.append(str(error_messages.explain(lead.last_error).what))
     elif lead.status == Lead.Status.PENDING:
         parts.append(str(_("Waiting to be sent.")))

@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from .. import error_messages, errors, oauth, services, tokens
 from ..crypto import redact
 from ..models import Account, Token
+from . import account_buttons
 from .account_form import AccountForm
 from .helpers import BADGES, badge, scrub
 
@@ -161,7 +162,7 @@ class AccountAdmin(admin.ModelAdmin):
             note = _("Resolved: a later call succeeded at %(when)s.") % {
                 "when": f"{timezone.localtime(obj.last_success_at):%Y-%m-%d %H:%M}"}
         return error_messages.render(scrub(obj.last_error, obj, hide_webhook_key=hide_webhook_key),
-                                     resolved_note=note)
+                                     note=note)
 
     @admin.display(description="secret key")
     def client_secret_stored(self, obj):
@@ -217,7 +218,12 @@ class AccountAdmin(admin.ModelAdmin):
         if obj.webhook_subscribed_at:
             return f"Subscribed {timezone.localtime(obj.webhook_subscribed_at):%Y-%m-%d %H:%M}"
         if obj.webhook_error:
-            return error_messages.render(scrub(obj.webhook_error, obj, hide_webhook_key=hide_webhook_key))
+            retry = ""
+            if obj.webhook_retry_at:
+                retry = _("Will retry at %(when)s.") % {
+                    "when": f"{timezone.localtime(obj.webhook_retry_at):%Y-%m-%d %H:%M:%S}"}
+            return error_messages.render(scrub(obj.webhook_error, obj, hide_webhook_key=hide_webhook_key),
+                                         note=retry)
         return "Not subscribed"
 
     # ---- the connect view
@@ -225,7 +231,15 @@ class AccountAdmin(admin.ModelAdmin):
     def get_urls(self):
         return [
             path("<int:pk>/connect/", self.admin_site.admin_view(self.connect_view), name="amocrm_account_connect"),
+            *account_buttons.urls(self),
         ] + super().get_urls()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        account = self.get_object(request, object_id)
+        if account is not None:
+            extra_context = {**(extra_context or {}),
+                             "account_buttons": account_buttons.visible(self, request, account)}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def connect_view(self, request, pk: int):
         account = get_object_or_404(Account, pk=pk)
