@@ -19,9 +19,10 @@ from amocrm.admin import names, pretty_json
 from amocrm.models import AmoUser, CustomField, Pipeline, Stage
 from amocrm.values import to_int
 
-from . import actions, selectors
+from . import actions, deal_names, selectors
 from .intake.api import HONEYPOT_FIELD
 from .models import Lead, LeadSource
+from .payloads import deal_name
 from .sources import normalize_origin
 
 LEAD_BADGES = {
@@ -74,8 +75,9 @@ class LeadSourceForm(forms.ModelForm):
             self.initial.get("account"))
         multi = account_id is None
         pipelines = Pipeline.objects.select_related("account").order_by("account__name", "sort", "amocrm_id")
-        stages = Stage.objects.select_related("pipeline", "pipeline__account").order_by(
-            "pipeline__account__name", "pipeline__sort", "sort")
+        # Won (142) and lost (143) close a deal: never the stage a new lead starts in.
+        stages = Stage.objects.exclude(amocrm_id__in=[142, 143]).select_related(
+            "pipeline", "pipeline__account").order_by("pipeline__account__name", "pipeline__sort", "sort")
         users = AmoUser.objects.select_related("account").order_by("account__name", "name")
         if not multi:
             pipelines = pipelines.filter(account_id=account_id)
@@ -108,6 +110,7 @@ class LeadSourceForm(forms.ModelForm):
                 f"{key}: {names.get(to_int(value), value)}" for key, value in
                 (self.instance.field_mapping or {}).items())
         self._account_id = account_id
+        self.fields["deal_name_template"].help_text = deal_names.HELP
 
     def clean_tags(self):
         return [tag.strip() for tag in self.cleaned_data["tags"].split(",") if tag.strip()]
@@ -148,6 +151,12 @@ class LeadSourceForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        if "deal_name_template" in cleaned:
+            known = deal_names.known_form_fields(self.instance, mapped=cleaned.get("field_mapping") or {})
+            problems = deal_names.template_problems(cleaned["deal_name_template"], form_fields=known)
+            if problems:
+                self.add_error("deal_name_template", [*problems, _("Available: %(names)s") % {
+                    "names": deal_names.available(known)}])
         account = cleaned.get("account")
         pipeline_id, status_id = cleaned.get("pipeline_id"), cleaned.get("status_id")
         if account is None:
@@ -185,11 +194,11 @@ class LeadSourceAdmin(admin.ModelAdmin):
     list_filter = ["account", "mode", "is_active"]
     search_fields = ["name", "public_key"]
     list_select_related = ["account"]
-    readonly_fields = ["public_key", "is_default", "embed_snippet", "deal_fields_hint"]
+    readonly_fields = ["public_key", "is_default", "embed_snippet", "deal_fields_hint", "deal_name_preview"]
     fieldsets = [
         (None, {"fields": ["name", "account", "is_active", "public_key", "is_default"]}),
         ("Where leads go in amoCRM", {"fields": ["mode", "pipeline_id", "status_id", "responsible_user_id",
-                                                 "deal_name_template", "tags", "form_id"]}),
+                                                 "deal_name_template", "deal_name_preview", "tags", "form_id"]}),
         ("Custom fields", {"fields": ["field_mapping", "deal_fields_hint"]}),
         ("The website", {"fields": ["allowed_origins", "success_url", "embed_snippet"]}),
     ]
@@ -210,6 +219,15 @@ class LeadSourceAdmin(admin.ModelAdmin):
             return "No cached deal fields: run “Sync metadata” on the account."
         return format_html_join(", ", "{} <small>({}, id {})</small>",
                                 ((f.name, f.type, f.amocrm_id) for f in fields))
+
+    @admin.display(description=_("deal name preview"))
+    def deal_name_preview(self, obj):
+        lead = deal_names.last_real_lead(obj)
+        if lead is None:
+            return _("No lead from this source yet: the preview uses its last real lead.")
+        when = f"{timezone.localtime(lead.created_at):%Y-%m-%d %H:%M}"
+        return format_html('<strong>{}</strong> <small>({})</small>', deal_name(lead, obj),
+                           _("from the lead of %(when)s") % {"when": when})
 
     @admin.display(description="embed snippet")
     def embed_snippet(self, obj):
