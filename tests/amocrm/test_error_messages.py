@@ -92,3 +92,27 @@ def test_the_sync_log_page_explains_its_error(staff_client):
                                  http_status=503, error="amoCRM answered 503.")
     page = html.unescape(staff_client.get(reverse("admin:amocrm_synclog_change", args=[log.pk])).content.decode())
     assert "amoCRM had a temporary failure on its side." in page and "amoCRM answered 503." in page
+
+
+def test_explanations_and_buttons_read_in_russian():
+    from django.utils import translation
+
+    from amocrm.admin.account_buttons import BY_KEY
+
+    with translation.override("ru"):
+        explanation = error_messages.explain("amoCRM answered 503.")
+        assert explanation.what == "Временный сбой на стороне amoCRM."
+        assert explanation.next == "Запрос повторяется автоматически с растущими паузами."
+        assert str(BY_KEY["pause"].label) == "Приостановить отправку"
+
+
+@pytest.mark.parametrize("app", ["amocrm", "leads", "sales"])
+def test_every_msgid_of_these_catalogues_has_a_russian_translation(app):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / app / "locale/ru/LC_MESSAGES/django.po").read_text()
+    entries = [block for block in text.split("\n\n")[1:] if "msgid" in block and "#~" not in block]
+    untranslated = [block for block in entries if re.search(r'^msgstr(\[\d\])? ""\n?$', block, re.M)
+                    and not re.search(r'^msgstr(\[\d\])? ""\n"', block, re.M)]
+    assert untranslated == []
