@@ -276,8 +276,8 @@ class UtmSourceFilter(admin.SimpleListFilter):
 
 @admin.register(Lead)
 class LeadAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "status_badge", "source", "name", "phone", "email", "utm_source", "utm_campaign",
-                    "deal_link", "stage_display", "manager_display", "sent_at", "attempts", "reason"]
+    list_display = ["created_at", "status_badge", "reason", "source", "name", "phone", "email", "utm_source",
+                    "utm_campaign", "deal_link", "stage_display", "manager_display", "sent_at", "attempts"]
     list_filter = ["status", "source", names.PipelineFilter, names.StageFilter, names.ManagerFilter,
                    ("created_at", admin.DateFieldListFilter), UtmSourceFilter]
     search_fields = ["name", "phone", "phone_raw", "email", "utm_campaign", "last_error"]

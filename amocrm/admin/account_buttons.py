@@ -7,6 +7,7 @@ confirmation first. A private integration's authorization code or long-lived tok
 page of its own (`credentials_view`).
 """
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -77,9 +78,12 @@ def _reconcile(account: Account) -> str:
 def _test_lead(account: Account) -> str:
     source = lead_source_ensure_default(account=account)
     stamp = f"{timezone.localtime():%Y-%m-%d %H:%M:%S}"
+    # A check number of its own, or a second test within the double-click window would be the first one.
+    check = secrets.token_hex(4)
     lead_create(source=source, data={"name": gettext("Test lead %(when)s") % {"when": stamp},
                                      "email": "test-lead@example.com",
-                                     "message": gettext("Sent from the admin to try the whole path.")})
+                                     "message": gettext("Sent from the admin to try the whole path (check "
+                                                        "%(check)s).") % {"check": check}})
     if account.sending_paused:
         return gettext("Test lead created; it waits because sending is paused.")
     return gettext("Test lead created and queued: it shows as Sent on the lead list once it is in amoCRM.")
