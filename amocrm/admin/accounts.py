@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from .. import error_messages, errors, oauth, services, tokens
+from .. import error_messages, errors, oauth, sending, services, tokens
 from ..crypto import redact
 from ..models import Account, Token
 from . import account_buttons
@@ -65,7 +65,8 @@ class AccountAdmin(admin.ModelAdmin):
     inlines = [TokenInline]
     # Every action talks to amoCRM or changes the connection: only for users who may change accounts.
     actions = ["action_connect", "action_test_connection", "action_refresh_token", "action_sync_metadata",
-               "action_subscribe_webhook", "action_rotate_webhook_key", "action_disconnect"]
+               "action_subscribe_webhook", "action_rotate_webhook_key", "action_disconnect", "action_pause_sending",
+               "action_resume_sending"]
     readonly_fields = ["status_badge", "connect_button", "redirect_uri_hint", "webhook_url_display",
                        "webhook_url_hidden", "webhook_status", "webhook_status_restricted", "client_secret_stored",
                        "amocrm_account_id", "amocrm_name", "subdomain", "currency", "connected_at",
@@ -302,7 +303,8 @@ class AccountAdmin(admin.ModelAdmin):
                                   messages.SUCCESS)
             else:
                 account.refresh_from_db()
-                self.message_user(request, f"{account.name}: {account.webhook_error}", messages.WARNING)
+                text = error_messages.one_line(scrub(account.webhook_error, account))
+                self.message_user(request, f"{account.name}: {text}", messages.WARNING)
 
     @admin.action(description="Rotate webhook key", permissions=["change"])
     def action_rotate_webhook_key(self, request, queryset):
@@ -318,3 +320,18 @@ class AccountAdmin(admin.ModelAdmin):
         for account in queryset:
             services.account_disconnect(account=account)
             self.message_user(request, f"{account.name}: disconnected (tokens deleted).", messages.SUCCESS)
+
+    def has_pause_permission(self, request):
+        return request.user.has_perm(account_buttons.PAUSE_PERMISSION)
+
+    @admin.action(description=_("Pause sending (leads are still accepted and wait)"), permissions=["pause"])
+    def action_pause_sending(self, request, queryset):
+        paused = sum(sending.account_pause_sending(account=account) for account in queryset)
+        self.message_user(request, _("Sending paused for %(count)d account(s): new leads wait until resumed.") % {
+            "count": paused}, messages.SUCCESS)
+
+    @admin.action(description=_("Resume sending"), permissions=["pause"])
+    def action_resume_sending(self, request, queryset):
+        resumed = sum(sending.account_resume_sending(account=account) for account in queryset)
+        self.message_user(request, _("Sending resumed for %(count)d account(s): the waiting leads are being sent.")
+                          % {"count": resumed}, messages.SUCCESS)

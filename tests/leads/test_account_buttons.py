@@ -26,8 +26,8 @@ def button_url(account, key) -> str:
     return reverse("admin:amocrm_account_button", args=[account.pk, key])
 
 
-def user_with(django_user_model, *codenames):
-    user = django_user_model.objects.create_user("someone", "someone@example.com", "pw", is_staff=True)
+def user_with(django_user_model, *codenames, username="someone"):
+    user = django_user_model.objects.create_user(username, f"{username}@example.com", "pw", is_staff=True)
     user.user_permissions.add(*Permission.objects.filter(content_type__app_label="amocrm", codename__in=codenames))
     return user
 
@@ -188,3 +188,22 @@ def test_the_credentials_form_wants_exactly_one_of_code_and_token(admin_client_)
     url = reverse("admin:amocrm_account_credentials", args=[account.pk])
     page = admin_client_.post(url, {"host": "http://sandbox.test"}).content.decode()
     assert "Paste either an authorization code or a long-lived token" in page
+
+
+def test_bulk_pause_and_resume_need_the_pause_permission(client, django_user_model, account,
+                                                         django_capture_on_commit_callbacks):
+    changelist = reverse("admin:amocrm_account_changelist")
+    client.force_login(user_with(django_user_model, "view_account", "change_account"))
+    assert "action_pause_sending" not in client.get(changelist).content.decode()
+    client.post(changelist, {"action": "action_pause_sending", "_selected_action": [account.pk]})
+    assert Account.objects.get(pk=account.pk).sending_paused_at is None
+
+    client.force_login(user_with(django_user_model, "view_account", "pause_account", username="operator"))
+    assert "action_pause_sending" in client.get(changelist).content.decode()
+    client.post(changelist, {"action": "action_pause_sending", "_selected_action": [account.pk]})
+    assert Account.objects.get(pk=account.pk).sending_paused_at is not None
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(changelist, {"action": "action_resume_sending", "_selected_action": [account.pk]})
+    assert Account.objects.get(pk=account.pk).sending_paused_at is None
+    assert "leads.tasks.push_account_leads" in queued_task_names()
+
