@@ -287,7 +287,7 @@ class LeadAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["id", "status_badge", "source", "account", "created_at", "sent_at", "attempts",
                            "next_attempt_at", "last_error_explained"]}),
-        ("amoCRM", {"fields": ["deal_link", "amocrm_contact_id", "amocrm_unsorted_uid", "note_pending",
+        ("amoCRM", {"fields": ["deal_link", "contact_display", "amocrm_unsorted_uid", "note_pending",
                                "write_attempted_at", "pipeline_display", "stage_display", "manager_display",
                                "stage_changed_at"]}),
         ("Contact", {"fields": ["name", "phone", "phone_raw", "email", "message"]}),
@@ -323,6 +323,10 @@ class LeadAdmin(admin.ModelAdmin):
             return "—"
         return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>',
                            obj.account.deal_url(obj.amocrm_deal_id), obj.amocrm_deal_id)
+
+    @admin.display(description=_("amoCRM contact"))
+    def contact_display(self, obj):
+        return names.contact_link(obj.account, obj.amocrm_contact_id, obj.name)
 
     @admin.display(description=_("pipeline"), ordering="_pipeline_name")
     def pipeline_display(self, obj):

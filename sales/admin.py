@@ -107,7 +107,7 @@ class SaleAdmin(admin.ModelAdmin):
     actions = ["action_refresh"]
     fields = ["account", "deal", "name", "amount_display", "state", "state_changed_at", "won_at",
               "pipeline_display", "stage_display", "manager_display", "source_lead", "attribution",
-              "amocrm_contact_id", "utm_source", "utm_campaign", "deal_updated_at", "created_at", "updated_at"]
+              "contact_display", "utm_source", "utm_campaign", "deal_updated_at", "created_at", "updated_at"]
     readonly_fields = fields
 
     def has_add_permission(self, request):
@@ -132,6 +132,10 @@ class SaleAdmin(admin.ModelAdmin):
     @admin.display(description="amount", ordering="amount")
     def amount_display(self, obj):
         return selectors.format_amount(obj.amount, obj.currency)
+
+    @admin.display(description=_("amoCRM contact"))
+    def contact_display(self, obj):
+        return names.contact_link(obj.account, obj.amocrm_contact_id, obj.lead.name if obj.lead_id else "")
 
     @admin.display(description=_("pipeline"), ordering="_pipeline_name")
     def pipeline_display(self, obj):

@@ -27,6 +27,15 @@ def shown(name: str | None, amocrm_id: int | None):
                        MISSING_HINT)
 
 
+def contact_link(account, contact_id: int | None, name: str = ""):
+    """The amoCRM contact as a link to its card, labelled with the person's name when known."""
+    if not contact_id:
+        return "—"
+    url = f"{account.host}/contacts/detail/{contact_id}"
+    return format_html('<a href="{}" target="_blank" rel="noopener">{} ({})</a>', url, name or _("contact"),
+                       contact_id)
+
+
 def pipeline_name(account_ref: str, pipeline_ref: str) -> Subquery:
     return Subquery(Pipeline.objects.filter(account_id=OuterRef(account_ref), amocrm_id=OuterRef(pipeline_ref))
                     .values("name")[:1])

@@ -69,13 +69,16 @@ def test_a_stored_id_the_cache_does_not_know_is_kept_and_hinted(staff, account_w
 
 
 def test_the_lead_list_and_page_show_stage_and_manager_by_name(staff, source):
-    lead = make_lead(source, name="Placed", pipeline_id=PIPELINE, stage_id=SECOND_STAGE, responsible_user_id=USER)
+    lead = make_lead(source, name="Placed", pipeline_id=PIPELINE, stage_id=SECOND_STAGE, responsible_user_id=USER,
+                     amocrm_contact_id=7001)
     make_lead(source, name="Unknown stage", pipeline_id=PIPELINE, stage_id=55555)
     page = staff.get(LEADS).content.decode()
     assert "Talks (1003)" in page and "Anna (5)" in page
     assert "55555" in page and "Sync metadata" in page
     detail = staff.get(reverse("admin:leads_lead_change", args=[lead.pk])).content.decode()
     assert "Sales (777)" in detail and "Talks (1003)" in detail and "Anna (5)" in detail
+    assert '<a href="http://sandbox.test/contacts/detail/7001" target="_blank" rel="noopener">Placed (7001)</a>' \
+        in detail
 
 
 @pytest.mark.parametrize(("query", "shown", "hidden"), [
