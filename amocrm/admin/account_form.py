@@ -6,12 +6,14 @@ and lost stages (142, 143) are never offered as the stage incoming leads are put
 """
 
 from django import forms
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from ..models import Account, AmoUser, Pipeline, Stage
 from .names import LOST, MISSING_HINT, WON
 
 STAGE_SEPARATOR = ":"
+NO_METADATA = _("Nothing to choose from yet: connect the account, or press “Sync metadata”.")
 
 
 def _missing_label(amocrm_id) -> str:
@@ -78,6 +80,9 @@ class AccountForm(forms.ModelForm):
             _keep_unknown(self.fields["won_stages"], value)
         self.initial["won_stages"] = stored
         self._stages = {(s.pipeline.amocrm_id, s.amocrm_id) for s in stages}
+        if not pipelines:
+            for name in ("default_pipeline_id", "default_status_id", "default_responsible_user_id", "won_stages"):
+                self.fields[name].help_text = format_lazy("{} {}", self.fields[name].help_text, NO_METADATA)
 
     def clean_default_status_id(self):
         value = self.cleaned_data.get("default_status_id")

@@ -120,3 +120,16 @@ def test_the_lead_list_shows_the_reason_and_the_next_try(staff, source):
     page = staff.get(LEADS).content.decode()
     assert "amoCRM had a temporary failure on its side." in page and "Next try at" in page
     assert "Sending failed again and again, so it was stopped." in page
+
+
+def test_a_new_account_is_added_before_any_metadata_exists(staff):
+    add = reverse("admin:amocrm_account_add")
+    page = staff.get(add).content.decode()
+    assert "Nothing to choose from yet" in page
+    response = staff.post(add, {"name": "New shop", "client_id": "cid", "client_secret": "secret",
+                                "redirect_uri": "https://crm.example.com/amocrm/oauth/callback/", "host": "",
+                                "token-TOTAL_FORMS": "0", "token-INITIAL_FORMS": "0", "token-MIN_NUM_FORMS": "0",
+                                "token-MAX_NUM_FORMS": "0"})
+    assert response.status_code == 302
+    account = Account.objects.get(name="New shop")
+    assert account.won_stages == [] and account.default_pipeline_id is None
