@@ -70,6 +70,16 @@ def test_an_operator_with_the_pause_permission_sees_only_pause(client, django_us
     assert client.post(button_url(account, "disconnect")).status_code == 403
 
 
+def test_a_user_who_may_change_accounts_but_not_pause_sees_every_button_but_pause(client, django_user_model,
+                                                                                  account):
+    client.force_login(user_with(django_user_model, "view_account", "change_account"))
+    page = client.get(change_url(account)).content.decode()
+    assert all(f'data-action="{key}"' in page for key in [*CHANGE_ONLY, "credentials"])
+    assert 'data-action="pause"' not in page
+    assert client.post(button_url(account, "pause")).status_code == 403
+    assert Account.objects.get(pk=account.pk).sending_paused_at is None
+
+
 def test_buttons_answer_only_post(admin_client_, account):
     assert admin_client_.get(button_url(account, "test_connection")).status_code == 405
 
