@@ -99,10 +99,11 @@ MESSAGES = {
         _("If it keeps happening, send the technical detail below to your administrator.")),
 }
 
-# The first pattern that matches the stored text decides its kind (the text is English, from the code).
+# The first pattern that matches the stored text decides its kind (mostly English, from the code; texts stored
+# through gettext are in the worker's language, so their Russian wording is listed too).
 PATTERNS = [
     ("gave_up", r"^Gave up after"),
-    ("webhook", r"webhook subscription"),
+    ("webhook", r"webhook subscription|подписку на вебхук"),
     ("denied", r"^OAuth: .*access denied"),
     ("rate_limited", r"\b429\b|Too Many Requests|no limiter slot|rate limit"),
     ("timeout", r"did not answer in time|timed? ?out|Timeout"),
@@ -115,8 +116,10 @@ PATTERNS = [
     ("reauth", r"\b401\b|Unauthorized|refresh token|revoked|re-?authori[sz]"),
     ("validation", r"rejected (this lead|the batch|the request)|validation"),
     ("not_found", r"answered 404"),
-    ("unbuildable", r"could not be turned into an amoCRM|Finding or building this lead's contact"),
-    ("note", r"its note|The note was refused"),
+    # The push stores these in the worker's language: the Russian wording is matched too.
+    ("note", r"its note|The note was refused|примечание к ней"),
+    ("unbuildable", r"could not be turned into an amoCRM|Finding or building this lead's contact|"
+                    r"не удалось собрать|Поиск или сборка контакта"),
     ("refused", r"answered 4\d\d|refused"),
 ]
 COMPILED = [(kind, re.compile(pattern, re.IGNORECASE)) for kind, pattern in PATTERNS]
@@ -185,14 +188,14 @@ def exception_message(prefix: str, exc: BaseException, *, detail: str | None = N
                        exception_line(exc), _("Technical detail"), str(exc) if detail is None else detail)
 
 
-def render(text: str, *, http_status: int | None = None, note: str = ""):
+def render(text: str, *, http_status: int | None = None, note: str = "", kind: str | None = None):
     """HTML: what happened, what happens next, what to do; the technical text folded below. "—" for none.
 
     `text` must already be scrubbed of secrets (amocrm.admin.helpers.scrub).
     """
     if not text:
         return "—"
-    explanation = explain(text, http_status=http_status)
+    explanation = explain(text, http_status=http_status, kind=kind)
     return format_html(
         '<div class="error-explained"><strong>{}</strong>{}<br>{}<br>{}'
         '<details><summary>{}</summary><pre style="white-space:pre-wrap;max-width:70em">{}</pre></details></div>',

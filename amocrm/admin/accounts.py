@@ -224,7 +224,7 @@ class AccountAdmin(admin.ModelAdmin):
                 retry = _("Will retry at %(when)s.") % {
                     "when": f"{timezone.localtime(obj.webhook_retry_at):%Y-%m-%d %H:%M:%S}"}
             return error_messages.render(scrub(obj.webhook_error, obj, hide_webhook_key=hide_webhook_key),
-                                         note=retry)
+                                         note=retry, kind="webhook")
         return "Not subscribed"
 
     # ---- the connect view

@@ -116,3 +116,13 @@ def test_every_msgid_of_these_catalogues_has_a_russian_translation(app):
     untranslated = [block for block in entries if re.search(r'^msgstr(\[\d\])? ""\n?$', block, re.M)
                     and not re.search(r'^msgstr(\[\d\])? ""\n"', block, re.M)]
     assert untranslated == []
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ("Из этой заявки не удалось собрать сделку amoCRM: сборка не прошла на данных этой заявки.", "unbuildable"),
+    ("Сделка есть в amoCRM, но примечание к ней (сообщение, страница, UTM, поля формы) не удалось собрать",
+     "note"),
+    ("amoCRM пока отклонил подписку на вебхук (amoCRM answered 429 Too Many Requests.).", "webhook"),
+])
+def test_errors_stored_in_russian_by_a_russian_worker_are_recognised(text, kind):
+    assert error_messages.kind_of(text) == kind
