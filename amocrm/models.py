@@ -87,6 +87,12 @@ class Account(models.Model):
     deals_changed_seen_at = models.DateTimeField(
         _("deals last seen changed"), null=True, blank=True, editable=False,
         help_text=_("The latest deal change reconciliation saw in amoCRM (compared with the last webhook)."))
+    webhook_retry_at = models.DateTimeField(
+        null=True, blank=True, editable=False,
+        help_text=_("A subscription that met a passing error (429, 5xx, network) is tried again then, by itself."))
+    sending_paused_at = models.DateTimeField(
+        null=True, blank=True, editable=False,
+        help_text=_("Set while sending is paused: leads are still accepted and wait until sending is resumed."))
 
     default_pipeline_id = models.BigIntegerField(null=True, blank=True)
     default_status_id = models.BigIntegerField(null=True, blank=True)
@@ -106,6 +112,7 @@ class Account(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [("pause_account", "Can pause and resume sending")]
         constraints = [
             models.UniqueConstraint(fields=["host"], condition=~models.Q(host=""), name="amocrm_account_unique_host"),
         ]
@@ -116,6 +123,10 @@ class Account(models.Model):
     @property
     def can_call_api(self) -> bool:
         return self.state == self.State.CONNECTED
+
+    @property
+    def sending_paused(self) -> bool:
+        return self.sending_paused_at is not None
 
     def is_won(self, pipeline_id: int | None, status_id: int | None) -> bool:
         if self.won_stages:
@@ -145,6 +156,8 @@ class Account(models.Model):
         """The badge shown in the admin: the stored state refined by token expiry and recent errors."""
         if self.state != self.State.CONNECTED:
             return self.state
+        if self.sending_paused_at:
+            return "paused"
         token = getattr(self, "token", None)
         if token is not None and token.expires_soon():
             return "expiring"

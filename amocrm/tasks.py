@@ -60,3 +60,12 @@ def sync_account_metadata(account_id: int) -> None:
 def check_account_connection(account_id: int) -> dict:
     """One authenticated call; used by operators (and the e2e tests) to exercise the connection."""
     return services.account_test_connection(account=Account.objects.get(pk=account_id))
+
+
+@shared_task(name="amocrm.tasks.subscribe_webhook", ignore_result=True)
+def subscribe_webhook(account_id: int, attempt: int) -> bool:
+    """Try the webhook subscription again after a passing error; the service queues the next try if needed."""
+    account = Account.objects.filter(pk=account_id).first()
+    if account is None or not account.can_call_api or account.webhook_subscribed_at:
+        return False
+    return services.account_subscribe_webhook(account=account, attempt=attempt)

@@ -13,6 +13,7 @@ from django.conf import settings
 from amocrm.values import to_int
 
 from . import attribution
+from .deal_names import template_values
 from .models import DEFAULT_DEAL_NAME
 
 # A per-lead tag on every deal we create. A retry after an ambiguous failure looks for it among the
@@ -119,20 +120,12 @@ def new_contact(lead) -> dict:
 # ---------------------------------------------------------------------------- deals
 
 
-class _Blank(dict):
-    def __missing__(self, key):
-        return ""
-
-
 def deal_name(lead, source) -> str:
-    """The source's template filled in; a broken template falls back to the default one."""
-    values = _Blank(
-        name=lead.name or lead.phone or lead.email, phone=lead.phone, email=lead.email, source=source.name,
-        utm_source=lead.utm_source, utm_campaign=lead.utm_campaign,
-    )
+    """The source's template filled in (leads/deal_names.py); a broken template falls back to the default one."""
+    values = template_values(lead, source)
     try:
         name = (source.deal_name_template or DEFAULT_DEAL_NAME).format_map(values)
-    except (ValueError, IndexError, AttributeError, KeyError, TypeError):  # e.g. "{name[0]}", "{fields[x]}"
+    except (ValueError, IndexError, AttributeError, KeyError, TypeError):  # e.g. "{name[0]}"
         name = DEFAULT_DEAL_NAME.format_map(values)
     return name.strip()[:255] or DEFAULT_DEAL_NAME.format_map(values)
 

@@ -136,6 +136,9 @@ def leads_push(*, account_id: int) -> PushOutcome:
     if account is None or not account.can_call_api:
         outcome.stopped = "not connected"
         return outcome
+    if account.sending_paused:
+        outcome.stopped = "paused"  # the leads wait; resuming queues this push again
+        return outcome
     with try_lock(PUSH_LOCK, account_id, fallback_seconds=settings.CELERY_TASK_TIME_LIMIT + 60) as locked:
         if not locked:
             outcome.stopped = "busy"
