@@ -50,6 +50,8 @@ SIDEBAR_NAVIGATION = [
         "items": [
             _item(_("Sales"), "payments", "admin:sales_sale_changelist", "sales.sale"),
             _item(_("Sales report"), "bar_chart", "admin:sales_sale_report", "sales.sale"),
+            _item(_("Conversions to ad platforms"), "ads_click", "admin:conversions_conversionexport_changelist",
+                  "conversions.conversionexport"),
         ],
     },
     {

@@ -2,11 +2,17 @@
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
-from django.utils.html import format_html
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
+from .. import error_messages
 from ..models import SyncLog, WebhookEvent
 from ..webhooks.processing import webhook_event_reprocess
 from .helpers import ReadOnlyAdmin, pretty_json, scrub
+
+# Leads one call concerned (a batch is up to 50): shown by name on the call's page.
+CONCERNS_SHOWN = 50
 
 
 @admin.register(SyncLog)
@@ -17,12 +23,28 @@ class SyncLogAdmin(ReadOnlyAdmin):
     list_select_related = ["account"]
     date_hierarchy = "created_at"
     fields = ["created_at", "account", "operation", "direction", "status", "method", "path", "http_status",
-              "duration_ms", "amocrm_request_id", "error_text", "request_pretty", "response_pretty", "context_pretty"]
+              "duration_ms", "amocrm_request_id", "error_text", "concerns", "request_pretty", "response_pretty",
+              "context_pretty"]
     readonly_fields = fields
 
-    @admin.display(description="error")
+    @admin.display(description=_("error"))
     def error_text(self, obj):
-        return scrub(obj.error) or "—"
+        return error_messages.render(scrub(obj.error), http_status=obj.http_status)
+
+    @admin.display(description=_("concerns"))
+    def concerns(self, obj):
+        """The leads, deal and webhook delivery this call was about, by name with a link, not as bare ids."""
+        items = [format_html('<a href="{}">{} ({})</a>', reverse("admin:leads_lead_change", args=[lead.pk]),
+                             str(lead), lead.pk) for lead in obj.leads.all()[:CONCERNS_SHOWN]]
+        context = obj.context if isinstance(obj.context, dict) else {}
+        if context.get("deal") and obj.account_id:
+            items.append(format_html('<a href="{}" target="_blank" rel="noopener">{} #{}</a>',
+                                     obj.account.deal_url(context["deal"]), _("deal"), context["deal"]))
+        if context.get("webhook_event"):
+            items.append(format_html('<a href="{}">{} #{}</a>', reverse(
+                "admin:amocrm_webhookevent_change", args=[context["webhook_event"]]), _("webhook delivery"),
+                context["webhook_event"]))
+        return format_html_join(", ", "{}", ((item,) for item in items)) or "—"
 
     @admin.display(description="request (redacted)")
     def request_pretty(self, obj):

@@ -56,7 +56,7 @@ def test_the_site_header_in_both_languages(admin_client, language, title):
 
 
 def test_every_model_admin_uses_the_themes_base_class():
-    ours = {"amocrm", "leads", "sales", "monitoring", "auth"}
+    ours = {"amocrm", "leads", "sales", "monitoring", "conversions", "auth"}
     admins = [model_admin for model, model_admin in admin.site._registry.items() if model._meta.app_label in ours]
 
     assert len(admins) >= 13

@@ -28,6 +28,7 @@ def test_operators_view_everything_and_do_the_daily_fixes_only():
         "leads.change_lead",  # retry push, mark as spam
         "amocrm.reprocess_webhookevent",
         "amocrm.pause_account",
+        "conversions.export_conversions",  # the conversions CSV (a report download)
     }
     assert "sales.view_sale" in views  # the report and its CSV
     assert {"amocrm.view_account", "leads.view_lead", "monitoring.view_incident"} <= views

@@ -10,15 +10,16 @@ from django.apps import apps as global_apps
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-APPS = ("amocrm", "leads", "sales", "monitoring")
+APPS = ("amocrm", "leads", "sales", "monitoring", "conversions")
 OPERATORS = "Operators"
 INTEGRATION_ADMINS = "Integration admins"
 # Besides every view_* permission of APPS: the daily fixes. Retrying a lead and marking it spam are gated by
-# leads.change_lead (the lead's own fields stay read-only in the admin); the report and its CSV by view_sale.
+# leads.change_lead (the lead's own fields stay read-only in the admin); the sales report and its CSV by view_sale.
 OPERATOR_EXTRA = [
     ("leads", "change_lead"),  # retry push, mark as spam
     ("amocrm", "reprocess_webhookevent"),  # reprocess webhook events
     ("amocrm", "pause_account"),  # pause and resume sending
+    ("conversions", "export_conversions"),  # download the conversions CSV for the ad platforms
 ]
 
 
@@ -49,12 +50,13 @@ def remove_groups(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("amocrm", "0004_ui_pause_permission"),
+        ("amocrm", "0005_names_pause_and_webhook_retry"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
-        ("leads", "0005_lead_lease"),
+        ("leads", "0007_hook_form_builder_hook"),
         ("sales", "0002_sale_reread_permission"),
         ("monitoring", "0002_default_rules"),
+        ("conversions", "0001_attrib_conversion_export"),
     ]
 
     operations = [migrations.RunPython(create_groups, remove_groups)]
