@@ -128,7 +128,8 @@ class LeadSourceForm(forms.ModelForm):
                 f"{key}: {names.get(to_int(value), value)}" for key, value in
                 (self.instance.field_mapping or {}).items())
         self._account_id = account_id
-        self.fields["deal_name_template"].help_text = deal_names.HELP
+        if "deal_name_template" in self.fields:  # absent from a view-only user's (read-only) form
+            self.fields["deal_name_template"].help_text = deal_names.HELP
 
     def clean_tags(self):
         return [tag.strip() for tag in self.cleaned_data["tags"].split(",") if tag.strip()]
