@@ -5,14 +5,16 @@ cached custom fields; shapes follow docs/amocrm.md#entities.
 """
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import phonenumbers
 from django.conf import settings
+from django.utils.translation import gettext
 
 from amocrm.values import to_int
 
-from .models import DEFAULT_DEAL_NAME
+from .models import DEFAULT_DEAL_NAME, DEFAULT_TASK_TEXT
 
 # A per-lead tag on every deal we create. A retry after an ambiguous failure looks for it among the
 # deals updated since that attempt, so it adopts the first deal instead of creating a second one.
@@ -29,7 +31,7 @@ TRACKING_CODES = {
 }
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 # Lead attributes a source's field mapping may send to a deal field besides the form's `fields`.
-MAPPABLE_ATTRIBUTES = ("name", "phone", "email", "message", "page_url", "referrer", *UTM_FIELDS)
+MAPPABLE_ATTRIBUTES = ("name", "phone", "email", "message", "page_url", "referrer", "company", "price", *UTM_FIELDS)
 
 TEXT_TYPES = {"text", "textarea", "url", "streetaddress", "tracking_data", "legal_entity", "monetary"}
 CHOICE_TYPES = {"select", "radiobutton", "multiselect"}
@@ -101,13 +103,17 @@ def contact_matches(contact: dict, *, phone: str, email: str) -> bool:
     return False
 
 
-def new_contact(lead) -> dict:
-    """A contact to create with the deal: name, PHONE and EMAIL with enum_code WORK."""
+def new_contact(lead, contact_fields_by_id: dict[int, "FieldInfo"] | None = None) -> dict:
+    """A contact to create with the deal: name, PHONE and EMAIL with enum_code WORK, then the source's
+    contact field mapping (validated like deal fields; a value that does not fit stays in the note)."""
     fields = []
     if lead.phone:
         fields.append({"field_code": "PHONE", "values": [{"value": lead.phone, "enum_code": "WORK"}]})
     if lead.email:
         fields.append({"field_code": "EMAIL", "values": [{"value": lead.email, "enum_code": "WORK"}]})
+    if contact_fields_by_id:
+        mapped = mapped_values(lead, getattr(lead.source, "contact_field_mapping", None), contact_fields_by_id)
+        fields += [{"field_id": field_id, "values": values} for field_id, values in mapped.items()]
     contact = {"name": lead.name or lead.phone or lead.email}
     if fields:
         contact["custom_fields_values"] = fields
@@ -180,10 +186,20 @@ def deal_custom_fields(lead, source, fields_by_id: dict[int, FieldInfo],
         text = getattr(lead, attribute)
         if info is not None and text:
             values[info.id] = [{"value": text[:255]}]
-    for form_field, field_id in (source.field_mapping or {}).items():
+    values.update(mapped_values(lead, source.field_mapping, fields_by_id))
+    return [{"field_id": field_id, "values": field_values} for field_id, field_values in values.items()]
+
+
+def mapped_values(lead, mapping: dict | None, fields_by_id: dict[int, FieldInfo]) -> dict[int, list[dict]]:
+    """A source's mapping (form field or lead attribute → custom field id) as amoCRM value lists by field id.
+
+    Fields deleted in amoCRM since the mapping was saved and values that do not fit their type are left out.
+    """
+    values: dict[int, list[dict]] = {}
+    for form_field, field_id in (mapping or {}).items():
         info = fields_by_id.get(to_int(field_id))
         if info is None:
-            continue  # the field was deleted in amoCRM since the mapping was saved
+            continue
         if form_field in (lead.fields or {}):
             raw = lead.fields[form_field]
         elif form_field in MAPPABLE_ATTRIBUTES:
@@ -193,7 +209,14 @@ def deal_custom_fields(lead, source, fields_by_id: dict[int, FieldInfo],
         field_values = _field_value(info, raw) if raw not in (None, "") else None
         if field_values:
             values[info.id] = field_values
-    return [{"field_id": field_id, "values": field_values} for field_id, field_values in values.items()]
+    return values
+
+
+def deal_price(lead) -> int | None:
+    """The deal's integer budget (amoCRM's `price`), rounded half up; None when the form sent none."""
+    if lead.price is None:
+        return None
+    return int(Decimal(lead.price).quantize(Decimal(1), rounding="ROUND_HALF_UP"))
 
 
 def deal_placement(source, account) -> dict:
@@ -223,6 +246,11 @@ def complex_deal(lead, source, account, *, request_id: str, contact: dict, field
         "name": deal_name(lead, source),
         **deal_placement(source, account),
     }
+    if lead.responsible_user_id:  # chosen by the source's routing (leads/push/routing.py)
+        deal["responsible_user_id"] = lead.responsible_user_id
+    price = deal_price(lead)
+    if price is not None:
+        deal["price"] = price
     custom_fields = deal_custom_fields(lead, source, fields_by_id, tracking)
     if custom_fields:
         deal["custom_fields_values"] = custom_fields
@@ -272,6 +300,10 @@ def note_text(lead, source) -> str:
         details.append(f"Page: {lead.page_url}")
     if lead.referrer:
         details.append(f"Referrer: {lead.referrer}")
+    if lead.company:
+        details.append(f"Company: {lead.company}")
+    if lead.price is not None:
+        details.append(f"Budget: {lead.price}")
     utms = [f"{name}={getattr(lead, name)}" for name in UTM_FIELDS if getattr(lead, name)]
     if utms:
         details.append("UTM: " + ", ".join(utms))
@@ -286,3 +318,41 @@ def note_text(lead, source) -> str:
 
 def deal_note(*, deal_id: int, text: str) -> dict:
     return {"entity_id": deal_id, "note_type": "common", "params": {"text": text}}
+
+
+def attached_note_text(lead, source) -> str:
+    """The note a repeat enquiry becomes on the person's open deal: says it is a new enquiry, then the usual."""
+    heading = gettext("Repeat enquiry from the website (“%(source)s”), attached to this open deal.") % {
+        "source": source.name}
+    return "\n\n".join(part for part in (heading, note_text(lead, source)) if part)
+
+
+# ---------------------------------------------------------------------------- tasks
+
+
+def task_text(lead, source) -> str:
+    """The source's task template filled in with the lead; a broken template falls back to the default one."""
+    values = _Blank(
+        name=lead.name or lead.phone or lead.email, phone=lead.phone, email=lead.email, company=lead.company,
+        price="" if lead.price is None else str(lead.price), source=source.name, message=lead.message[:500],
+    )
+    default = str(DEFAULT_TASK_TEXT)
+    try:
+        text = (source.task_text or default).format_map(values)
+    except (ValueError, IndexError, AttributeError, KeyError, TypeError):
+        text = default.format_map(values)
+    return " ".join(text.split())[:1000] or default.format_map(values)
+
+
+def deal_task(lead, source, *, now: datetime) -> dict:
+    """One element of POST /api/v4/tasks: the manager's task on the lead's new deal, due N minutes from `now`."""
+    task = {
+        "entity_id": lead.amocrm_deal_id,
+        "entity_type": "leads",
+        "text": task_text(lead, source),
+        "complete_till": _timestamp(now + timedelta(minutes=source.task_due_minutes)),
+        "task_type_id": source.task_type_id or 1,
+    }
+    if lead.responsible_user_id:
+        task["responsible_user_id"] = lead.responsible_user_id
+    return task

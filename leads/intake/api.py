@@ -7,10 +7,12 @@ which counts the sender, catches a double click and stores the lead in one Redis
 
 import re
 import threading
+from decimal import Decimal, InvalidOperation
 
 from django.core.validators import EmailValidator
 from django.http import HttpResponseRedirect
 from django.utils.functional import cached_property
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -112,6 +114,45 @@ class Text(serializers.Field):
         return value
 
 
+@extend_schema_field(OpenApiTypes.STR)
+class Price(serializers.Field):
+    """The deal budget: a number ≥ 0 as a number or text; spaces and a decimal comma accepted ("45 000,50").
+
+    Absent, null or blank → None (no budget). Kept to two decimals; amoCRM's deal takes it as an integer.
+    """
+
+    default_error_messages = {
+        "invalid": _("Enter the budget as a number, e.g. 45000 or 45 000,50."),
+        "negative": _("The budget cannot be negative."),
+        "too_large": _("The budget is too large."),
+    }
+    SPACES = re.compile(r"[\s\u00a0\u202f\u2009']")
+
+    def __init__(self):
+        super().__init__(required=False, allow_null=True, default=None)
+
+    def to_internal_value(self, data) -> Decimal | None:
+        if isinstance(data, bool) or not isinstance(data, str | int | float):
+            self.fail("invalid")
+        text = self.SPACES.sub("", str(data)).replace(",", ".")
+        if not text:
+            return None
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            self.fail("invalid")
+        if not value.is_finite():
+            self.fail("invalid")
+        if value < 0:
+            self.fail("negative")
+        if value >= Decimal(10) ** 12:
+            self.fail("too_large")
+        return value.quantize(Decimal("0.01"))
+
+    def to_representation(self, value):
+        return None if value is None else str(value)
+
+
 class ThreadFieldsSerializer(serializers.Serializer):
     """A serializer whose fields are built once per thread instead of once per instance.
 
@@ -176,6 +217,8 @@ class LeadIntakeApi(APIView):
         phone = Text(64)
         email = Text(254)
         message = Text(5000, trim=False)
+        price = Price()
+        company = Text(255)
         utm_source = Text(255)
         utm_medium = Text(255)
         utm_campaign = Text(255)
@@ -224,7 +267,7 @@ class LeadIntakeApi(APIView):
             return {str(key): item for key, item in value.items() if item is not None}
 
         def validate(self, attrs):
-            attrs = {key: ("" if value is None else value) for key, value in attrs.items()}
+            attrs = {key: ("" if value is None and key != "price" else value) for key, value in attrs.items()}
             if not attrs.get("phone") and not attrs.get("email"):
                 raise serializers.ValidationError({"phone": ["Give a phone number or an email address."],
                                                    "email": ["Give a phone number or an email address."]})
