@@ -1,6 +1,5 @@
 """Admin for lead sources (amoCRM placement chosen by name, the embed snippet) and leads (badges, retry, spam)."""
 
-import re
 from urllib.parse import urlsplit
 
 from django import forms
@@ -11,12 +10,14 @@ from django.db.models import Count
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
 from amocrm.admin import pretty_json
 from amocrm.models import AmoUser, CustomField, Pipeline, Stage
 from amocrm.values import to_int
 
 from . import actions, selectors
+from .admin_routing import ROUTING_FIELDS, RoutingFormMixin, mapping_parse
 from .intake.api import HONEYPOT_FIELD
 from .models import Lead, LeadSource
 from .sources import normalize_origin
@@ -28,7 +29,6 @@ LEAD_BADGES = {
     Lead.Status.FAILED: "#c0392b",
     Lead.Status.SPAM: "#6c757d",
 }
-MAPPING_LINE = re.compile(r"^\s*([^:=→]+?)\s*(?::|=|→|->)\s*(.+?)\s*$")
 
 
 def _https_urls(db_field, **kwargs):
@@ -41,7 +41,7 @@ def _https_urls(db_field, **kwargs):
 # ============================================================================ lead sources
 
 
-class LeadSourceForm(forms.ModelForm):
+class LeadSourceForm(RoutingFormMixin, forms.ModelForm):
     """Pipeline, stage, responsible user and field mapping picked by name from the account's cached metadata."""
 
     pipeline_id = forms.TypedChoiceField(label="Pipeline", coerce=int, empty_value=None, required=False)
@@ -62,7 +62,8 @@ class LeadSourceForm(forms.ModelForm):
     class Meta:
         model = LeadSource
         fields = ["name", "account", "is_active", "mode", "pipeline_id", "status_id", "responsible_user_id",
-                  "deal_name_template", "tags", "field_mapping", "allowed_origins", "success_url", "form_id"]
+                  "deal_name_template", "tags", "field_mapping", "allowed_origins", "success_url", "form_id",
+                  *ROUTING_FIELDS]
         formfield_callback = _https_urls
 
     def __init__(self, *args, **kwargs):
@@ -100,11 +101,13 @@ class LeadSourceForm(forms.ModelForm):
         if self.instance.pk:
             self.initial["tags"] = ", ".join(self.instance.tags or [])
             self.initial["allowed_origins"] = "\n".join(self.instance.allowed_origins or [])
-            names = {f.amocrm_id: f.name for f in CustomField.objects.filter(account_id=self.instance.account_id)}
+            names = {f.amocrm_id: f.name for f in CustomField.objects.filter(account_id=self.instance.account_id,
+                                                                                 entity_type="leads")}
             self.initial["field_mapping"] = "\n".join(
                 f"{key}: {names.get(to_int(value), value)}" for key, value in
                 (self.instance.field_mapping or {}).items())
         self._account_id = account_id
+        self.routing_init(account_id)
 
     def clean_tags(self):
         return [tag.strip() for tag in self.cleaned_data["tags"].split(",") if tag.strip()]
@@ -125,23 +128,9 @@ class LeadSourceForm(forms.ModelForm):
 
     def clean_field_mapping(self):
         account_id = to_int(self.data.get("account")) or self._account_id
-        fields = list(CustomField.objects.filter(account_id=account_id).exclude(type="tracking_data"))
-        by_id = {str(f.amocrm_id): f for f in fields}
-        by_name = {f.name.casefold(): f for f in fields}
-        mapping = {}
-        for line in self.cleaned_data["field_mapping"].splitlines():
-            if not line.strip():
-                continue
-            match = MAPPING_LINE.match(line)
-            if not match:
-                raise forms.ValidationError(f"{line!r}: write “form field: amoCRM field”.")
-            form_field, target = match.groups()
-            found = by_id.get(target.lstrip("#")) or by_name.get(target.casefold())
-            if found is None:
-                known = ", ".join(f.name for f in fields) or "none cached — sync the account's metadata"
-                raise forms.ValidationError(f"{target!r} is not a deal field of this account (known: {known}).")
-            mapping[form_field] = found.amocrm_id
-        return mapping
+        fields = list(CustomField.objects.filter(account_id=account_id, entity_type="leads")
+                      .exclude(type="tracking_data"))
+        return mapping_parse(self.cleaned_data["field_mapping"], fields, entity="deal")
 
     def clean(self):
         cleaned = super().clean()
@@ -187,7 +176,10 @@ class LeadSourceAdmin(admin.ModelAdmin):
         (None, {"fields": ["name", "account", "is_active", "public_key", "is_default"]}),
         ("Where leads go in amoCRM", {"fields": ["mode", "pipeline_id", "status_id", "responsible_user_id",
                                                  "deal_name_template", "tags", "form_id"]}),
-        ("Custom fields", {"fields": ["field_mapping", "deal_fields_hint"]}),
+        ("Custom fields", {"fields": ["field_mapping", "deal_fields_hint", "contact_field_mapping"]}),
+        (_("Managers, tasks and repeat enquiries"), {"fields": [
+            "responsible_mode", "responsible_user_ids", "task_enabled", "task_text", "task_due_minutes",
+            "task_type_id", "dedup_policy", "dedup_days"]}),
         ("The website", {"fields": ["allowed_origins", "success_url", "embed_snippet"]}),
     ]
 
@@ -202,7 +194,8 @@ class LeadSourceAdmin(admin.ModelAdmin):
     def deal_fields_hint(self, obj):
         if not obj or not obj.pk:
             return "Save the source first."
-        fields = CustomField.objects.filter(account_id=obj.account_id).exclude(type="tracking_data")
+        fields = CustomField.objects.filter(account_id=obj.account_id, entity_type="leads").exclude(
+            type="tracking_data")
         if not fields:
             return "No cached deal fields: run “Sync metadata” on the account."
         return format_html_join(", ", "{} <small>({}, id {})</small>",
@@ -248,9 +241,10 @@ class LeadAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["id", "status_badge", "source", "account", "created_at", "sent_at", "attempts",
                            "next_attempt_at", "last_error"]}),
-        ("amoCRM", {"fields": ["deal_link", "amocrm_contact_id", "amocrm_unsorted_uid", "note_pending",
+        ("amoCRM", {"fields": ["deal_link", "attached_to_deal", "responsible_name", "amocrm_contact_id",
+                               "amocrm_unsorted_uid", "note_pending", "task_pending",
                                "write_attempted_at", "pipeline_id", "stage_id", "stage_changed_at"]}),
-        ("Contact", {"fields": ["name", "phone", "phone_raw", "email", "message"]}),
+        ("Contact", {"fields": ["name", "phone", "phone_raw", "email", "message", "price", "company"]}),
         ("Attribution", {"fields": ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
                                     "referrer", "page_url", "fields_pretty"]}),
         ("Request", {"fields": ["ip", "user_agent", "idempotency_key"]}),
@@ -280,6 +274,13 @@ class LeadAdmin(admin.ModelAdmin):
             return "—"
         return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>',
                            obj.account.deal_url(obj.amocrm_deal_id), obj.amocrm_deal_id)
+
+    @admin.display(description=_("responsible user"))
+    def responsible_name(self, obj):
+        if not obj.responsible_user_id:
+            return "—"
+        user = AmoUser.objects.filter(account_id=obj.account_id, amocrm_id=obj.responsible_user_id).first()
+        return f"{user.name} (#{obj.responsible_user_id})" if user else f"#{obj.responsible_user_id}"
 
     @admin.display(description="fields")
     def fields_pretty(self, obj):
