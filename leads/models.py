@@ -82,7 +82,7 @@ class LeadSource(models.Model):
     task_text = models.CharField(
         _("task text"), max_length=500, blank=True,
         help_text=_("Placeholders: {name}, {phone}, {email}, {company}, {price}, {source}, {message}. "
-                    "Empty: a standard text in the account's language."))
+                    "Empty: a standard text in the project's language (LANGUAGE_CODE)."))
     task_due_minutes = models.PositiveIntegerField(_("task due in, minutes"), default=60)
     task_type_id = models.PositiveIntegerField(_("task type"), default=1,
                                                help_text=_("amoCRM task type id: 1 call, 2 meeting, or a custom type."))
