@@ -179,7 +179,7 @@ class LeadSourceAdmin(admin.ModelAdmin):
         ("Custom fields", {"fields": ["field_mapping", "deal_fields_hint", "contact_field_mapping"]}),
         (_("Managers, tasks and repeat enquiries"), {"fields": [
             "responsible_mode", "responsible_user_ids", "task_enabled", "task_text", "task_due_minutes",
-            "task_type_id", "dedup_policy", "dedup_days"]}),
+            "task_working_hours", "task_type_id", "dedup_policy", "dedup_days"]}),
         ("The website", {"fields": ["allowed_origins", "success_url", "embed_snippet"]}),
     ]
 

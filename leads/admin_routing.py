@@ -13,9 +13,11 @@ from django.utils.translation import gettext_lazy as _
 from amocrm.models import AmoUser, CustomField
 from amocrm.values import to_int
 
+from . import payloads
+
 MAPPING_LINE = re.compile(r"^\s*([^:=→]+?)\s*(?::|=|→|->)\s*(.+?)\s*$")
 ROUTING_FIELDS = ["contact_field_mapping", "dedup_policy", "dedup_days", "responsible_mode", "responsible_user_ids",
-                  "task_enabled", "task_text", "task_due_minutes", "task_type_id"]
+                  "task_enabled", "task_text", "task_due_minutes", "task_working_hours", "task_type_id"]
 
 
 def mapping_parse(text: str, fields: list[CustomField], *, entity: str) -> dict[str, int]:
@@ -85,6 +87,12 @@ class RoutingFormMixin(forms.ModelForm):
             raise forms.ValidationError(gettext(
                 "Use only the placeholders {name}, {phone}, {email}, {company}, {price}, {source} and {message}, "
                 "each in single braces.")) from None
+        return text
+
+    def clean_task_working_hours(self):
+        text = self.cleaned_data["task_working_hours"].strip()
+        if text and payloads.working_hours(text) is None:
+            raise forms.ValidationError(gettext("Write the working hours as opening-closing, e.g. 09:00-18:00."))
         return text
 
     def clean_responsible_user_ids(self):

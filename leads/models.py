@@ -84,6 +84,10 @@ class LeadSource(models.Model):
         help_text=_("Placeholders: {name}, {phone}, {email}, {company}, {price}, {source}, {message}. "
                     "Empty: a standard text in the project's language (LANGUAGE_CODE)."))
     task_due_minutes = models.PositiveIntegerField(_("task due in, minutes"), default=60)
+    task_working_hours = models.CharField(
+        _("working hours"), max_length=11, blank=True,
+        help_text=_("Optional, e.g. 09:00-18:00: a deal pushed outside them (or on a weekend) gets its task due "
+                    "N minutes after the next working day starts. Times in TIME_ZONE."))
     task_type_id = models.PositiveIntegerField(_("task type"), default=1,
                                                help_text=_("amoCRM task type id: 1 call, 2 meeting, or a custom type."))
     created_at = models.DateTimeField(auto_now_add=True)

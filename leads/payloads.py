@@ -4,8 +4,10 @@ Pure functions over model instances: no queries, no HTTP. The push service feeds
 cached custom fields; shapes follow docs/amocrm.md#entities.
 """
 
+import re
+import zoneinfo
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
 import phonenumbers
@@ -36,6 +38,7 @@ MAPPABLE_ATTRIBUTES = ("name", "phone", "email", "message", "page_url", "referre
 TEXT_TYPES = {"text", "textarea", "url", "streetaddress", "tracking_data", "legal_entity", "monetary"}
 CHOICE_TYPES = {"select", "radiobutton", "multiselect"}
 DATE_TYPES = {"date", "date_time", "birthday"}
+WORKING_HOURS = re.compile(r"^\s*(\d{1,2}:\d{2})\s*[-–]\s*(\d{1,2}:\d{2})\s*$")
 TRUE_WORDS = {"1", "true", "yes", "on", "y", "да"}
 FALSE_WORDS = {"0", "false", "no", "off", "n", "нет", ""}
 
@@ -344,13 +347,44 @@ def task_text(lead, source) -> str:
     return " ".join(text.split())[:1000] or default.format_map(values)
 
 
+def working_hours(text: str) -> tuple[time, time] | None:
+    """"09:00-18:00" → (09:00, 18:00); None when empty or not two HH:MM times with the first before the second."""
+    match = WORKING_HOURS.match(text or "")
+    if not match:
+        return None
+    try:
+        opens, closes = time.fromisoformat(match.group(1).zfill(5)), time.fromisoformat(match.group(2).zfill(5))
+    except ValueError:
+        return None
+    return (opens, closes) if opens < closes else None
+
+
+def task_deadline(now: datetime, *, minutes: int, hours: str = "") -> datetime:
+    """Due `minutes` after `now`; with working hours (Mon–Fri, TIME_ZONE), counted from the next opening
+    when `now` is outside them."""
+    start = now
+    span = working_hours(hours)
+    if span is not None:
+        opens, closes = span
+        local = now.astimezone(zoneinfo.ZoneInfo(settings.TIME_ZONE))
+        if local.weekday() < 5 and opens <= local.time() < closes:
+            start = now
+        else:
+            day = local.date() if local.weekday() < 5 and local.time() < opens else local.date() + timedelta(days=1)
+            while day.weekday() >= 5:
+                day += timedelta(days=1)
+            start = datetime.combine(day, opens, tzinfo=local.tzinfo)
+    return start + timedelta(minutes=minutes)
+
+
 def deal_task(lead, source, *, now: datetime) -> dict:
     """One element of POST /api/v4/tasks: the manager's task on the lead's new deal, due N minutes from `now`."""
     task = {
         "entity_id": lead.amocrm_deal_id,
         "entity_type": "leads",
         "text": task_text(lead, source),
-        "complete_till": _timestamp(now + timedelta(minutes=source.task_due_minutes)),
+        "complete_till": _timestamp(task_deadline(now, minutes=source.task_due_minutes,
+                                                  hours=source.task_working_hours)),
         "task_type_id": source.task_type_id or 1,
     }
     if lead.responsible_user_id:

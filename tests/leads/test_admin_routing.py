@@ -65,3 +65,11 @@ def test_a_lead_shows_its_budget_company_manager_by_name_and_the_deal_it_was_att
     page = staff.get(reverse("admin:leads_lead_change", args=[lead.pk])).content.decode()
     for text in ("ООО Ромашка", "45000", "Anna (#5)", "4002"):
         assert text in page
+
+
+def test_working_hours_that_cannot_be_read_are_refused(staff, account):
+    response = staff.post(reverse("admin:leads_leadsource_add"), source_form(account, task_working_hours="9 to 6"))
+    assert response.status_code == 200 and "e.g. 09:00-18:00" in response.content.decode()
+    response = staff.post(reverse("admin:leads_leadsource_add"), source_form(account, task_working_hours="09:00-18:00"))
+    assert response.status_code == 302
+    assert LeadSource.objects.get(name="Promo").task_working_hours == "09:00-18:00"

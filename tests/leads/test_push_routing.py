@@ -1,6 +1,8 @@
 """The push's routing features: deal budget, company, contact fields, open-deal dedup, managers and their tasks."""
 
 import time
+import zoneinfo
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -8,6 +10,7 @@ from django.utils import timezone
 from responses import matchers
 
 from amocrm.models import AmoUser, CustomField
+from leads import payloads
 from leads.models import Lead, LeadSource
 from leads.push.engine import leads_push
 from leads.push.routing import round_robin_take
@@ -266,3 +269,27 @@ def test_a_refused_task_is_said_on_the_lead_and_not_retried(source, account, amo
     lead.refresh_from_db()
     assert lead.status == Lead.Status.SENT and not lead.task_pending
     assert "refused its task" in lead.last_error
+
+
+# ---------------------------------------------------------------------------- working hours
+
+
+@pytest.mark.parametrize(("now", "due"), [
+    ("2026-12-07 10:00", "2026-12-07 10:30"),  # Monday, inside the hours: N minutes from now
+    ("2026-12-07 07:15", "2026-12-07 09:30"),  # before opening: from today's opening
+    ("2026-12-07 18:00", "2026-12-08 09:30"),  # at closing: from tomorrow's opening
+    ("2026-12-11 22:00", "2026-12-14 09:30"),  # Friday night: from Monday's opening
+    ("2026-12-13 12:00", "2026-12-14 09:30"),  # Sunday noon: from Monday's opening
+])
+def test_a_task_outside_working_hours_is_due_after_the_next_opening(settings, now, due):
+    settings.TIME_ZONE = "Europe/Moscow"
+    moscow = zoneinfo.ZoneInfo("Europe/Moscow")
+    moment = datetime.fromisoformat(now).replace(tzinfo=moscow)
+    deadline = payloads.task_deadline(moment, minutes=30, hours="09:00-18:00")
+    assert deadline == datetime.fromisoformat(due).replace(tzinfo=moscow)
+
+
+@pytest.mark.parametrize("hours", ["", "18:00-09:00", "9-18", "25:00-26:00"])
+def test_without_valid_working_hours_a_task_is_due_n_minutes_from_now(hours):
+    moment = datetime(2026, 12, 13, 3, 0, tzinfo=UTC)  # a Sunday night
+    assert payloads.task_deadline(moment, minutes=45, hours=hours) == moment + timedelta(minutes=45)
