@@ -36,7 +36,7 @@ class DedupStep:
     """Mixed into AccountPush (engine.py): uses its client, account, outcome and lead transitions."""
 
     def dedup_reset(self) -> None:
-        # Deal ids of contacts found by this batch's searches (with=leads), and leads following an earlier one.
+        """Forget the batch's contacts' deal ids (from with=leads) and its followers (leads joining an earlier one)."""
         self.contact_deals: dict[int, list[int]] = {}
         self.followers: dict[object, list[Lead]] = {}
 

@@ -250,7 +250,9 @@ class AccountPush(AdoptionStep, ContactStep, DedupStep, RoutingStep, WriteStep, 
                 self.release([lead for lead in leads if lead.pk in sending], error=str(BATCH_INTERRUPTED),
                              backoff=True)
             finally:
-                self._leased, self.followers = [], {}
+                # What dedup learned is this batch's: the next one may see deals this one created.
+                self._leased = []
+                self.dedup_reset()
         noted = self.write_notes()
         tasked = self.write_tasks()
         return bool(leads) or noted or tasked

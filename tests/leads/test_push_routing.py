@@ -11,7 +11,7 @@ from responses import matchers
 
 from amocrm.models import AmoUser, CustomField
 from leads import payloads
-from leads.models import Lead, LeadSource
+from leads.models import ContactMatch, Lead, LeadSource
 from leads.push.engine import leads_push
 from leads.push.routing import round_robin_take
 from tests.leads.conftest import API, USER, body_of, calls_to, contact, contacts_answer, make_lead
@@ -132,7 +132,7 @@ def test_the_default_policy_always_creates_a_new_deal_and_asks_for_no_deals(sour
 
 def test_known_people_are_read_in_one_contacts_request_per_batch(source, account, amocrm_mock):
     attach_policy(source)
-    from leads.models import ContactMatch
+
     for index in range(3):
         phone = f"+7916123456{index}"
         ContactMatch.objects.create(account=account, kind="phone", value=phone, contact_id=7000 + index)
@@ -293,3 +293,27 @@ def test_a_task_outside_working_hours_is_due_after_the_next_opening(settings, no
 def test_without_valid_working_hours_a_task_is_due_n_minutes_from_now(hours):
     moment = datetime(2026, 12, 13, 3, 0, tzinfo=UTC)  # a Sunday night
     assert payloads.task_deadline(moment, minutes=45, hours=hours) == moment + timedelta(minutes=45)
+
+
+def test_a_later_batch_attaches_to_the_deal_an_earlier_batch_of_the_same_push_created(source, account, amocrm_mock):
+    attach_policy(source)
+    make_lead(source, phone="+79161234567", message="")
+    for index in range(49):
+        make_lead(source, phone=f"+7903{index:07d}", email="", message="")
+    late = make_lead(source, phone="+79161234567", message="later")  # the 51st lead: the next batch
+    ContactMatch.objects.create(account=account, kind="phone", value="+79161234567", contact_id=7001)
+    for index in range(49):
+        ContactMatch.objects.create(account=account, kind="phone", value=f"+7903{index:07d}", contact_id=8000 + index)
+    now = int(time.time())
+    # First batch: the person has no deal yet; second batch: the deal the first batch created.
+    amocrm_mock.get(f"{API}/contacts", json=contacts_answer(with_leads({"id": 7001})))
+    amocrm_mock.get(f"{API}/contacts", json=contacts_answer(with_leads({"id": 7001}, 5000)))
+    amocrm_mock.get(f"{API}/leads", json=deals_answer((5000, 1002, now)))
+    amocrm_mock.post(f"{API}/leads/complex", json=complex_answer(*[(5000 + i, 7001) for i in range(50)]))
+    amocrm_mock.post(f"{API}/leads/notes", json={"_embedded": {"notes": [{"id": 1}]}})
+
+    leads_push(account_id=account.pk)
+
+    late.refresh_from_db()
+    assert (late.amocrm_deal_id, late.attached_to_deal) == (5000, True)
+    assert len(calls_to(amocrm_mock, "/leads/complex")) == 1
