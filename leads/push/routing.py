@@ -48,6 +48,7 @@ class RoutingStep:
         for lead in leads:
             if not lead.responsible_user_id:
                 unassigned.setdefault(lead.source_id, []).append(lead)
+        chosen = []
         for source_id, of_source in unassigned.items():
             source = of_source[0].source
             if source.responsible_mode == LeadSource.ResponsibleMode.ROUND_ROBIN:
@@ -59,4 +60,6 @@ class RoutingStep:
                 user_id = users[index] if users else fallback
                 if user_id:
                     lead.responsible_user_id = user_id
-                    Lead.objects.filter(pk=lead.pk).update(responsible_user_id=user_id)
+                    chosen.append(lead)
+        if chosen:  # one UPDATE for the batch, committed before the deals are written
+            Lead.objects.bulk_update(chosen, ["responsible_user_id"])
