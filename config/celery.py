@@ -42,6 +42,18 @@ def _schedule_alert_evaluation(sender, **kwargs):
 
 
 @app.on_after_configure.connect
+def _schedule_metrika_upload(sender, **kwargs):
+    """Won sales to Yandex Metrika every YANDEX_METRIKA_UPLOAD_MINUTES, only when a counter and token are set."""
+    from django.conf import settings
+
+    if settings.YANDEX_METRIKA_COUNTER and settings.YANDEX_METRIKA_TOKEN:
+        sender.conf.beat_schedule["conversions-upload-yandex"] = {
+            "task": "conversions.tasks.upload_yandex_conversions",
+            "schedule": timedelta(minutes=settings.YANDEX_METRIKA_UPLOAD_MINUTES),
+        }
+
+
+@app.on_after_configure.connect
 def _prepare_embedded_broker(sender, **kwargs):
     """The filesystem transport needs its folders to exist before anyone publishes."""
     opts = sender.conf.broker_transport_options or {}

@@ -10,6 +10,8 @@ import environ
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
+from config.conversions import read as _conversion_settings
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -89,6 +91,7 @@ INSTALLED_APPS = [
     "leads.apps.LeadsConfig",
     "sales.apps.SalesConfig",
     "monitoring.apps.MonitoringConfig",
+    "conversions.apps.ConversionsConfig",
 ]
 # The amoCRM sandbox (a fake amoCRM for tests, benchmarks and demos, `manage.py amocrm_sandbox`) lives
 # next to the product in a checkout but is left out of the production image: an app only where it exists.
@@ -393,6 +396,8 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=15)
 # How often beat evaluates the alert rules, seconds.
 ALERTS_EVALUATE_SECONDS = env.int("ALERTS_EVALUATE_SECONDS", default=60)
+# Conversions to the ad platforms: goal names, the Yandex Metrika upload (config/conversions.py).
+globals().update(_conversion_settings(env))
 # GET /api/status/: `Authorization: Bearer $STATUS_TOKEN` (or a staff session). Unset: staff sessions only.
 STATUS_TOKEN = env.str("STATUS_TOKEN", default="")
 # GET /metrics: `Authorization: Bearer $METRICS_TOKEN`, or a client address in METRICS_ALLOWED_IPS

@@ -18,6 +18,7 @@ from amocrm.values import to_int
 
 from . import actions, selectors
 from .admin_routing import ROUTING_FIELDS, RoutingFormMixin, mapping_parse
+from .attribution import FIRST_TOUCH_COLUMNS, ID_FIELDS
 from .intake.api import HONEYPOT_FIELD
 from .models import Lead, LeadSource
 from .sources import normalize_origin
@@ -29,6 +30,8 @@ LEAD_BADGES = {
     Lead.Status.FAILED: "#c0392b",
     Lead.Status.SPAM: "#6c757d",
 }
+# The lead page's "Attribution" fieldset shows these after the last-touch UTMs (leads/attribution.py).
+ATTRIBUTION_FIELDS = [*FIRST_TOUCH_COLUMNS.values(), *ID_FIELDS]
 
 
 def _https_urls(db_field, **kwargs):
@@ -39,6 +42,18 @@ def _https_urls(db_field, **kwargs):
 
 
 # ============================================================================ lead sources
+
+
+def tracker_url() -> str:
+    """tracker.js's absolute URL for the customer's pages: SITE_URL + STATIC_URL + amocrm/tracker.js.
+
+    The plain name, not the hashed one the manifest storage gives: the line is pasted once into other
+    sites and must keep working after every deploy (whitenoise serves the plain name with a short cache).
+    """
+    static_url = settings.STATIC_URL or "/static/"
+    if not urlsplit(static_url).scheme:
+        static_url = settings.SITE_URL.rstrip("/") + "/" + static_url.lstrip("/")
+    return static_url.rstrip("/") + "/amocrm/tracker.js"
 
 
 class LeadSourceForm(RoutingFormMixin, forms.ModelForm):
@@ -57,7 +72,8 @@ class LeadSourceForm(RoutingFormMixin, forms.ModelForm):
     field_mapping = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 4}),
         help_text="One mapping per line: form field → amoCRM deal field (its name or id), e.g. "
-                  "“city: Город”. Form fields are the keys of `fields`, or name, message, page_url, utm_…")
+                  "“city: Город”. Form fields are the keys of `fields`, or name, message, page_url, utm_…, "
+                  "click ids (gclid, yclid, …) and the first touch (first_utm_source, first_landing_page, …)")
 
     class Meta:
         model = LeadSource
@@ -207,7 +223,7 @@ class LeadSourceAdmin(admin.ModelAdmin):
             return "Save the source to get its snippet."
         endpoint = settings.SITE_URL + reverse("lead-intake")
         snippet = render_to_string("leads/embed_snippet.html", {
-            "source": obj, "endpoint": endpoint, "honeypot": HONEYPOT_FIELD,
+            "source": obj, "endpoint": endpoint, "honeypot": HONEYPOT_FIELD, "tracker_url": tracker_url(),
         })
         return format_html(
             '<p>Paste into the site’s page. Add the site’s origin to “Allowed origins” above.</p>'
@@ -246,7 +262,7 @@ class LeadAdmin(admin.ModelAdmin):
                                "write_attempted_at", "pipeline_id", "stage_id", "stage_changed_at"]}),
         ("Contact", {"fields": ["name", "phone", "phone_raw", "email", "message", "price", "company"]}),
         ("Attribution", {"fields": ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
-                                    "referrer", "page_url", "fields_pretty"]}),
+                                    "referrer", "page_url", *ATTRIBUTION_FIELDS, "fields_pretty"]}),
         ("Request", {"fields": ["ip", "user_agent", "idempotency_key"]}),
         ("Sync log", {"fields": ["sync_log_table"]}),
     ]

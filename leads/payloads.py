@@ -16,6 +16,7 @@ from django.utils.translation import gettext
 
 from amocrm.values import to_int
 
+from . import attribution
 from .models import DEFAULT_DEAL_NAME, DEFAULT_TASK_TEXT
 
 # A per-lead tag on every deal we create. A retry after an ambiguous failure looks for it among the
@@ -33,7 +34,8 @@ TRACKING_CODES = {
 }
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 # Lead attributes a source's field mapping may send to a deal field besides the form's `fields`.
-MAPPABLE_ATTRIBUTES = ("name", "phone", "email", "message", "page_url", "referrer", "company", "price", *UTM_FIELDS)
+MAPPABLE_ATTRIBUTES = ("name", "phone", "email", "message", "page_url", "referrer", "company", "price", *UTM_FIELDS,
+                       *attribution.ID_FIELDS, *attribution.FIRST_TOUCH_COLUMNS.values())
 
 TEXT_TYPES = {"text", "textarea", "url", "streetaddress", "tracking_data", "legal_entity", "monetary"}
 CHOICE_TYPES = {"select", "radiobutton", "multiselect"}
@@ -182,13 +184,15 @@ def _field_value(info: FieldInfo, raw: str) -> list[dict] | None:
 
 def deal_custom_fields(lead, source, fields_by_id: dict[int, FieldInfo],
                        tracking: dict[str, FieldInfo]) -> list[dict]:
-    """UTMs into the account's tracking_data fields (codes it lacks skipped), then the source's mapping."""
+    """UTMs, click and client ids into the account's tracking_data fields (codes it lacks skipped), then the
+    source's mapping."""
     values: dict[int, list[dict]] = {}
     for attribute, code in TRACKING_CODES.items():
         info = tracking.get(code)
         text = getattr(lead, attribute)
         if info is not None and text:
             values[info.id] = [{"value": text[:255]}]
+    values.update(attribution.tracking_values(lead, tracking))
     values.update(mapped_values(lead, source.field_mapping, fields_by_id))
     return [{"field_id": field_id, "values": field_values} for field_id, field_values in values.items()]
 
@@ -310,6 +314,7 @@ def note_text(lead, source) -> str:
     utms = [f"{name}={getattr(lead, name)}" for name in UTM_FIELDS if getattr(lead, name)]
     if utms:
         details.append("UTM: " + ", ".join(utms))
+    details += attribution.note_lines(lead)
     if lead.fields:
         details.append("Form fields:")
         details += [f"  {key}: {value}" for key, value in lead.fields.items()]

@@ -30,7 +30,7 @@ from rest_framework.settings import api_settings
 
 from config.net import client_ip
 
-from .. import marks
+from .. import attribution, marks
 from ..models import Lead, LeadSource
 from ..push import mark as push_mark
 from ..push.schedule import lead_schedule_push, publish_marked_push
@@ -256,7 +256,7 @@ def lead_create(*, source: LeadSource, data: dict, ip: str | None = None, user_a
         utm_source=data.get("utm_source", ""), utm_medium=data.get("utm_medium", ""),
         utm_campaign=data.get("utm_campaign", ""), utm_term=data.get("utm_term", ""),
         utm_content=data.get("utm_content", ""), referrer=data.get("referrer", ""),
-        page_url=data.get("page_url", ""), fields=data.get("fields") or {},
+        page_url=data.get("page_url", ""), fields=data.get("fields") or {}, **attribution.lead_values(data),
         price=data.get("price"), company=data.get("company", ""),
         ip=ip, user_agent=(user_agent or "").replace("\x00", "")[:500], idempotency_key=idempotency_key,
         fingerprint=fingerprint, submission_hash=submission,

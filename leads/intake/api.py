@@ -7,12 +7,10 @@ which counts the sender, catches a double click and stores the lead in one Redis
 
 import re
 import threading
-from decimal import Decimal, InvalidOperation
 
 from django.core.validators import EmailValidator
 from django.http import HttpResponseRedirect
 from django.utils.functional import cached_property
-from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -30,11 +28,12 @@ from rest_framework.views import APIView
 
 from config.net import client_ip
 
-from .. import payloads
+from .. import attribution, payloads
 from ..sources import lead_source_get_active
 from . import admission
 from .admission import IntakeWindow
 from .cors import check_origin
+from .price import Price
 
 MAX_BODY_BYTES = 64 * 1024
 # Hidden in the embed snippet: people leave it empty, form-filling bots do not.
@@ -114,45 +113,6 @@ class Text(serializers.Field):
         return value
 
 
-@extend_schema_field(OpenApiTypes.STR)
-class Price(serializers.Field):
-    """The deal budget: a number ≥ 0 as a number or text; spaces and a decimal comma accepted ("45 000,50").
-
-    Absent, null or blank → None (no budget). Kept to two decimals; amoCRM's deal takes it as an integer.
-    """
-
-    default_error_messages = {
-        "invalid": _("Enter the budget as a number, e.g. 45000 or 45 000,50."),
-        "negative": _("The budget cannot be negative."),
-        "too_large": _("The budget is too large."),
-    }
-    SPACES = re.compile(r"[\s\u00a0\u202f\u2009']")
-
-    def __init__(self):
-        super().__init__(required=False, allow_null=True, default=None)
-
-    def to_internal_value(self, data) -> Decimal | None:
-        if isinstance(data, bool) or not isinstance(data, str | int | float):
-            self.fail("invalid")
-        text = self.SPACES.sub("", str(data)).replace(",", ".")
-        if not text:
-            return None
-        try:
-            value = Decimal(text)
-        except InvalidOperation:
-            self.fail("invalid")
-        if not value.is_finite():
-            self.fail("invalid")
-        if value < 0:
-            self.fail("negative")
-        if value >= Decimal(10) ** 12:
-            self.fail("too_large")
-        return value.quantize(Decimal("0.01"))
-
-    def to_representation(self, value):
-        return None if value is None else str(value)
-
-
 class ThreadFieldsSerializer(serializers.Serializer):
     """A serializer whose fields are built once per thread instead of once per instance.
 
@@ -194,9 +154,30 @@ def _input_of(request) -> dict:
         data = flat
     elif not isinstance(data, dict):
         return data  # the serializer answers "expected a dictionary"
+    data = attribution.lift_first_touch(data)
     if "source" not in data and "source" in request.query_params:
         data = {**data, "source": request.query_params["source"]}
     return data
+
+
+ATTRIBUTION_ID = Text(attribution.ID_MAX_LENGTH)  # validates each click or client id (never bound)
+FIRST_TOUCH = attribution.FirstTouch(UNSTORABLE)
+
+
+def _attribution(data) -> tuple[dict, dict]:
+    """(values, errors) of the post's click and client ids and first touch (leads/attribution.py)."""
+    if not isinstance(data, dict) or attribution.INPUT_KEYS.isdisjoint(data):
+        return {}, {}
+    values, errors = {}, {}
+    for name, field in [*((name, ATTRIBUTION_ID) for name in attribution.ID_FIELDS), ("first_touch", FIRST_TOUCH)]:
+        raw = data.get(name)
+        if raw is None:
+            continue
+        try:
+            values[name] = field.to_internal_value(raw)
+        except serializers.ValidationError as exc:
+            errors[name] = exc.detail
+    return values, errors
 
 
 class LeadIntakeApi(APIView):
@@ -234,6 +215,24 @@ class LeadIntakeApi(APIView):
 
         class Meta:
             ref_name = "LeadIntake"  # the OpenAPI component's name
+
+        def to_internal_value(self, data):
+            """The declared fields, then the attribution (click and client ids, first touch) in one pass.
+
+            Eleven more declared fields would cost every post DRF's per-field round even when absent (a third
+            more work for the serializer); `_attribution` costs one set check when the post has none.
+            """
+            extra, problems = _attribution(data)
+            try:
+                values = super().to_internal_value(data)
+            except serializers.ValidationError as exc:
+                if problems and isinstance(exc.detail, dict):
+                    exc.detail.update(problems)
+                raise
+            if problems:
+                raise serializers.ValidationError(problems)
+            values.update(extra)
+            return values
 
         def validate_source(self, value):
             source = lead_source_get_active(public_key=value.strip())
@@ -274,6 +273,24 @@ class LeadIntakeApi(APIView):
             attrs["phone_raw"] = self.context.get("phone_raw", "")
             return attrs
 
+    class DocumentedInput(InputSerializer):
+        """The input as the API docs show it: the attribution `_attribution` validates, as declared fields."""
+
+        gclid = Text(attribution.ID_MAX_LENGTH)
+        gbraid = Text(attribution.ID_MAX_LENGTH)
+        wbraid = Text(attribution.ID_MAX_LENGTH)
+        yclid = Text(attribution.ID_MAX_LENGTH)
+        fbclid = Text(attribution.ID_MAX_LENGTH)
+        msclkid = Text(attribution.ID_MAX_LENGTH)
+        vk_clickid = Text(attribution.ID_MAX_LENGTH)
+        ym_client_id = Text(attribution.ID_MAX_LENGTH)
+        ga_client_id = Text(attribution.ID_MAX_LENGTH)
+        roistat_visit = Text(attribution.ID_MAX_LENGTH)
+        first_touch = attribution.FirstTouch(UNSTORABLE)
+
+        class Meta:
+            ref_name = "LeadIntake"
+
     def initial(self, request, *args, **kwargs):
         # Before parsing, throttling or anything else: refuse big bodies by header, then by what was read.
         try:
@@ -294,7 +311,7 @@ class LeadIntakeApi(APIView):
 
     @extend_schema(
         operation_id="leads_create",
-        request={"application/json": InputSerializer, "application/x-www-form-urlencoded": InputSerializer},
+        request={"application/json": DocumentedInput, "application/x-www-form-urlencoded": DocumentedInput},
         parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER,
                                      description="The same key for the same source answers with the first lead.")],
         responses={

@@ -44,7 +44,7 @@ from amocrm.models import Account, CustomField
 from config.locks import try_lock
 from config.retry import backoff_seconds
 
-from .. import payloads, selectors
+from .. import attribution, payloads, selectors
 from ..models import ContactMatch, Lead, LeadSource
 from . import mark
 from .adoption import AdoptionStep
@@ -209,7 +209,7 @@ class AccountPush(AdoptionStep, ContactStep, DedupStep, RoutingStep, WriteStep, 
         self.fields_by_id = {item.amocrm_id: _field_info(item) for item in fields}
         self.contact_fields_by_id = {item.amocrm_id: _field_info(item) for item in cached
                                      if item.entity_type == "contacts"}
-        codes = set(payloads.TRACKING_CODES.values())
+        codes = set(payloads.TRACKING_CODES.values()) | attribution.ID_CODES
         # Prefer the tracking_data field when a code is (oddly) on two fields.
         ordered = sorted((item for item in fields if item.code in codes), key=lambda item: item.type != "tracking_data")
         self.tracking: dict[str, payloads.FieldInfo] = {}
