@@ -256,6 +256,8 @@ class AmoUser(models.Model):
     amocrm_id = models.BigIntegerField(_("amoCRM id"))
     name = models.CharField(pgettext_lazy("person", "name"), max_length=255)
     email = models.CharField(_("email"), max_length=255, blank=True)
+    # amoCRM's rights.is_active: an inactive user keeps their deals but gets no new ones (round-robin skips them).
+    is_active = models.BooleanField(_("active"), default=True)
 
     class Meta:
         ordering = ["account", "name"]
@@ -267,10 +269,12 @@ class AmoUser(models.Model):
 
 
 class CustomField(models.Model):
-    """A cached deal custom field; `tracking_data` fields with UTM_* codes carry the UTMs."""
+    """A cached deal or contact custom field; `tracking_data` deal fields with UTM_* codes carry the UTMs."""
 
     account = models.ForeignKey(Account, verbose_name=_("account"), on_delete=models.CASCADE,
                                 related_name="custom_fields")
+    # "leads" or "contacts": amoCRM's field ids are unique per account across entities.
+    entity_type = models.CharField(_("entity type"), max_length=10, default="leads")
     amocrm_id = models.BigIntegerField(_("amoCRM id"))
     name = models.CharField(_("name"), max_length=255)
     code = models.CharField(_("code"), max_length=100, blank=True)
