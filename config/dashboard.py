@@ -38,7 +38,8 @@ HEALTH = {
     "not_connected": (gettext_lazy("Not connected"), "info"),
     "needs_reauth": (gettext_lazy("Needs re-authorization"), "danger"),
     "blocked": (gettext_lazy("Blocked by amoCRM"), "danger"),
-    "disabled": (gettext_lazy("Sending paused"), "warning"),
+    "paused": (gettext_lazy("Sending paused"), "warning"),
+    "disabled": (gettext_lazy("Disabled"), "warning"),
 }
 
 
@@ -165,7 +166,7 @@ def _account_problem(summary: AccountSummary) -> Problem | None:
         return Problem(name, _("The last call to amoCRM failed; leads are retried automatically."),
                        _("Open the account to read what happened; if it keeps failing, follow the advice there."),
                        summary.url)
-    if health == "disabled":
+    if health == "paused":
         return Problem(name, _("Sending to amoCRM is paused: new leads are accepted and wait here."),
                        _("Resume sending on the account page when you are ready."), summary.url)
     if health == "expiring":

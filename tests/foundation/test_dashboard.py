@@ -132,7 +132,7 @@ def test_the_query_count_does_not_grow_with_leads(account):
 
 
 def test_a_paused_account_is_listed_with_where_to_resume_it(account):
-    Account.objects.filter(pk=account.pk).update(state=Account.State.DISABLED)
+    Account.objects.filter(pk=account.pk).update(sending_paused_at=timezone.now())  # the account page's Pause
     _lead(account, status=Lead.Status.PENDING)
 
     with translation.override("en"):
