@@ -12,9 +12,12 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from amocrm.errors import AmoCRMError
 from amocrm.models import Account
+from config.admin_filters import recent_values_filter
+from config.admin_paging import EstimatedCountPaginator, with_cheap_dates
 from leads.models import Lead
 
 from . import selectors, services
@@ -94,16 +97,21 @@ class SaleAdmin(admin.ModelAdmin):
     list_display = ["deal", "amount_display", "won_at", "state", "source_lead", "utm_source", "utm_campaign",
                     "attribution", "account"]
     list_filter = ["state", "account", "attribution", ("won_at", admin.DateFieldListFilter),
-                   ("lead__utm_source", admin.AllValuesFieldListFilter),
-                   ("lead__utm_campaign", admin.AllValuesFieldListFilter)]
+                   recent_values_filter("lead__utm_source", title=_("UTM source"), newest_first="-won_at"),
+                   recent_values_filter("lead__utm_campaign", title=_("UTM campaign"), newest_first="-won_at")]
     search_fields = ["name", "=amocrm_deal_id", "lead__utm_source", "lead__utm_campaign"]
     list_select_related = ["account", "lead"]
     date_hierarchy = "won_at"
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
     actions = ["action_refresh"]
     fields = ["account", "deal", "name", "amount_display", "state", "state_changed_at", "won_at", "pipeline_id",
               "stage_id", "responsible_user_id", "source_lead", "attribution", "amocrm_contact_id", "utm_source",
               "utm_campaign", "deal_updated_at", "created_at", "updated_at"]
     readonly_fields = fields
+
+    def get_queryset(self, request):
+        return with_cheap_dates(super().get_queryset(request))
 
     def has_add_permission(self, request):
         return False

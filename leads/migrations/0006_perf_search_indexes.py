@@ -1,0 +1,38 @@
+"""Indexes for the admin's lead search (leads/admin_search.py): phone by its last digits, e-mail and name by start.
+
+Built CONCURRENTLY on PostgreSQL (the intake keeps writing while a big table is indexed), so the migration is not
+atomic. Other databases (SQLite in the embedded mode) get no index: the same lookups run unindexed there.
+"""
+
+from django.db import migrations
+
+INDEXES = {
+    # `reverse(phone) LIKE '7654%'` finds phones ending in 4567, whatever the operator typed before them.
+    "leads_lead_phone_tail_idx": "leads_lead (reverse(phone) text_pattern_ops)",
+    "leads_lead_email_prefix_idx": "leads_lead (email varchar_pattern_ops)",
+    "leads_lead_name_prefix_idx": "leads_lead (upper(name) text_pattern_ops)",
+}
+
+
+def create(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    for name, target in INDEXES.items():
+        schema_editor.execute(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {target}")
+
+
+def drop(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    for name in INDEXES:
+        schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+
+
+class Migration(migrations.Migration):
+    atomic = False
+
+    dependencies = [
+        ("leads", "0005_lead_lease"),
+    ]
+
+    operations = [migrations.RunPython(create, drop, elidable=False)]
