@@ -67,7 +67,18 @@ def plan_estimate(queryset: QuerySet) -> int:
 
 
 class CheapDatesQuerySet(QuerySet):
-    """`dates()`/`datetimes()` (what the admin's date hierarchy calls) by indexed EXISTS per period, not DISTINCT."""
+    """`dates()`/`datetimes()` (what the admin's date hierarchy calls) by indexed EXISTS per period, not DISTINCT.
+
+    The date hierarchy first asks this same queryset for the field's Min and Max; they are kept and reused
+    rather than asked for twice.
+    """
+
+    def aggregate(self, *args, **kwargs):
+        result = super().aggregate(*args, **kwargs)
+        if not args and set(kwargs) == {"first", "last"} and isinstance(kwargs["first"], Min) \
+                and isinstance(kwargs["last"], Max):
+            self._date_bounds = (getattr(kwargs["first"].source_expressions[0], "name", None), result)
+        return result
 
     def datetimes(self, field_name, kind, order="ASC", tzinfo=None):
         found = self._periods_with_rows(field_name, kind, tzinfo)
@@ -85,7 +96,11 @@ class CheapDatesQuerySet(QuerySet):
     def _periods_with_rows(self, field_name: str, kind: str, tzinfo) -> list[datetime] | None:
         if kind not in ("year", "month", "day"):
             return None
-        bounds = self.aggregate(first=Min(field_name), last=Max(field_name))
+        known = getattr(self, "_date_bounds", None)
+        if known and known[0] == field_name:
+            bounds = known[1]
+        else:
+            bounds = self.aggregate(first=Min(field_name), last=Max(field_name))
         if bounds["first"] is None:
             return []
         tz = tzinfo or timezone.get_current_timezone()

@@ -13,6 +13,7 @@ TARGET = "amocrm_synclog (operation, created_at)"
 def create(apps, schema_editor):
     concurrently = "CONCURRENTLY " if schema_editor.connection.vendor == "postgresql" else ""
     schema_editor.execute(f"CREATE INDEX {concurrently}IF NOT EXISTS {NAME} ON {TARGET}")
+    schema_editor.execute("ANALYZE amocrm_synclog")
 
 
 def drop(apps, schema_editor):
