@@ -16,7 +16,7 @@ from django.db.models import Max, Min, QuerySet
 from django.utils import timezone
 from django.utils.functional import cached_property
 
-COUNT_CAP = 10_000
+COUNT_CAP = 1_000
 # A hierarchy level with more candidate periods than this falls back to Django's DISTINCT (never in the admin:
 # a level is the years, the months of one year or the days of one month).
 MAX_PERIODS = 400

@@ -64,7 +64,7 @@ def test_the_sync_log_list_selects_no_bodies_and_counts_at_most_the_cap(staff, a
     listed = [sql for sql in sqls(queries) if 'FROM "amocrm_synclog"' in sql and "COUNT(" not in sql]
     assert listed and not [sql for sql in listed if "request_body" in sql or "response_body" in sql]
     counts = [sql for sql in sqls(queries) if "COUNT(" in sql]
-    assert counts and all("LIMIT 10001" in sql for sql in counts)
+    assert counts and all("LIMIT 1001" in sql for sql in counts)
 
 
 def test_the_date_hierarchy_offers_the_months_with_rows_without_distinct(staff, account):

@@ -108,7 +108,7 @@ def test_the_list_runs_no_distinct_and_no_uncapped_count(staff, source):
             assert staff.get(LEADS, query).status_code == 200
         sqls = [q["sql"] for q in queries.captured_queries]
         counts = [sql for sql in sqls if "COUNT(" in sql.upper()]
-        assert counts and all("LIMIT 10001" in sql for sql in counts), counts
+        assert counts and all("LIMIT 1001" in sql for sql in counts), counts
         assert not [sql for sql in sqls if "DISTINCT" in sql.upper()]
 
 
