@@ -8,7 +8,8 @@ Run: `python -m bench.admin_pages` (or `make bench BENCH_ARGS=admin`). It makes 
 and requests each page `--runs` times after one warm-up request, in this process (no HTTP server: the figure is
 Django's and PostgreSQL's work for the page, templates included). It prints a Markdown table (median and slowest
 run, queries per page, the slowest query's time) and, for each page, EXPLAIN ANALYZE of its slowest query.
-`--only WORD` times only the pages whose label contains WORD; `--no-explain` skips the plans.
+A page misses the target when its median is over it. `--only WORD` times only the pages whose label contains
+WORD; `--no-explain` skips the plans.
 """
 
 import argparse
@@ -149,7 +150,8 @@ def report(counts: dict, results: list, *, explain_plans: bool) -> int:
     print("| --- | ---: | ---: | ---: | ---: |")
     missed = []
     for label, _, result in results:
-        flag = "" if result["max"] < TARGET_SECONDS else " **(missed)**"
+        # The median judges: on a shared host a single run can stall behind another process.
+        flag = "" if result["median"] < TARGET_SECONDS else " **(missed)**"
         if flag:
             missed.append(label)
         print(f"| {label}{flag} | {result['median']:.3f} | {result['max']:.3f} | {result['queries']} | "
@@ -159,7 +161,7 @@ def report(counts: dict, results: list, *, explain_plans: bool) -> int:
         for label, url, result in results:
             print(f"\n### {label} — {url}\n```\n{result['slowest_sql'][:600]}\n")
             print("\n".join(explain(result["slowest_sql"])[:PLAN_LINES]) + "\n```")
-    print("\nTarget met: every page under 1 s." if not missed else f"\nMissed: {', '.join(missed)}")
+    print("\nTarget met: every page under 1 s (median)." if not missed else f"\nMissed: {', '.join(missed)}")
     return 1 if missed else 0
 
 
