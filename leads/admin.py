@@ -35,6 +35,7 @@ LEAD_BADGES = {
     Lead.Status.SPAM: "#6c757d",
 }
 LEAD_COUNT_DAYS = timedelta(days=30)
+LIST_DEFERRED = ("message", "fields", "referrer", "page_url", "user_agent")
 MAPPING_LINE = re.compile(r"^\s*([^:=→]+?)\s*(?::|=|→|->)\s*(.+?)\s*$")
 
 
@@ -271,7 +272,9 @@ class LeadAdmin(admin.ModelAdmin):
     ]
 
     def get_queryset(self, request):
-        return with_cheap_dates(super().get_queryset(request))
+        # Long texts no list column shows (the detail page loads each one when it shows it).
+        queryset = super().get_queryset(request).defer(*LIST_DEFERRED)
+        return with_cheap_dates(queryset)
 
     def get_search_results(self, request, queryset, search_term):
         return lead_search(queryset, search_term), False

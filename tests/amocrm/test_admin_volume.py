@@ -93,9 +93,13 @@ def test_the_webhook_list_loads_no_body_or_parsed_json_and_still_summarises_the_
     WebhookEvent.objects.create(account=account, body=b"leads[status][0][id]=1" * 1000, body_sha256="a" * 64,
                                 parsed={"leads": {"status": [{"id": "1"}], "update": [{"id": "1"}]},
                                         "account": {"id": "1"}}, headers={"User-Agent": "amoCRM"})
+    WebhookEvent.objects.create(account=account, body=b"not a form", body_sha256="b" * 64, parsed=None,
+                                state=WebhookEvent.State.REJECTED)
+    WebhookEvent.objects.create(account=account, body=b"[]", body_sha256="c" * 64, parsed=["odd"])
     with CaptureQueriesContext(connection) as queries:
         page = staff.get(WEBHOOKS).content.decode()
     assert "leads.status, leads.update" in page
+    assert page.count('<td class="field-summary">—</td>') == 2  # nothing parsed, or not an object
     listed = [sql for sql in sqls(queries) if 'FROM "amocrm_webhookevent"' in sql and "COUNT(" not in sql]
     assert listed
     for column in ("body", "parsed", "headers", "item_errors"):

@@ -120,3 +120,21 @@ def test_the_source_list_counts_only_recent_leads_without_joining_every_lead(sta
         page = staff.get(SOURCES).content.decode()
     assert '<td class="field-lead_count">1</td>' in page and '<td class="field-lead_count">0</td>' in page
     assert not [q["sql"] for q in queries.captured_queries if "JOIN \"leads_lead\"" in q["sql"]]
+
+
+def test_the_list_selects_no_long_texts_and_its_queries_do_not_grow_with_the_rows(staff, source):
+    make_lead(source, name="First", message="Перезвоните " * 300, fields={"city": "Москва"}, utm_source="google")
+
+    def list_queries() -> list[str]:
+        with CaptureQueriesContext(connection) as queries:
+            assert staff.get(LEADS).status_code == 200
+        return [q["sql"] for q in queries.captured_queries]
+
+    few = list_queries()
+    for index in range(5):
+        make_lead(source, name=f"Lead {index}", message="Hello", amocrm_deal_id=9000 + index,
+                  status=Lead.Status.SENT)
+    many = list_queries()
+    assert len(many) == len(few)  # no column reads a deferred field row by row
+    listed = [sql for sql in many if 'FROM "leads_lead"' in sql and '"leads_lead"."name"' in sql]
+    assert listed and not [sql for sql in listed if '"leads_lead"."message"' in sql or '"leads_lead"."fields"' in sql]
