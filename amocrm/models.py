@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from .crypto import EncryptedTextField, redact
 
@@ -17,6 +18,15 @@ LONG_LIVED_WARNING = timedelta(days=7)
 def new_webhook_key() -> str:
     """32 random bytes, URL-safe: the only thing that authenticates amoCRM's unsigned webhooks."""
     return secrets.token_urlsafe(32)
+
+
+class WebhookState(models.TextChoices):
+    """Our webhook subscription as amoCRM's GET /api/v4/webhooks showed it at the last health check."""
+
+    OK = "ok", _("Subscribed")
+    MISSING = "missing", _("Missing")
+    DISABLED = "disabled", _("Disabled by amoCRM")
+    UNKNOWN = "unknown", _("Not checked yet")
 
 
 class Account(models.Model):
@@ -67,6 +77,22 @@ class Account(models.Model):
     webhook_key = models.CharField(max_length=64, unique=True, default=new_webhook_key, editable=False)
     webhook_subscribed_at = models.DateTimeField(null=True, blank=True, editable=False)
     webhook_error = models.TextField(blank=True, editable=False)
+    # Webhook health (amocrm/webhooks/health.py): what GET /api/v4/webhooks showed of our subscription.
+    webhook_state = models.CharField(_("webhook state"), max_length=10, choices=WebhookState.choices,
+                                     default=WebhookState.UNKNOWN, editable=False)
+    webhook_checked_at = models.DateTimeField(_("webhook checked at"), null=True, blank=True, editable=False)
+    webhook_resubscribed_at = models.DateTimeField(
+        _("webhook re-subscribed at"), null=True, blank=True, editable=False,
+        help_text=_("When the health check last re-created a disabled or missing subscription by itself."))
+    deals_changed_seen_at = models.DateTimeField(
+        _("deals last seen changed"), null=True, blank=True, editable=False,
+        help_text=_("The latest deal change reconciliation saw in amoCRM (compared with the last webhook)."))
+    webhook_retry_at = models.DateTimeField(
+        null=True, blank=True, editable=False,
+        help_text=_("A subscription that met a passing error (429, 5xx, network) is tried again then, by itself."))
+    sending_paused_at = models.DateTimeField(
+        null=True, blank=True, editable=False,
+        help_text=_("Set while sending is paused: leads are still accepted and wait until sending is resumed."))
 
     default_pipeline_id = models.BigIntegerField(null=True, blank=True)
     default_status_id = models.BigIntegerField(null=True, blank=True)
@@ -86,6 +112,7 @@ class Account(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [("pause_account", "Can pause and resume sending")]
         constraints = [
             models.UniqueConstraint(fields=["host"], condition=~models.Q(host=""), name="amocrm_account_unique_host"),
         ]
@@ -96,6 +123,10 @@ class Account(models.Model):
     @property
     def can_call_api(self) -> bool:
         return self.state == self.State.CONNECTED
+
+    @property
+    def sending_paused(self) -> bool:
+        return self.sending_paused_at is not None
 
     def is_won(self, pipeline_id: int | None, status_id: int | None) -> bool:
         if self.won_stages:
@@ -125,6 +156,8 @@ class Account(models.Model):
         """The badge shown in the admin: the stored state refined by token expiry and recent errors."""
         if self.state != self.State.CONNECTED:
             return self.state
+        if self.sending_paused_at:
+            return "paused"
         token = getattr(self, "token", None)
         if token is not None and token.expires_soon():
             return "expiring"

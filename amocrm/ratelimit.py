@@ -17,6 +17,8 @@ from pathlib import Path
 import redis
 from django.conf import settings
 
+from monitoring import metrics
+
 # The window is a little longer than amoCRM's second (AMOCRM_RATE_WINDOW, default 1.2 s): a request
 # reaches amoCRM some time after it took its slot (scheduling on a busy host, network latency), and
 # that delay must never squeeze an 8th request into one of amoCRM's seconds. 140 ms was measured
@@ -151,6 +153,7 @@ class AccountRateLimiter:
         while True:
             wait = backend().try_take(self.key, self.limit, self.window)
             if wait <= 0:
+                metrics.limiter_wait(waited)
                 return waited
             if waited + wait > self.max_wait:
                 raise RateLimitTimeout(f"no amoCRM request slot for {self.key} within {self.max_wait:.0f}s")

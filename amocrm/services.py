@@ -22,6 +22,7 @@ from .models import Account, AmoUser, CustomField, Pipeline, Stage, SyncLog, Web
 from .tokens import long_lived_expiry, token_delete, token_store
 from .transport import Transport, account_note_error
 from .values import embedded, to_id
+from .webhook_retry import webhook_retry_schedule
 
 logger = logging.getLogger(__name__)
 
@@ -218,26 +219,37 @@ def account_test_connection(*, account: Account) -> dict:
 # ---------------------------------------------------------------------------- webhook subscription
 
 
-def account_subscribe_webhook(*, account: Account) -> bool:
-    """Subscribe the account's webhook URL for deal events, unless it already is. False when amoCRM refuses."""
+def account_subscribe_webhook(*, account: Account, attempt: int = 0) -> bool:
+    """Subscribe the account's webhook URL for deal events, unless it already is. False when amoCRM refuses.
+
+    A passing error (429, 5xx, network) queues another try with backoff (amocrm/webhook_retry.py).
+    """
     destination = account.webhook_url
     client = AmoCRMClient(account)
     try:
         existing = client.webhooks_list()
         ours = [w for w in existing if w.get("destination") == destination]
-        if not ours or not set(WEBHOOK_EVENTS) <= set(ours[0].get("settings") or []):
+        if not ours or ours[0].get("disabled") or not set(WEBHOOK_EVENTS) <= set(ours[0].get("settings") or []):
             client.webhook_subscribe(destination, WEBHOOK_EVENTS)
     except errors.AmoCRMError as exc:
+        retry_at = webhook_retry_schedule(account_id=account.pk, attempt=attempt) if exc.transient else None
         # Stored and shown on the account page, so without the URL (its key is a credential): the
         # page shows the URL separately, to those allowed to see it.
-        message = _(
-            "amoCRM refused the webhook subscription (%(reason)s). Add the webhook by hand: amoCRM → Settings → "
-            "Integrations → Web hooks → Add, with the webhook URL shown on this account's page in the admin, for "
-            "the events: deal added, changed, stage changed, deleted, restored, responsible changed."
-        ) % {"reason": mask_url_secrets(str(exc))}
-        Account.objects.filter(pk=account.pk).update(webhook_error=message, webhook_subscribed_at=None)
+        if retry_at is not None:
+            message = _("amoCRM refused the webhook subscription for now (%(reason)s). It is tried again by "
+                        "itself.") % {"reason": mask_url_secrets(str(exc))}
+        else:
+            message = _(
+                "amoCRM refused the webhook subscription (%(reason)s). Add the webhook by hand: amoCRM → Settings "
+                "→ Integrations → Web hooks → Add, with the webhook URL shown on this account's page in the admin, "
+                "for the events: deal added, changed, stage changed, deleted, restored, responsible changed."
+            ) % {"reason": mask_url_secrets(str(exc))}
+        Account.objects.filter(pk=account.pk).update(webhook_error=message, webhook_subscribed_at=None,
+                                                     webhook_retry_at=retry_at)
         return False
-    Account.objects.filter(pk=account.pk).update(webhook_error="", webhook_subscribed_at=timezone.now())
+    Account.objects.filter(pk=account.pk).update(webhook_error="", webhook_subscribed_at=timezone.now(),
+                                                 webhook_state="ok", webhook_checked_at=timezone.now(),
+                                                 webhook_retry_at=None)
     return True
 
 

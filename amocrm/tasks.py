@@ -6,6 +6,7 @@ from django.conf import settings
 from . import services, tokens
 from .errors import TransientError
 from .models import Account
+from .webhooks.health import accounts_check_webhooks
 from .webhooks.processing import webhook_event_process, webhook_events_sweep
 
 
@@ -44,6 +45,12 @@ def sweep_webhook_events() -> int:
     return webhook_events_sweep()
 
 
+@shared_task(name="amocrm.tasks.check_webhooks", ignore_result=True)
+def check_webhooks() -> dict:
+    """Beat: each connected account's webhook subscription still there and enabled; re-created once if not."""
+    return accounts_check_webhooks()
+
+
 @shared_task(name="amocrm.tasks.sync_account_metadata", ignore_result=True)
 def sync_account_metadata(account_id: int) -> None:
     services.account_sync_metadata(account=Account.objects.get(pk=account_id))
@@ -53,3 +60,12 @@ def sync_account_metadata(account_id: int) -> None:
 def check_account_connection(account_id: int) -> dict:
     """One authenticated call; used by operators (and the e2e tests) to exercise the connection."""
     return services.account_test_connection(account=Account.objects.get(pk=account_id))
+
+
+@shared_task(name="amocrm.tasks.subscribe_webhook", ignore_result=True)
+def subscribe_webhook(account_id: int, attempt: int) -> bool:
+    """Try the webhook subscription again after a passing error; the service queues the next try if needed."""
+    account = Account.objects.filter(pk=account_id).first()
+    if account is None or not account.can_call_api or account.webhook_subscribed_at:
+        return False
+    return services.account_subscribe_webhook(account=account, attempt=attempt)

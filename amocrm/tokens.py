@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
+from monitoring import metrics
+
 from . import errors, oauth
 from .models import Account, Token
 from .transport import Transport, account_note_error
@@ -141,17 +143,22 @@ def account_refresh_token(*, account_id: int, stale_access_token: str | None = N
                 grant = oauth.refresh(transport, token.refresh_token)
             except errors.AuthError as exc:
                 # Revoked or invalid client: the stored pair is dead. Record it (this commits) and stop.
+                metrics.token_refresh("revoked")
                 Account.objects.filter(pk=account_id).update(
                     state=Account.State.NEEDS_REAUTH, last_error=str(exc), last_error_at=timezone.now()
                 )
                 failure = exc
                 return token
+            except errors.AmoCRMError:
+                metrics.token_refresh("failed")  # transient (network, 5xx, 429): the caller retries
+                raise
             token.access_token = grant.access_token
             token.refresh_token = grant.refresh_token or token.refresh_token
             token.expires_at = grant.expires_at
             token.refreshed_at = timezone.now()
             token.refresh_count += 1
             token.save()
+            metrics.token_refresh("ok")
             logger.info("amocrm token refreshed", extra={"account": account_id, "expires_at": grant.expires_at})
             return token
     finally:

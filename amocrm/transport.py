@@ -21,6 +21,8 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
+from monitoring import metrics
+
 from . import errors
 from .hosts import normalize_account_host
 from .models import Account, SyncLog
@@ -156,6 +158,7 @@ class Transport:
         except requests.RequestException as exc:
             error = errors.TransientError(f"Network error talking to amoCRM: {exc.__class__.__name__}: {exc}")
         duration_ms = int((time.monotonic() - started) * 1000)
+        metrics.amocrm_request(operation, response.status_code if response is not None else None, duration_ms / 1000)
         if error is None:
             error = self._classify(response)
         self._record(method, path, operation, params, json_body, response, duration_ms, error, context)

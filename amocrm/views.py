@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from config.net import client_ip
 from config.queue import enqueue_on_commit
+from monitoring import metrics
 
 from .models import Account, WebhookEvent
 from .oauth import StateError, read_state
@@ -94,6 +95,7 @@ def _too_large() -> JsonResponse:
 
 
 @csrf_exempt
+@metrics.counts_webhook_deliveries
 @require_POST
 def webhook_receive(request, key: str):
     """POST /api/webhooks/amocrm/<key>/ — authenticate, store the raw delivery, enqueue on commit, answer 200."""

@@ -19,7 +19,11 @@ STATUS_TYPE_UNSORTED = 1
 PHONE_ENUM_CODES = ("WORK", "WORKDD", "MOB", "FAX", "HOME", "OTHER")
 EMAIL_ENUM_CODES = ("WORK", "PRIV", "OTHER")
 
-TRACKING_CODES = ("UTM_SOURCE", "UTM_MEDIUM", "UTM_CAMPAIGN", "UTM_TERM", "UTM_CONTENT", "UTM_REFERRER")
+UTM_TRACKING_CODES = ("UTM_SOURCE", "UTM_MEDIUM", "UTM_CAMPAIGN", "UTM_TERM", "UTM_CONTENT", "UTM_REFERRER")
+# The other codes of amoCRM's "Statistics" group that hold click and analytics ids (docs/amocrm.md#entities);
+# like a real account, no MSCLKID, GBRAID, WBRAID or VK field.
+ID_TRACKING_CODES = ("GCLID", "YCLID", "FBCLID", "GCLIENTID", "_YM_UID", "ROISTAT")
+TRACKING_CODES = UTM_TRACKING_CODES + ID_TRACKING_CODES
 
 
 @dataclass(frozen=True)
@@ -166,11 +170,13 @@ def _users(position: int) -> list[User]:
 def _lead_fields(position: int, tracking_codes: tuple[str, ...]) -> FieldSet:
     ids = iter(range(700_000 + position * 1000 + 1, 700_000 + position * 1000 + 1000))
     enum_ids = iter(range(1_000_000 + position * 10_000 + 1, 1_000_000 + position * 10_000 + 10_000))
-    fields = [
-        CustomField(id=next(ids), name=code.lower(), type="tracking_data", entity_type="leads", sort=sort,
-                    code=code, group_id="statistic")
-        for sort, code in enumerate(tracking_codes, start=1)
-    ]
+    def tracking(codes, first_sort):
+        return [CustomField(id=next(ids), name=code.lower(), type="tracking_data", entity_type="leads", sort=sort,
+                            code=code, group_id="statistic") for sort, code in enumerate(codes, start=first_sort)]
+
+    # The UTM fields first and the click-id fields after the others, so the ids of fields that existed
+    # before the click-id ones were added stay what they were.
+    fields = tracking([code for code in tracking_codes if code in UTM_TRACKING_CODES], 1)
     fields += [
         CustomField(id=next(ids), name="Комментарий клиента", type="textarea", entity_type="leads", sort=100),
         CustomField(id=next(ids), name="Тип клиента", type="select", entity_type="leads", sort=101,
@@ -184,6 +190,7 @@ def _lead_fields(position: int, tracking_codes: tuple[str, ...]) -> FieldSet:
         CustomField(id=next(ids), name="Согласие на рассылку", type="checkbox", entity_type="leads", sort=105),
         CustomField(id=next(ids), name="Страница заявки", type="url", entity_type="leads", sort=106),
     ]
+    fields += tracking([code for code in tracking_codes if code not in UTM_TRACKING_CODES], len(UTM_TRACKING_CODES) + 1)
     return FieldSet(fields)
 
 

@@ -111,6 +111,11 @@ class SandboxControl:
         return self._call("POST", f"{self._account(account_id)}/settings",
                           {key: value for key, value in settings.items() if value is not None})
 
+    def disable_webhooks(self, destination: str | None = None, *, account_id: int | None = None) -> int:
+        """amoCRM disables the subscription of `destination` (every one when None), as after failed deliveries."""
+        return self._call("POST", f"{self._account(account_id)}/webhooks/disable",
+                          {"destination": destination})["disabled"]
+
     def deliveries(self, account_id: int | None = None, *, wait: bool = True) -> list[dict]:
         """Webhook deliveries so far; by default after the ones in flight have finished."""
         return self._call("GET", f"{self._account(account_id)}/webhook-deliveries", params={"wait": int(wait)})

@@ -269,6 +269,14 @@ def delivery_raw(sandbox: SandboxState, serving: AccountState | None, request: R
     return plain_json(record)
 
 
+@routes.route("POST", "/_sandbox/accounts/{account:str}/webhooks/disable")
+def webhooks_disable(sandbox: SandboxState, serving: AccountState | None, request: Request, account: Any) -> Response:
+    """{"destination"?}: amoCRM disables the subscription (all of them without a destination), as after failures."""
+    target = _account(sandbox, serving, account)
+    destination = (request.json_object(optional=True) or {}).get("destination")
+    return plain_json({"disabled": target.outbox.disable(destination)})
+
+
 @routes.route("POST", "/_sandbox/accounts/{account:str}/deals/{deal_id}/move")
 def deal_move(sandbox: SandboxState, serving: AccountState | None, request: Request, account: Any,
               deal_id: int) -> Response:

@@ -34,7 +34,7 @@ class AccountConfig:
     name: str | None = None
     # None: the port follows the sandbox's (its port + the account's position, or a free one).
     port: int | None = None
-    # None: every UTM code, except that the second account lacks UTM_TERM, so that mapping
+    # None: every tracking code (UTMs and click ids), except that the second account lacks UTM_TERM, so that mapping
     # "codes the account lacks" (docs/amocrm.md#entities) can be tested against it.
     tracking_codes: tuple[str, ...] | None = None
 

@@ -189,6 +189,14 @@ class WebhookOutbox:
         with self._lock:
             return self.subscriptions.pop(destination, None) is not None
 
+    def disable(self, destination: str | None = None) -> int:
+        """Disable one destination's subscription (or every one), as amoCRM does after failures; returns how many."""
+        with self._lock:
+            chosen = [item for item in self.subscriptions.values() if destination in (None, item.destination)]
+            for item in chosen:
+                item.disabled = True
+            return len(chosen)
+
     def active_subscriptions(self) -> list[Subscription]:
         with self._lock:
             return sorted((item for item in self.subscriptions.values() if not item.disabled), key=lambda s: s.sort)

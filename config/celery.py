@@ -27,6 +27,7 @@ app.conf.beat_schedule = {
         "schedule": timedelta(seconds=60),
     },
     "sales-reconcile": {"task": "sales.tasks.reconcile_all_accounts", "schedule": timedelta(hours=1)},
+    "amocrm-check-webhooks": {"task": "amocrm.tasks.check_webhooks", "schedule": timedelta(minutes=15)},
 }
 
 
@@ -39,6 +40,18 @@ def _schedule_alert_evaluation(sender, **kwargs):
         "task": "monitoring.tasks.evaluate_alerts",
         "schedule": timedelta(seconds=settings.ALERTS_EVALUATE_SECONDS),
     }
+
+
+@app.on_after_configure.connect
+def _schedule_metrika_upload(sender, **kwargs):
+    """Won sales to Yandex Metrika every YANDEX_METRIKA_UPLOAD_MINUTES, only when a counter and token are set."""
+    from django.conf import settings
+
+    if settings.YANDEX_METRIKA_COUNTER and settings.YANDEX_METRIKA_TOKEN:
+        sender.conf.beat_schedule["conversions-upload-yandex"] = {
+            "task": "conversions.tasks.upload_yandex_conversions",
+            "schedule": timedelta(minutes=settings.YANDEX_METRIKA_UPLOAD_MINUTES),
+        }
 
 
 @app.on_after_configure.connect

@@ -10,6 +10,8 @@ import environ
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
+from config.conversions import read as _conversion_settings
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -89,6 +91,7 @@ INSTALLED_APPS = [
     "leads.apps.LeadsConfig",
     "sales.apps.SalesConfig",
     "monitoring.apps.MonitoringConfig",
+    "conversions.apps.ConversionsConfig",
 ]
 # The amoCRM sandbox (a fake amoCRM for tests, benchmarks and demos, `manage.py amocrm_sandbox`) lives
 # next to the product in a checkout but is left out of the production image: an app only where it exists.
@@ -296,6 +299,10 @@ PHONE_DEFAULT_REGION = env.str("PHONE_DEFAULT_REGION", default="RU")
 WEBHOOK_THROTTLE = env.str("WEBHOOK_THROTTLE", default="600/min")
 if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", WEBHOOK_THROTTLE):
     raise ImproperlyConfigured(f"WEBHOOK_THROTTLE must look like 600/min, not {WEBHOOK_THROTTLE!r}.")
+# Posts accepted per lead source on its form-builder hook (/api/leads/hook/<secret>/), which has no per-IP limit.
+LEAD_HOOK_THROTTLE = env.str("LEAD_HOOK_THROTTLE", default="600/min")
+if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", LEAD_HOOK_THROTTLE):
+    raise ImproperlyConfigured(f"LEAD_HOOK_THROTTLE must look like 600/min, not {LEAD_HOOK_THROTTLE!r}.")
 # Items (events) of one delivery handled per task run; a larger delivery continues in follow-up
 # runs, so one run stays well inside the task time limit.
 WEBHOOK_ITEMS_PER_RUN = env.int("WEBHOOK_ITEMS_PER_RUN", default=1000)
@@ -393,6 +400,8 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=15)
 # How often beat evaluates the alert rules, seconds.
 ALERTS_EVALUATE_SECONDS = env.int("ALERTS_EVALUATE_SECONDS", default=60)
+# Conversions to the ad platforms: goal names, the Yandex Metrika upload (config/conversions.py).
+globals().update(_conversion_settings(env))
 # GET /api/status/: `Authorization: Bearer $STATUS_TOKEN` (or a staff session). Unset: staff sessions only.
 STATUS_TOKEN = env.str("STATUS_TOKEN", default="")
 # GET /metrics: `Authorization: Bearer $METRICS_TOKEN`, or a client address in METRICS_ALLOWED_IPS

@@ -1,31 +1,33 @@
 """Admin for lead sources (amoCRM placement chosen by name, the embed snippet) and leads (badges, retry, spam)."""
 
 import re
-from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.db import models
-from django.db.models import Count
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
-from amocrm.admin import pretty_json
+from amocrm import error_messages
+from amocrm.admin import names, pretty_json
 from amocrm.models import AmoUser, CustomField, Pipeline, Stage
 from amocrm.values import to_int
-from config.admin_filters import recent_values_filter
 from config.admin_paging import EstimatedCountPaginator, with_cheap_dates
 
-from . import actions
+from . import actions, deal_names
+from .admin_lists import LIST_DEFERRED, SEARCH_HELP, UtmCampaignFilter, UtmSourceFilter, recent_lead_counts
 from .admin_search import lead_search
+from .attribution import FIRST_TOUCH_COLUMNS, ID_FIELDS
 from .intake.api import HONEYPOT_FIELD
 from .models import Lead, LeadSource
-from .sources import normalize_origin
+from .payloads import deal_name
+from .sources import lead_source_hook_url, normalize_origin
 
 LEAD_BADGES = {
     Lead.Status.PENDING: "#b8860b",
@@ -34,8 +36,8 @@ LEAD_BADGES = {
     Lead.Status.FAILED: "#c0392b",
     Lead.Status.SPAM: "#6c757d",
 }
-LEAD_COUNT_DAYS = timedelta(days=30)
-LIST_DEFERRED = ("message", "fields", "referrer", "page_url", "user_agent")
+# The lead page's "Attribution" fieldset shows these after the last-touch UTMs (leads/attribution.py).
+ATTRIBUTION_FIELDS = [*FIRST_TOUCH_COLUMNS.values(), *ID_FIELDS]
 MAPPING_LINE = re.compile(r"^\s*([^:=→]+?)\s*(?::|=|→|->)\s*(.+?)\s*$")
 
 
@@ -47,6 +49,18 @@ def _https_urls(db_field, **kwargs):
 
 
 # ============================================================================ lead sources
+
+
+def tracker_url() -> str:
+    """tracker.js's absolute URL for the customer's pages: SITE_URL + STATIC_URL + amocrm/tracker.js.
+
+    The plain name, not the hashed one the manifest storage gives: the line is pasted once into other
+    sites and must keep working after every deploy (whitenoise serves the plain name with a short cache).
+    """
+    static_url = settings.STATIC_URL or "/static/"
+    if not urlsplit(static_url).scheme:
+        static_url = settings.SITE_URL.rstrip("/") + "/" + static_url.lstrip("/")
+    return static_url.rstrip("/") + "/amocrm/tracker.js"
 
 
 class LeadSourceForm(forms.ModelForm):
@@ -65,12 +79,14 @@ class LeadSourceForm(forms.ModelForm):
     field_mapping = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 4}),
         help_text="One mapping per line: form field → amoCRM deal field (its name or id), e.g. "
-                  "“city: Город”. Form fields are the keys of `fields`, or name, message, page_url, utm_…")
+                  "“city: Город”. Form fields are the keys of `fields`, or name, message, page_url, utm_…, "
+                  "click ids (gclid, yclid, …) and the first touch (first_utm_source, first_landing_page, …)")
 
     class Meta:
         model = LeadSource
         fields = ["name", "account", "is_active", "mode", "pipeline_id", "status_id", "responsible_user_id",
-                  "deal_name_template", "tags", "field_mapping", "allowed_origins", "success_url", "form_id"]
+                  "deal_name_template", "tags", "field_mapping", "allowed_origins", "success_url", "error_url",
+                  "form_id", "hook_preset", "hook_aliases"]
         formfield_callback = _https_urls
 
     def __init__(self, *args, **kwargs):
@@ -79,8 +95,9 @@ class LeadSourceForm(forms.ModelForm):
             self.initial.get("account"))
         multi = account_id is None
         pipelines = Pipeline.objects.select_related("account").order_by("account__name", "sort", "amocrm_id")
-        stages = Stage.objects.select_related("pipeline", "pipeline__account").order_by(
-            "pipeline__account__name", "pipeline__sort", "sort")
+        # Won (142) and lost (143) close a deal: never the stage a new lead starts in.
+        stages = Stage.objects.exclude(amocrm_id__in=[142, 143]).select_related(
+            "pipeline", "pipeline__account").order_by("pipeline__account__name", "pipeline__sort", "sort")
         users = AmoUser.objects.select_related("account").order_by("account__name", "name")
         if not multi:
             pipelines = pipelines.filter(account_id=account_id)
@@ -113,9 +130,19 @@ class LeadSourceForm(forms.ModelForm):
                 f"{key}: {names.get(to_int(value), value)}" for key, value in
                 (self.instance.field_mapping or {}).items())
         self._account_id = account_id
+        self.fields["deal_name_template"].help_text = deal_names.HELP
 
     def clean_tags(self):
         return [tag.strip() for tag in self.cleaned_data["tags"].split(",") if tag.strip()]
+
+    def clean_hook_aliases(self):
+        aliases = self.cleaned_data.get("hook_aliases") or {}
+        if not isinstance(aliases, dict) or not all(
+                isinstance(key, str) and isinstance(value, str) and key.strip() and value.strip()
+                for key, value in aliases.items()):
+            raise forms.ValidationError(_('Write a JSON object of the sender\'s field name → ours, e.g. '
+                                          '{"Ваше имя": "name", "Город": "city"}.'))
+        return {key.strip(): value.strip() for key, value in aliases.items()}
 
     def clean_allowed_origins(self):
         origins = []
@@ -153,6 +180,12 @@ class LeadSourceForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        if "deal_name_template" in cleaned:
+            known = deal_names.known_form_fields(self.instance, mapped=cleaned.get("field_mapping") or {})
+            problems = deal_names.template_problems(cleaned["deal_name_template"], form_fields=known)
+            if problems:
+                self.add_error("deal_name_template", [*problems, _("Available: %(names)s") % {
+                    "names": deal_names.available(known)}])
         account = cleaned.get("account")
         pipeline_id, status_id = cleaned.get("pipeline_id"), cleaned.get("status_id")
         if account is None:
@@ -190,24 +223,47 @@ class LeadSourceAdmin(admin.ModelAdmin):
     list_filter = ["account", "mode", "is_active"]
     search_fields = ["name", "public_key"]
     list_select_related = ["account"]
-    readonly_fields = ["public_key", "is_default", "embed_snippet", "deal_fields_hint"]
+    readonly_fields = ["public_key", "is_default", "embed_snippet", "deal_fields_hint", "deal_name_preview"]
     fieldsets = [
         (None, {"fields": ["name", "account", "is_active", "public_key", "is_default"]}),
         ("Where leads go in amoCRM", {"fields": ["mode", "pipeline_id", "status_id", "responsible_user_id",
-                                                 "deal_name_template", "tags", "form_id"]}),
+                                                 "deal_name_template", "deal_name_preview", "tags", "form_id"]}),
         ("Custom fields", {"fields": ["field_mapping", "deal_fields_hint"]}),
-        ("The website", {"fields": ["allowed_origins", "success_url", "embed_snippet"]}),
+        ("The website", {"fields": ["allowed_origins", "success_url", "error_url", "embed_snippet"]}),
     ]
+    hook_fieldset = (_("Form-builder hook (Tilda, WordPress, Make, a backend)"),
+                     {"fields": ["hook_preset", "hook_aliases", "hook_instructions"]})
+    actions = ["rotate_hook_secret"]
+
+    def get_fieldsets(self, request, obj=None):
+        # The hook URL is a credential: only those who may change the source see it.
+        if obj is not None and self.has_change_permission(request, obj):
+            return [*self.fieldsets, self.hook_fieldset]
+        return self.fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "hook_instructions"]
+
+    @admin.action(permissions=["change"], description=_("Rotate hook secret (the old hook URL stops working)"))
+    def rotate_hook_secret(self, request, queryset):
+        rotated = [source.name for source in queryset]
+        for source in queryset:
+            source.rotate_hook_secret()
+        self.message_user(request, ngettext(
+            "New hook URL for %(names)s: paste it into the form builder, the old one no longer works.",
+            "New hook URLs for %(names)s: paste them into the form builders, the old ones no longer work.",
+            len(rotated)) % {"names": ", ".join(rotated)}, messages.SUCCESS)
+
+    @admin.display(description=_("hook URL and how to connect"))
+    def hook_instructions(self, obj):
+        if not obj or not obj.pk:
+            return _("Save the source to get its hook URL.")
+        return render_to_string("leads/hook_instructions.html", {
+            "url": lead_source_hook_url(obj), "rate": settings.LEAD_HOOK_THROTTLE})
 
     def get_changelist_instance(self, request):
-        # The sources on the page with their leads of the last LEAD_COUNT_DAYS: one query on the created_at
-        # index, not a join of every lead (a count over all leads grows with the table).
         changelist = super().get_changelist_instance(request)
-        sources = list(changelist.result_list)
-        counts = dict(Lead.objects.filter(source__in=sources, created_at__gte=timezone.now() - LEAD_COUNT_DAYS)
-                      .order_by().values("source").annotate(n=Count("pk")).values_list("source", "n"))
-        for source in sources:
-            source.recent_leads = counts.get(source.pk, 0)
+        recent_lead_counts(list(changelist.result_list))
         return changelist
 
     @admin.display(description=_("leads, 30 days"))
@@ -224,13 +280,22 @@ class LeadSourceAdmin(admin.ModelAdmin):
         return format_html_join(", ", "{} <small>({}, id {})</small>",
                                 ((f.name, f.type, f.amocrm_id) for f in fields))
 
+    @admin.display(description=_("deal name preview"))
+    def deal_name_preview(self, obj):
+        lead = deal_names.last_real_lead(obj)
+        if lead is None:
+            return _("No lead from this source yet: the preview uses its last real lead.")
+        when = f"{timezone.localtime(lead.created_at):%Y-%m-%d %H:%M}"
+        return format_html('<strong>{}</strong> <small>({})</small>', deal_name(lead, obj),
+                           _("from the lead of %(when)s") % {"when": when})
+
     @admin.display(description="embed snippet")
     def embed_snippet(self, obj):
         if not obj or not obj.pk:
             return "Save the source to get its snippet."
         endpoint = settings.SITE_URL + reverse("lead-intake")
         snippet = render_to_string("leads/embed_snippet.html", {
-            "source": obj, "endpoint": endpoint, "honeypot": HONEYPOT_FIELD,
+            "source": obj, "endpoint": endpoint, "honeypot": HONEYPOT_FIELD, "tracker_url": tracker_url(),
         })
         return format_html(
             '<p>Paste into the site’s page. Add the site’s origin to “Allowed origins” above.</p>'
@@ -241,19 +306,33 @@ class LeadSourceAdmin(admin.ModelAdmin):
 # ============================================================================ leads
 
 
-UtmSourceFilter = recent_values_filter("utm_source", title=_("UTM source"), newest_first="-created_at")
-UtmCampaignFilter = recent_values_filter("utm_campaign", title=_("UTM campaign"), newest_first="-created_at")
+def lead_reason(lead: Lead):
+    """The plain-words reason a lead is pending or failed, and when it is tried next ("—" when sent)."""
+    if lead.status in (Lead.Status.SENT, Lead.Status.SPAM) and not lead.last_error:
+        return "—"
+    parts = []
+    if lead.status == Lead.Status.PENDING and lead.account.sending_paused:
+        parts.append(str(_("Paused: sending is paused for this account; the lead waits until it is resumed.")))
+    elif lead.last_error:
+        parts.append(str(error_messages.explain(lead.last_error).what))
+    elif lead.status == Lead.Status.PENDING:
+        parts.append(str(_("Waiting to be sent.")))
+    if lead.status == Lead.Status.PENDING and lead.next_attempt_at and lead.next_attempt_at > timezone.now():
+        parts.append(str(_("Next try at %(when)s.") % {
+            "when": f"{timezone.localtime(lead.next_attempt_at):%Y-%m-%d %H:%M}"}))
+    return format_html('<span title="{}">{}</span>', lead.last_error, " ".join(parts))
+
+
 
 
 @admin.register(Lead)
 class LeadAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "status_badge", "source", "name", "phone", "email", "utm_source", "utm_campaign",
-                    "deal_link", "sent_at", "attempts"]
-    list_filter = ["status", "source", ("created_at", admin.DateFieldListFilter), UtmSourceFilter,
-                   UtmCampaignFilter]
+    list_display = ["created_at", "status_badge", "reason", "source", "name", "phone", "email", "utm_source",
+                    "utm_campaign", "deal_link", "stage_display", "manager_display", "sent_at", "attempts"]
+    list_filter = ["status", "source", names.PipelineFilter, names.StageFilter, names.ManagerFilter,
+                   ("created_at", admin.DateFieldListFilter), UtmSourceFilter, UtmCampaignFilter]
     search_fields = ["name", "phone", "email", "amocrm_deal_id"]  # searched by get_search_results
-    search_help_text = _("A phone in any format or its last digits, an e-mail, an amoCRM deal id, or the start "
-                         "of a name.")
+    search_help_text = SEARCH_HELP
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     list_select_related = ["source", "account"]
@@ -261,20 +340,19 @@ class LeadAdmin(admin.ModelAdmin):
     actions = ["action_retry_push", "action_mark_spam"]
     fieldsets = [
         (None, {"fields": ["id", "status_badge", "source", "account", "created_at", "sent_at", "attempts",
-                           "next_attempt_at", "last_error"]}),
-        ("amoCRM", {"fields": ["deal_link", "amocrm_contact_id", "amocrm_unsorted_uid", "note_pending",
-                               "write_attempted_at", "pipeline_id", "stage_id", "stage_changed_at"]}),
+                           "next_attempt_at", "last_error_explained"]}),
+        ("amoCRM", {"fields": ["deal_link", "contact_display", "amocrm_unsorted_uid", "note_pending",
+                               "write_attempted_at", "pipeline_display", "stage_display", "manager_display",
+                               "stage_changed_at"]}),
         ("Contact", {"fields": ["name", "phone", "phone_raw", "email", "message"]}),
         ("Attribution", {"fields": ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
-                                    "referrer", "page_url", "fields_pretty"]}),
+                                    "referrer", "page_url", *ATTRIBUTION_FIELDS, "fields_pretty"]}),
         ("Request", {"fields": ["ip", "user_agent", "idempotency_key"]}),
         ("Sync log", {"fields": ["sync_log_table"]}),
     ]
 
     def get_queryset(self, request):
-        # Long texts no list column shows (the detail page loads each one when it shows it).
-        queryset = super().get_queryset(request).defer(*LIST_DEFERRED)
-        return with_cheap_dates(queryset)
+        return with_cheap_dates(names.with_names(super().get_queryset(request).defer(*LIST_DEFERRED)))
 
     def get_search_results(self, request, queryset, search_term):
         return lead_search(queryset, search_term), False
@@ -303,6 +381,31 @@ class LeadAdmin(admin.ModelAdmin):
         return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>',
                            obj.account.deal_url(obj.amocrm_deal_id), obj.amocrm_deal_id)
 
+    @admin.display(description=_("amoCRM contact"))
+    def contact_display(self, obj):
+        return names.contact_link(obj.account, obj.amocrm_contact_id, obj.name)
+
+    @admin.display(description=_("pipeline"), ordering="_pipeline_name")
+    def pipeline_display(self, obj):
+        return names.shown(obj._pipeline_name, obj.pipeline_id)
+
+    @admin.display(description=_("stage"), ordering="_stage_name")
+    def stage_display(self, obj):
+        return names.shown(obj._stage_name, obj.stage_id)
+
+    @admin.display(description=_("manager"), ordering="_user_name")
+    def manager_display(self, obj):
+        return names.shown(obj._user_name, obj.responsible_user_id)
+
+    @admin.display(description=_("why / next try"))
+    def reason(self, obj):
+        """Why a lead is not sent (yet), in plain words, and when it is tried again."""
+        return lead_reason(obj)
+
+    @admin.display(description=_("last error"))
+    def last_error_explained(self, obj):
+        return error_messages.render(obj.last_error)
+
     @admin.display(description="fields")
     def fields_pretty(self, obj):
         return pretty_json(obj.fields)
@@ -316,7 +419,8 @@ class LeadAdmin(admin.ModelAdmin):
             "", "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             ((reverse("admin:amocrm_synclog_change", args=[log.pk]), f"{log.created_at:%Y-%m-%d %H:%M:%S}",
               log.operation, log.get_status_display(), log.http_status or "—",
-              f"{log.duration_ms} ms" if log.duration_ms is not None else "—", log.error[:200] or "")
+              f"{log.duration_ms} ms" if log.duration_ms is not None else "—",
+              error_messages.render(log.error[:500], http_status=log.http_status) if log.error else "")
              for log in logs),
         )
         return format_html("<table><thead><tr><th>time</th><th>operation</th><th>status</th><th>HTTP</th>"

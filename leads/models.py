@@ -1,10 +1,12 @@
 """Lead sources (a form or site) and leads (the outbox row that a task pushes to amoCRM)."""
 
+import hashlib
 import secrets
 import uuid
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from amocrm.models import Account, SyncLog
 
@@ -13,6 +15,27 @@ DEFAULT_DEAL_NAME = "Заявка с сайта: {name}"
 
 def new_public_key() -> str:
     return secrets.token_urlsafe(16)
+
+
+def new_hook_secret() -> str:
+    """The secret in a source's form-builder hook URL (/api/leads/hook/<secret>/): 192 random bits."""
+    return secrets.token_urlsafe(24)
+
+
+def hook_secret_digest(secret: str) -> str:
+    """What the hook looks a source up by: the secret's SHA-256, so the lookup's timing says nothing about it."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class HookPreset(models.TextChoices):
+    """The form builders whose field names the hook knows (leads/intake/hook_fields.py)."""
+
+    AUTO = "auto", _("Any (all known form builders)")
+    TILDA = "tilda", "Tilda"
+    CF7 = "cf7", "WordPress: Contact Form 7"
+    ELEMENTOR = "elementor", "WordPress: Elementor"
+    WPFORMS = "wpforms", "WordPress: WPForms"
+    NONE = "none", _("None (our field names and the aliases only)")
 
 
 class LeadSource(models.Model):
@@ -49,6 +72,22 @@ class LeadSource(models.Model):
     success_url = models.URLField(max_length=2000, blank=True,
                                   help_text="Where a plain HTML form post is redirected (303) after submit.")
     form_id = models.CharField(max_length=100, blank=True, help_text="Form id reported to amoCRM in unsorted mode.")
+    error_url = models.URLField(
+        _("error URL"), max_length=2000, blank=True,
+        help_text=_("Where a plain HTML form post that cannot be accepted is redirected (303). Empty: a short page "
+                    "lists what to fix."))
+    # The form-builder hook: the secret is shown to whoever may change the source (the hook URL is
+    # useless without it), so it is stored as it is; the digest is what requests are looked up by.
+    hook_secret = models.CharField(_("hook secret"), max_length=64, unique=True, default=new_hook_secret,
+                                   editable=False)
+    hook_secret_digest = models.CharField(max_length=64, unique=True, editable=False)
+    hook_preset = models.CharField(
+        _("form builder"), max_length=12, choices=HookPreset.choices, default=HookPreset.AUTO,
+        help_text=_("Which form builder posts to the hook URL: its field names are understood without aliases."))
+    hook_aliases = models.JSONField(
+        _("field aliases"), default=dict, blank=True,
+        help_text=_('The sender\'s field name → ours, e.g. {"Ваше имя": "name", "Город": "city"}. Ours: name, '
+                    'phone, email, message, utm_…, page_url, referrer; any other name goes to the extra fields.'))
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -62,6 +101,19 @@ class LeadSource(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs):
+        digest = hook_secret_digest(self.hook_secret)
+        if self.hook_secret_digest != digest:
+            self.hook_secret_digest = digest
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "hook_secret_digest"}
+        super().save(*args, **kwargs)
+
+    def rotate_hook_secret(self) -> None:
+        """A new hook secret: the old hook URL stops working at once (within the source cache's seconds elsewhere)."""
+        self.hook_secret = new_hook_secret()
+        self.save(update_fields=["hook_secret", "updated_at"])
 
 
 class Lead(models.Model):
@@ -98,6 +150,26 @@ class Lead(models.Model):
     referrer = models.CharField(max_length=2000, blank=True)
     page_url = models.CharField(max_length=2000, blank=True)
     fields = models.JSONField(default=dict, blank=True)
+    # Attribution (leads/attribution.py): ad click ids and analytics client ids, and the visitor's first touch
+    # as the tracker kept it (the UTM fields above are the last touch).
+    gclid = models.CharField(_("Google click id (gclid)"), max_length=255, blank=True)
+    gbraid = models.CharField(_("Google click id (gbraid)"), max_length=255, blank=True)
+    wbraid = models.CharField(_("Google click id (wbraid)"), max_length=255, blank=True)
+    yclid = models.CharField(_("Yandex click id (yclid)"), max_length=255, blank=True)
+    fbclid = models.CharField(_("Facebook click id (fbclid)"), max_length=255, blank=True)
+    msclkid = models.CharField(_("Microsoft click id (msclkid)"), max_length=255, blank=True)
+    vk_clickid = models.CharField(_("VK click id (rb_clickid)"), max_length=255, blank=True)
+    ym_client_id = models.CharField(_("Yandex Metrika ClientID"), max_length=255, blank=True)
+    ga_client_id = models.CharField(_("Google Analytics client id"), max_length=255, blank=True)
+    roistat_visit = models.CharField(_("Roistat visit"), max_length=255, blank=True)
+    first_utm_source = models.CharField(_("first touch utm_source"), max_length=255, blank=True)
+    first_utm_medium = models.CharField(_("first touch utm_medium"), max_length=255, blank=True)
+    first_utm_campaign = models.CharField(_("first touch utm_campaign"), max_length=255, blank=True)
+    first_utm_term = models.CharField(_("first touch utm_term"), max_length=255, blank=True)
+    first_utm_content = models.CharField(_("first touch utm_content"), max_length=255, blank=True)
+    first_referrer = models.CharField(_("first touch referrer"), max_length=2000, blank=True)
+    first_landing_page = models.CharField(_("first touch landing page"), max_length=2000, blank=True)
+    first_touch_at = models.DateTimeField(_("first touch at"), null=True, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=500, blank=True)
     idempotency_key = models.CharField(max_length=255, blank=True)

@@ -12,6 +12,8 @@ from django.conf import settings
 
 from amocrm.values import to_int
 
+from . import attribution
+from .deal_names import template_values
 from .models import DEFAULT_DEAL_NAME
 
 # A per-lead tag on every deal we create. A retry after an ambiguous failure looks for it among the
@@ -29,7 +31,8 @@ TRACKING_CODES = {
 }
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 # Lead attributes a source's field mapping may send to a deal field besides the form's `fields`.
-MAPPABLE_ATTRIBUTES = ("name", "phone", "email", "message", "page_url", "referrer", *UTM_FIELDS)
+MAPPABLE_ATTRIBUTES = ("name", "phone", "email", "message", "page_url", "referrer", *UTM_FIELDS,
+                       *attribution.ID_FIELDS, *attribution.FIRST_TOUCH_COLUMNS.values())
 
 TEXT_TYPES = {"text", "textarea", "url", "streetaddress", "tracking_data", "legal_entity", "monetary"}
 CHOICE_TYPES = {"select", "radiobutton", "multiselect"}
@@ -117,20 +120,12 @@ def new_contact(lead) -> dict:
 # ---------------------------------------------------------------------------- deals
 
 
-class _Blank(dict):
-    def __missing__(self, key):
-        return ""
-
-
 def deal_name(lead, source) -> str:
-    """The source's template filled in; a broken template falls back to the default one."""
-    values = _Blank(
-        name=lead.name or lead.phone or lead.email, phone=lead.phone, email=lead.email, source=source.name,
-        utm_source=lead.utm_source, utm_campaign=lead.utm_campaign,
-    )
+    """The source's template filled in (leads/deal_names.py); a broken template falls back to the default one."""
+    values = template_values(lead, source)
     try:
         name = (source.deal_name_template or DEFAULT_DEAL_NAME).format_map(values)
-    except (ValueError, IndexError, AttributeError, KeyError, TypeError):  # e.g. "{name[0]}", "{fields[x]}"
+    except (ValueError, IndexError, AttributeError, KeyError, TypeError):  # e.g. "{name[0]}"
         name = DEFAULT_DEAL_NAME.format_map(values)
     return name.strip()[:255] or DEFAULT_DEAL_NAME.format_map(values)
 
@@ -173,13 +168,15 @@ def _field_value(info: FieldInfo, raw: str) -> list[dict] | None:
 
 def deal_custom_fields(lead, source, fields_by_id: dict[int, FieldInfo],
                        tracking: dict[str, FieldInfo]) -> list[dict]:
-    """UTMs into the account's tracking_data fields (codes it lacks skipped), then the source's mapping."""
+    """UTMs, click and client ids into the account's tracking_data fields (codes it lacks skipped), then the
+    source's mapping."""
     values: dict[int, list[dict]] = {}
     for attribute, code in TRACKING_CODES.items():
         info = tracking.get(code)
         text = getattr(lead, attribute)
         if info is not None and text:
             values[info.id] = [{"value": text[:255]}]
+    values.update(attribution.tracking_values(lead, tracking))
     for form_field, field_id in (source.field_mapping or {}).items():
         info = fields_by_id.get(to_int(field_id))
         if info is None:
@@ -275,6 +272,7 @@ def note_text(lead, source) -> str:
     utms = [f"{name}={getattr(lead, name)}" for name in UTM_FIELDS if getattr(lead, name)]
     if utms:
         details.append("UTM: " + ", ".join(utms))
+    details += attribution.note_lines(lead)
     if lead.fields:
         details.append("Form fields:")
         details += [f"  {key}: {value}" for key, value in lead.fields.items()]

@@ -1,8 +1,9 @@
-"""Signal receivers: a default lead source and resumed pushes when an account connects; source cache upkeep."""
+"""Signal receivers: a default source and a push when an account connects or resumes sending; source cache upkeep."""
 
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from amocrm.sending import sending_resumed
 from amocrm.services import account_connected
 
 from .models import LeadSource
@@ -14,6 +15,12 @@ from .sources import lead_source_cache_clear, lead_source_ensure_default
 def on_account_connected(sender, account, **kwargs) -> None:
     lead_source_ensure_default(account=account)
     # Leads that waited while the account needed re-authorization go now, not at the next sweep.
+    lead_schedule_push(account_id=account.pk)
+
+
+@receiver(sending_resumed, dispatch_uid="leads.receivers.on_sending_resumed")
+def on_sending_resumed(sender, account, **kwargs) -> None:
+    # The leads that waited while sending was paused go now, not at the next sweep.
     lead_schedule_push(account_id=account.pk)
 
 

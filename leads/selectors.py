@@ -22,15 +22,15 @@ def outstanding(account_id: int) -> QuerySet[Lead]:
 
 
 def accounts_to_sweep(*, pending_for: timedelta) -> QuerySet:
-    """Ids of connected accounts with work the queue may have lost: due leads pending for longer than
-    `pending_for`, leads `sending` whose lease ran out (their push died), due notes still missing."""
+    """Ids of connected accounts (sending not paused) with work the queue may have lost: due leads pending for
+    longer than `pending_for`, leads `sending` whose lease ran out (their push died), due notes still missing."""
     now = timezone.now()
     work = (
         (Q(status=Lead.Status.PENDING, created_at__lte=now - pending_for) & due())
         | (Q(status=Lead.Status.SENDING) & ~Q(lease_expires_at__gt=now))  # no lease (an old row) counts as run out
         | (Q(status=Lead.Status.SENT, note_pending=True) & due())
     )
-    return (Lead.objects.filter(work, account__state=Account.State.CONNECTED)
+    return (Lead.objects.filter(work, account__state=Account.State.CONNECTED, account__sending_paused_at__isnull=True)
             .order_by().values_list("account_id", flat=True).distinct())
 
 

@@ -1,12 +1,15 @@
 """Lead sources: the per-process cache the intake reads them through, their listed origins, the default source."""
 
+import hmac
 import time
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 
 from amocrm.models import Account
 
-from .models import LeadSource
+from .models import LeadSource, hook_secret_digest
 
 # How long a process trusts its cached copy; saving or deleting a source clears the cache at once
 # in the process that did it (leads/receivers.py), the others catch up within this.
@@ -14,12 +17,14 @@ SOURCE_CACHE_SECONDS = 5
 
 _source_cache: dict[str, tuple[float, LeadSource | None]] = {}
 _origin_cache: dict[str, tuple[float, frozenset[str]]] = {}
+_hook_cache: dict[str, tuple[float, LeadSource | None]] = {}
 
 
 def lead_source_cache_clear() -> None:
     """Forget cached sources and origins (called whenever a LeadSource is saved or deleted)."""
     _source_cache.clear()
     _origin_cache.clear()
+    _hook_cache.clear()
 
 
 def lead_source_get_active(*, public_key: str) -> LeadSource | None:
@@ -33,6 +38,32 @@ def lead_source_get_active(*, public_key: str) -> LeadSource | None:
         _source_cache.clear()
     _source_cache[public_key] = (now + SOURCE_CACHE_SECONDS, source)
     return source
+
+
+def lead_source_get_by_hook_secret(*, secret: str) -> LeadSource | None:
+    """The active source whose hook URL carries this secret, cached like `lead_source_get_active`.
+
+    Looked up by the secret's digest and then compared in constant time: neither the index lookup
+    nor the comparison tells a guesser how much of a secret was right.
+    """
+    digest = hook_secret_digest(secret)
+    now = time.monotonic()
+    hit = _hook_cache.get(digest)
+    if hit is None or hit[0] <= now:
+        source = LeadSource.objects.filter(hook_secret_digest=digest, is_active=True).first()
+        if len(_hook_cache) > 1000:
+            _hook_cache.clear()
+        hit = (now + SOURCE_CACHE_SECONDS, source)
+        _hook_cache[digest] = hit
+    source = hit[1]
+    if source is None or not hmac.compare_digest(source.hook_secret.encode(), secret.encode()):
+        return None
+    return source
+
+
+def lead_source_hook_url(source: LeadSource) -> str:
+    """The source's form-builder hook URL, as a form builder is given it (SITE_URL + /api/leads/hook/<secret>/)."""
+    return settings.SITE_URL + reverse("lead-hook", kwargs={"secret": source.hook_secret})
 
 
 def normalize_origin(origin: str) -> str:

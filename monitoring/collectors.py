@@ -3,7 +3,8 @@
 Counters and histograms come from the sample files of every process group under METRICS_DIR
 (monitoring/multiprocess.py), merged into one family each. State is read at scrape time, cheaply:
 leads by status (selectors.lead_counts_by_status: the outstanding ones from the partial index, the
-rest cached), token expiry and account state (a few rows), the webhook backlog (the state index),
+rest cached), token expiry, account state and webhook subscription state (a few rows), the webhook
+backlog (the state index),
 open incidents, and the Celery queue's length in Redis (skipped in embedded mode, which has no Redis).
 """
 
@@ -14,7 +15,7 @@ from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from amocrm.models import Account, Token
+from amocrm.models import Account, Token, WebhookState
 
 from . import multiprocess
 from .models import AlertChannel, AlertRule, Incident
@@ -88,6 +89,14 @@ class StateCollector:
             for choice in Account.State.values:
                 state.add_metric([*label(account_id), choice], 1.0 if account.state == choice else 0.0)
         yield state
+
+        webhook = GaugeMetricFamily("amocrm_webhook_subscription_state",
+                                    "1 for the state the webhook health check last found the subscription in.",
+                                    labels=["account", "account_name", "state"])
+        for account_id, account in accounts.items():
+            for choice in WebhookState.values:
+                webhook.add_metric([*label(account_id), choice], 1.0 if account.webhook_state == choice else 0.0)
+        yield webhook
 
         count, lag = webhook_backlog(now=now)
         yield GaugeMetricFamily("amocrm_webhook_events_unprocessed", "Webhook deliveries stored, not processed yet.",

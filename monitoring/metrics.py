@@ -13,7 +13,9 @@ Metric names follow Prometheus' conventions: `amocrm_` prefix, `_total` counters
 leads or deals).
 """
 
+import functools
 import logging
+from datetime import datetime
 from decimal import Decimal
 
 from prometheus_client import Counter, Histogram
@@ -69,7 +71,7 @@ ALERT_EVALUATIONS = Counter("amocrm_alert_evaluations", "Runs of the alert rules
 # Known label values start at 0 in every process, so a dashboard shows a flat line, not "no data".
 for _reason in ("new", "duplicate", "idempotent", "spam"):
     LEADS_INTAKE.labels(outcome="accepted", reason=_reason)
-for _reason in ("invalid", "unknown_source", "origin", "throttled", "too_large", "media_type", "conflict"):
+for _reason in ("invalid", "unknown_source", "origin", "throttled", "too_large", "media_type", "conflict", "error"):
     LEADS_INTAKE.labels(outcome="refused", reason=_reason)
 for _outcome in ("sent", "failed", "retry"):
     LEADS_PUSHED.labels(outcome=_outcome)
@@ -125,6 +127,36 @@ def push_latency(seconds: float) -> None:
     PUSH_LATENCY.observe(max(0.0, seconds))
 
 
+# The intake's refusals by exception class name (DRF's and the intake's own), so this module imports neither.
+REFUSAL_REASONS = {
+    "ValidationError": "invalid", "ParseError": "invalid", "PermissionDenied": "origin", "Throttled": "throttled",
+    "PayloadTooLarge": "too_large", "UnsupportedMediaType": "media_type", "IdempotencyKeyReused": "conflict",
+}
+
+
+def refusal_reason(exc: BaseException) -> str:
+    """The reason label of an exception the intake answered with; an unknown source is a ValidationError on it."""
+    reason = REFUSAL_REASONS.get(type(exc).__name__, "error")
+    detail = getattr(exc, "detail", None)
+    if reason == "invalid" and isinstance(detail, dict) and set(detail) == {"source"}:
+        return "unknown_source"
+    return reason
+
+
+@_safe
+def lead_refused_by(exc: BaseException) -> None:
+    """The intake answered a submission with `exc` (its view's handle_exception): counted by refusal_reason."""
+    lead_refused(refusal_reason(exc))
+
+
+@_safe
+def lead_sent(accepted_at: datetime | None, sent_at: datetime | None = None) -> None:
+    """One lead's deal exists in amoCRM: counts it sent and observes accepted → sent."""
+    LEADS_PUSHED.labels(outcome="sent").inc()
+    if accepted_at is not None:
+        PUSH_LATENCY.observe(max(0.0, ((sent_at or datetime.now(accepted_at.tzinfo)) - accepted_at).total_seconds()))
+
+
 @_safe
 def amocrm_request(operation: str, status: int | str | None, seconds: float) -> None:
     """One amoCRM call answered `status` (None: no answer) after `seconds`; a 429 also counts as rate limited."""
@@ -170,6 +202,30 @@ def sale_reverted(amount: Decimal | float | int, currency: str) -> None:
     """A sale left the won stage or its deal was deleted; its amount no longer counts as revenue."""
     SALES.labels(event="reverted", currency=currency or "none").inc()
     REVENUE.labels(event="reverted", currency=currency or "none").inc(float(amount or 0))
+
+
+WON = "won"
+
+
+@_safe
+def sale_moved(old_state: str, new_state: str, amount: Decimal | float | int, currency: str) -> None:
+    """A sale changed state: into won counts a sale and its revenue, out of won a reversal of its amount."""
+    if new_state == WON and old_state != WON:
+        sale_recorded(amount, currency)
+    elif old_state == WON and new_state != WON:
+        sale_reverted(amount, currency)
+
+
+def counts_webhook_deliveries(view):
+    """Decorates the webhook receiver: every answer it gives is counted by status (webhook_delivery)."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        webhook_delivery(response.status_code)
+        return response
+
+    return wrapper
 
 
 @_safe

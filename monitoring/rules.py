@@ -5,8 +5,8 @@ tokens, the sync log, leads, webhook deliveries — with queries bounded by an i
 so a run every minute stays cheap at millions of rows. It returns findings; opening, reminding and
 resolving incidents is services.alerts_evaluate's job.
 
-Two rules read fields the amoCRM app does not record yet (see `account_field`): the webhook health
-check and reconciliation will write them; until then those rules find nothing.
+The webhook rules read what the webhook health check (amocrm/webhooks/health.py: `webhook_state`,
+`webhook_checked_at`) and reconciliation (`deals_changed_seen_at`) record on the account.
 """
 
 from collections.abc import Callable
@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Min
 from django.urls import reverse
 
-from amocrm.models import Account, SyncLog, Token, WebhookEvent
+from amocrm.models import Account, SyncLog, Token, WebhookEvent, WebhookState
 from leads.models import Lead, LeadSource
 
 from .models import AlertRule
@@ -38,16 +38,6 @@ class Finding:
     account_id: int | None = None
     since: datetime | None = None
     details: dict = field(default_factory=dict)
-
-
-def account_field(account: Account, name: str):
-    """A field that the amoCRM app adds later (webhook health, reconciliation); None until it exists.
-
-    Fields this module waits for: `webhook_state` ("ok", "disabled", "missing", "error"),
-    `webhook_checked_at` (the periodic GET /api/v4/webhooks), `deals_changed_seen_at` (the latest
-    deal change reconciliation saw in amoCRM).
-    """
-    return getattr(account, name, None)
 
 
 def _account_finding(account: Account, **kwargs) -> Finding:
@@ -96,11 +86,20 @@ def rate_limited(rule: AlertRule, now: datetime) -> list[Finding]:
                     minutes=rule.window_minutes)
 
 
+# Failed calls in a row (no success between them) that make an outage; one refused request is not one.
+OUTAGE_MIN_FAILED_CALLS = 3
+
+
 def amocrm_unreachable(rule: AlertRule, now: datetime) -> list[Finding]:
-    """A connected account's calls have failed for `threshold` minutes: nothing succeeded since then."""
+    """A connected account's calls have failed for `threshold` minutes: nothing succeeded since, several failed.
+
+    A single failure followed by quiet (a lead amoCRM rejected, then no calls) is not an outage:
+    it takes OUTAGE_MIN_FAILED_CALLS failed calls in a row (the account's error_count, reset by a success).
+    """
     cutoff = now - timedelta(minutes=rule.threshold)
     findings = []
-    for account in Account.objects.filter(state=Account.State.CONNECTED, last_error_at__isnull=False):
+    for account in Account.objects.filter(state=Account.State.CONNECTED, last_error_at__isnull=False,
+                                          error_count__gte=OUTAGE_MIN_FAILED_CALLS):
         last_good = account.last_success_at or account.connected_at
         if last_good is not None and account.last_error_at > last_good and last_good <= cutoff:
             findings.append(_account_finding(account, since=last_good,
@@ -135,32 +134,28 @@ def long_lived_expiring(rule: AlertRule, now: datetime) -> list[Finding]:
 
 
 def webhook_disabled(rule: AlertRule, now: datetime) -> list[Finding]:
-    """The periodic webhook check found our subscription disabled or missing in amoCRM (and re-subscribing failed).
+    """The periodic webhook check found our subscription disabled or missing in amoCRM, and re-creating it failed."""
+    broken = Account.objects.filter(state=Account.State.CONNECTED,
+                                    webhook_state__in=[WebhookState.DISABLED, WebhookState.MISSING])
+    return [_account_finding(account, since=account.webhook_checked_at,
+                             details={"webhook_state": account.webhook_state})
+            for account in broken]
 
-    Waits for the amoCRM app's webhook health check (`webhook_state`, `webhook_checked_at`).
-    """
-    findings = []
-    for account in Account.objects.filter(state=Account.State.CONNECTED):
-        state = account_field(account, "webhook_state")
-        if state in ("disabled", "missing"):
-            findings.append(_account_finding(account, since=account_field(account, "webhook_checked_at"),
-                                             details={"webhook_state": state}))
-    return findings
+
+# A deal change this recent may have its delivery still on the way: not yet a sign of a silent webhook.
+DELIVERY_GRACE = timedelta(minutes=10)
 
 
 def webhook_silent(rule: AlertRule, now: datetime) -> list[Finding]:
-    """No webhook for `threshold` hours although reconciliation saw deals change in amoCRM meanwhile.
-
-    Waits for reconciliation to record `deals_changed_seen_at`.
-    """
+    """No webhook for `threshold` hours although reconciliation saw a deal change in amoCRM after the last one."""
     cutoff = now - timedelta(hours=rule.threshold)
     findings = []
-    for account in Account.objects.filter(state=Account.State.CONNECTED):
-        changed_at = account_field(account, "deals_changed_seen_at")
-        if changed_at is None:
-            continue
-        last = last_webhook_at(account.pk, now=now)
-        if (last is None or last <= cutoff) and (last is None or changed_at > last):
+    for account in Account.objects.filter(state=Account.State.CONNECTED, deals_changed_seen_at__isnull=False,
+                                          deals_changed_seen_at__lte=now - DELIVERY_GRACE):
+        changed_at = account.deals_changed_seen_at
+        # Quiet since the last delivery, or since the subscription when none arrived yet.
+        last = last_webhook_at(account.pk, now=now) or account.webhook_subscribed_at or account.connected_at
+        if last is None or (last <= cutoff and changed_at > last):
             findings.append(_account_finding(account, since=last, details={
                 "hours": rule.threshold, "changed_at": changed_at.isoformat()}))
     return findings

@@ -13,12 +13,12 @@ from django.db.models import Count
 from django.utils import timezone
 
 from amocrm.crypto import redact
-from amocrm.models import Account, SyncLog, Token, WebhookEvent
+from amocrm.models import Account, SyncLog, Token, WebhookEvent, WebhookState
 from config.logging import mask_url_secrets
 from leads.models import Lead
 
 from .models import Incident
-from .rules import account_field, last_webhook_at, pending_by_account
+from .rules import last_webhook_at, pending_by_account
 
 LEAD_COUNTS_CACHE_SECONDS = 60
 LEAD_COUNTS_KEY = "monitoring:lead-counts"
@@ -54,9 +54,9 @@ def last_push_at(account_id: int, *, now: datetime) -> datetime | None:
 
 
 def webhook_state(account: Account, token: Token | None = None) -> dict:
-    """The subscription as far as it is recorded: the health check's state when it exists, else the last subscribe."""
-    state = account_field(account, "webhook_state")
-    if not state:
+    """The subscription: the health check's state (ok, disabled, missing) once it ran, else the last subscribe's."""
+    state = account.webhook_state
+    if state == WebhookState.UNKNOWN:
         if account.webhook_error:
             state = "error"
         elif account.webhook_subscribed_at:
@@ -66,7 +66,9 @@ def webhook_state(account: Account, token: Token | None = None) -> dict:
     return {
         "state": state,
         "subscribed_at": account.webhook_subscribed_at,
-        "checked_at": account_field(account, "webhook_checked_at"),
+        "checked_at": account.webhook_checked_at,
+        "resubscribed_at": account.webhook_resubscribed_at,
+        "deals_changed_seen_at": account.deals_changed_seen_at,
         "error": error_text(account.webhook_error, account, token) or "",
     }
 

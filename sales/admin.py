@@ -14,10 +14,13 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from amocrm.admin import names
+from amocrm.error_messages import exception_message
 from amocrm.errors import AmoCRMError
 from amocrm.models import Account
 from config.admin_filters import recent_values_filter
 from config.admin_paging import EstimatedCountPaginator, with_cheap_dates
+from config.logging import mask_url_secrets
 from leads.models import Lead
 
 from . import selectors, services
@@ -94,9 +97,10 @@ def _csv_cell(value) -> str:
 
 @admin.register(Sale)
 class SaleAdmin(admin.ModelAdmin):
-    list_display = ["deal", "amount_display", "won_at", "state", "source_lead", "utm_source", "utm_campaign",
-                    "attribution", "account"]
-    list_filter = ["state", "account", "attribution", ("won_at", admin.DateFieldListFilter),
+    list_display = ["deal", "amount_display", "won_at", "state", "stage_display", "manager_display", "source_lead",
+                    "utm_source", "utm_campaign", "attribution", "account"]
+    list_filter = ["state", "account", "attribution", names.PipelineFilter, names.StageFilter, names.ManagerFilter,
+                   ("won_at", admin.DateFieldListFilter),
                    # Through the sale's lead, one lookup per sale: the newest few thousand sales suffice.
                    recent_values_filter("lead__utm_source", title=_("UTM source"), newest_first="-won_at",
                                         recent_rows=5000),
@@ -108,16 +112,16 @@ class SaleAdmin(admin.ModelAdmin):
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     actions = ["action_refresh"]
-    fields = ["account", "deal", "name", "amount_display", "state", "state_changed_at", "won_at", "pipeline_id",
-              "stage_id", "responsible_user_id", "source_lead", "attribution", "amocrm_contact_id", "utm_source",
-              "utm_campaign", "deal_updated_at", "created_at", "updated_at"]
+    fields = ["account", "deal", "name", "amount_display", "state", "state_changed_at", "won_at",
+              "pipeline_display", "stage_display", "manager_display", "source_lead", "attribution",
+              "contact_display", "utm_source", "utm_campaign", "deal_updated_at", "created_at", "updated_at"]
     readonly_fields = fields
-
-    def get_queryset(self, request):
-        return with_cheap_dates(super().get_queryset(request))
 
     def has_add_permission(self, request):
         return False
+
+    def get_queryset(self, request):
+        return with_cheap_dates(names.with_names(super().get_queryset(request)))
 
     def has_change_permission(self, request, obj=None):
         return False
@@ -135,6 +139,22 @@ class SaleAdmin(admin.ModelAdmin):
     @admin.display(description="amount", ordering="amount")
     def amount_display(self, obj):
         return selectors.format_amount(obj.amount, obj.currency)
+
+    @admin.display(description=_("amoCRM contact"))
+    def contact_display(self, obj):
+        return names.contact_link(obj.account, obj.amocrm_contact_id, obj.lead.name if obj.lead_id else "")
+
+    @admin.display(description=_("pipeline"), ordering="_pipeline_name")
+    def pipeline_display(self, obj):
+        return names.shown(obj._pipeline_name, obj.pipeline_id)
+
+    @admin.display(description=_("stage"), ordering="_stage_name")
+    def stage_display(self, obj):
+        return names.shown(obj._stage_name, obj.stage_id)
+
+    @admin.display(description=_("manager"), ordering="_user_name")
+    def manager_display(self, obj):
+        return names.shown(obj._user_name, obj.responsible_user_id)
 
     @admin.display(description="source lead")
     def source_lead(self, obj):
@@ -177,7 +197,9 @@ class SaleAdmin(admin.ModelAdmin):
             try:
                 refreshed = services.sale_reread(sale=sale)
             except AmoCRMError as exc:
-                self.message_user(request, f"Deal #{sale.amocrm_deal_id}: re-read failed: {exc}", messages.ERROR)
+                prefix = _("Deal #%(deal)s: re-read failed.") % {"deal": sale.amocrm_deal_id}
+                self.message_user(request, exception_message(prefix, exc, detail=mask_url_secrets(str(exc))),
+                                  messages.ERROR)
                 continue
             state = refreshed.get_state_display().lower() if refreshed else "not a sale"
             self.message_user(request, f"Deal #{sale.amocrm_deal_id}: {state}.", messages.SUCCESS)

@@ -16,7 +16,8 @@ from django.utils.translation import gettext as _
 
 from amocrm.client import AmoCRMClient
 from amocrm.models import Account, SyncLog
-from amocrm.values import to_int
+from amocrm.values import to_int, to_moment
+from amocrm.webhooks.health import account_deals_changed_seen
 
 from .services import UNEXPECTED, deal_apply, deals_locked
 
@@ -46,9 +47,10 @@ def account_reconcile_deals(*, account_id: int) -> int:
     started = timezone.now()
     since = (account.reconciled_until - RECONCILE_OVERLAP) if account.reconciled_until else started - RECONCILE_LOOKBACK
     client = AmoCRMClient(account, log_context={"reconcile": True})
-    seen = 0
+    seen, changed = 0, []
     for deal in client.leads_updated_since(int(since.timestamp())):
         seen += 1
+        changed.append(to_moment(deal.get("updated_at")))
         try:
             # Under the deal's lock, like a webhook's re-read, so the two never interleave; in a
             # transaction of its own, so a deal the database refuses leaves the connection usable.
@@ -60,6 +62,7 @@ def account_reconcile_deals(*, account_id: int) -> int:
     Account.objects.filter(pk=account.pk).filter(
         Q(reconciled_until__isnull=True) | Q(reconciled_until__lt=started)
     ).update(reconciled_until=started)
+    account_deals_changed_seen(account_id=account.pk, changed_at=max(filter(None, changed), default=None))
     logger.info("deals reconciled", extra={"account": account.pk, "deals": seen, "since": since.isoformat()})
     return seen
 

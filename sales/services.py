@@ -34,6 +34,7 @@ from config.locks import hold_locks, lock_key
 from leads.mirror import lead_mirror_deal
 from leads.models import Lead
 from leads.selectors import lead_of_contact, lead_that_created_deal
+from monitoring import metrics
 
 from .models import Sale
 
@@ -140,11 +141,13 @@ def sale_apply_deal(*, account: Account, deal: dict) -> Sale | None:
                 if sale is None:
                     if not won:
                         return None
+                    metrics.sale_moved("", new_state, current["amount"], account.currency)
                     return Sale.objects.create(account=account, amocrm_deal_id=deal_id, state=new_state, **current)
                 if sale.deal_updated_at and updated_at and updated_at < sale.deal_updated_at:
                     return sale  # an older picture of the deal than the one the sale already shows
                 changed = [name for name, value in current.items() if getattr(sale, name) != value]
                 if sale.state != new_state:
+                    metrics.sale_moved(sale.state, new_state, current.get("amount", sale.amount), account.currency)
                     sale.state, sale.state_changed_at = new_state, timezone.now()
                     changed += ["state", "state_changed_at"]
                 if changed:  # reconciliation re-lists unchanged deals every hour: write only what moved
@@ -165,6 +168,7 @@ def sale_mark_deleted(*, account: Account, deal_id: int) -> Sale | None:
     with transaction.atomic():
         sale = Sale.objects.select_for_update().filter(account=account, amocrm_deal_id=deal_id).first()
         if sale is not None and sale.state != Sale.State.DELETED:
+            metrics.sale_moved(sale.state, Sale.State.DELETED, sale.amount, sale.currency)
             sale.state = Sale.State.DELETED
             sale.state_changed_at = timezone.now()
             sale.save(update_fields=["state", "state_changed_at", "updated_at"])

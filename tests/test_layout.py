@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("amocrm", "leads", "sales", "monitoring", "config")
+PACKAGES = ("amocrm", "leads", "sales", "monitoring", "conversions", "config")
 MAX_LINES = 400
 # config/settings.py is the one module that reads the environment: every setting with its comment sits
 # in one file an operator can read top to bottom, so it may be a little longer than the rest.

@@ -11,9 +11,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from .. import errors, oauth, services, tokens
+from .. import error_messages, errors, oauth, sending, services, tokens
 from ..crypto import redact
 from ..models import Account, Token
+from . import account_buttons
+from .account_form import AccountForm
 from .helpers import BADGES, badge, scrub
 
 
@@ -54,6 +56,7 @@ class TokenInline(admin.StackedInline):
 
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
+    form = AccountForm
     list_display = ["name", "status_badge", "amocrm_name", "host", "token_expiry", "last_success_at",
                     "last_error_short"]
     list_filter = [StateFilter]
@@ -62,7 +65,8 @@ class AccountAdmin(admin.ModelAdmin):
     inlines = [TokenInline]
     # Every action talks to amoCRM or changes the connection: only for users who may change accounts.
     actions = ["action_connect", "action_test_connection", "action_refresh_token", "action_sync_metadata",
-               "action_subscribe_webhook", "action_rotate_webhook_key", "action_disconnect"]
+               "action_subscribe_webhook", "action_rotate_webhook_key", "action_disconnect", "action_pause_sending",
+               "action_resume_sending"]
     readonly_fields = ["status_badge", "connect_button", "redirect_uri_hint", "webhook_url_display",
                        "webhook_url_hidden", "webhook_status", "webhook_status_restricted", "client_secret_stored",
                        "amocrm_account_id", "amocrm_name", "subdomain", "currency", "connected_at",
@@ -133,18 +137,33 @@ class AccountAdmin(admin.ModelAdmin):
         suffix = " (long-lived)" if token.long_lived else ""
         return f"{timezone.localtime(token.expires_at):%Y-%m-%d %H:%M}{suffix}"
 
-    @admin.display(description="last error")
+    @admin.display(description=_("last error"))
     def last_error_short(self, obj):
-        text = scrub(obj.last_error, obj)
-        return (text[:80] + "…") if len(text) > 80 else text
+        if not obj.last_error:
+            return "—"
+        if self._error_resolved(obj):
+            return _("Resolved: a later call succeeded.")
+        return error_messages.explain(obj.last_error).what
 
-    @admin.display(description="last error")
+    @admin.display(description=_("last error"))
     def last_error_display(self, obj):
-        return scrub(obj.last_error, obj, hide_webhook_key=False) or "—"
+        return self._last_error(obj, hide_webhook_key=False)
 
-    @admin.display(description="last error")
+    @admin.display(description=_("last error"))
     def last_error_restricted(self, obj):
-        return scrub(obj.last_error, obj) or "—"
+        return self._last_error(obj, hide_webhook_key=True)
+
+    @staticmethod
+    def _error_resolved(obj) -> bool:
+        return bool(obj.last_error_at and obj.last_success_at and obj.last_success_at > obj.last_error_at)
+
+    def _last_error(self, obj, *, hide_webhook_key: bool):
+        note = ""
+        if self._error_resolved(obj):
+            note = _("Resolved: a later call succeeded at %(when)s.") % {
+                "when": f"{timezone.localtime(obj.last_success_at):%Y-%m-%d %H:%M}"}
+        return error_messages.render(scrub(obj.last_error, obj, hide_webhook_key=hide_webhook_key),
+                                     note=note)
 
     @admin.display(description="secret key")
     def client_secret_stored(self, obj):
@@ -197,11 +216,18 @@ class AccountAdmin(admin.ModelAdmin):
     def _webhook_status(self, obj, *, hide_webhook_key: bool):
         if not obj or not obj.pk:
             return "—"
+        if obj.webhook_state in ("disabled", "missing"):  # the webhook health check's latest finding wins
+            return format_html('<span style="color:#c0392b">{} ({})</span>', obj.get_webhook_state_display(),
+                               f"{timezone.localtime(obj.webhook_checked_at):%Y-%m-%d %H:%M}")
         if obj.webhook_subscribed_at:
             return f"Subscribed {timezone.localtime(obj.webhook_subscribed_at):%Y-%m-%d %H:%M}"
         if obj.webhook_error:
-            return format_html('<span style="color:#c0392b">{}</span>',
-                               scrub(obj.webhook_error, obj, hide_webhook_key=hide_webhook_key))
+            retry = ""
+            if obj.webhook_retry_at:
+                retry = _("Will retry at %(when)s.") % {
+                    "when": f"{timezone.localtime(obj.webhook_retry_at):%Y-%m-%d %H:%M:%S}"}
+            return error_messages.render(scrub(obj.webhook_error, obj, hide_webhook_key=hide_webhook_key),
+                                         note=retry, kind="webhook")
         return "Not subscribed"
 
     # ---- the connect view
@@ -209,7 +235,15 @@ class AccountAdmin(admin.ModelAdmin):
     def get_urls(self):
         return [
             path("<int:pk>/connect/", self.admin_site.admin_view(self.connect_view), name="amocrm_account_connect"),
+            *account_buttons.urls(self),
         ] + super().get_urls()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        account = self.get_object(request, object_id)
+        if account is not None:
+            extra_context = {**(extra_context or {}),
+                             "account_buttons": account_buttons.visible(self, request, account)}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def connect_view(self, request, pk: int):
         account = get_object_or_404(Account, pk=pk)
@@ -224,7 +258,9 @@ class AccountAdmin(admin.ModelAdmin):
             try:
                 note = func(account)
             except errors.AmoCRMError as exc:
-                self.message_user(request, f"{account.name}: {label} failed: {exc}", messages.ERROR)
+                prefix = _("%(account)s: %(action)s failed.") % {"account": account.name, "action": label}
+                text = error_messages.exception_message(prefix, exc, detail=scrub(str(exc), account))
+                self.message_user(request, text, messages.ERROR)
                 continue
             self.message_user(request, f"{account.name}: {note or label + ' done.'}", messages.SUCCESS)
 
@@ -270,7 +306,8 @@ class AccountAdmin(admin.ModelAdmin):
                                   messages.SUCCESS)
             else:
                 account.refresh_from_db()
-                self.message_user(request, f"{account.name}: {account.webhook_error}", messages.WARNING)
+                text = error_messages.one_line(scrub(account.webhook_error, account))
+                self.message_user(request, f"{account.name}: {text}", messages.WARNING)
 
     @admin.action(description="Rotate webhook key", permissions=["change"])
     def action_rotate_webhook_key(self, request, queryset):
@@ -286,3 +323,18 @@ class AccountAdmin(admin.ModelAdmin):
         for account in queryset:
             services.account_disconnect(account=account)
             self.message_user(request, f"{account.name}: disconnected (tokens deleted).", messages.SUCCESS)
+
+    def has_pause_permission(self, request):
+        return request.user.has_perm(account_buttons.PAUSE_PERMISSION)
+
+    @admin.action(description=_("Pause sending (leads are still accepted and wait)"), permissions=["pause"])
+    def action_pause_sending(self, request, queryset):
+        paused = sum(sending.account_pause_sending(account=account) for account in queryset)
+        self.message_user(request, _("Sending paused for %(count)d account(s): new leads wait until resumed.") % {
+            "count": paused}, messages.SUCCESS)
+
+    @admin.action(description=_("Resume sending"), permissions=["pause"])
+    def action_resume_sending(self, request, queryset):
+        resumed = sum(sending.account_resume_sending(account=account) for account in queryset)
+        self.message_user(request, _("Sending resumed for %(count)d account(s): the waiting leads are being sent.")
+                          % {"count": resumed}, messages.SUCCESS)

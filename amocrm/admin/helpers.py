@@ -4,6 +4,7 @@ import json
 
 from django.contrib import admin
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from config.logging import mask_url_secrets
 
@@ -46,6 +47,7 @@ BADGES = {
     "error": ("#d35400", "Error"),
     "not_connected": ("#6c757d", "Not connected"),
     "disabled": ("#343a40", "Disabled"),
+    "paused": ("#6f42c1", _("Sending paused")),
 }
 
 

@@ -4,12 +4,14 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
 from django.db import connection
 from django.db.models.expressions import RawSQL
-from django.utils.html import format_html
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from config.admin_filters import recent_values_filter
 from config.admin_paging import EstimatedCountPaginator, with_cheap_dates
 
+from .. import error_messages
 from ..models import SyncLog, WebhookEvent
 from ..webhooks.processing import webhook_event_reprocess
 from .helpers import ReadOnlyAdmin, pretty_json, scrub
@@ -34,6 +36,8 @@ EVENTS_SUMMARY_SQL = """
                                               THEN entity.value ELSE '{}'::jsonb END) AS action
     WHERE entity.key <> 'account'
 """
+# Leads one call concerned (a batch is up to 50): shown by name on the call's page.
+CONCERNS_SHOWN = 50
 
 
 @admin.register(SyncLog)
@@ -46,7 +50,8 @@ class SyncLogAdmin(ReadOnlyAdmin):
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     fields = ["created_at", "account", "operation", "direction", "status", "method", "path", "http_status",
-              "duration_ms", "amocrm_request_id", "error_text", "request_pretty", "response_pretty", "context_pretty"]
+              "duration_ms", "amocrm_request_id", "error_text", "concerns", "request_pretty", "response_pretty",
+              "context_pretty"]
     readonly_fields = fields
 
     def get_queryset(self, request):
@@ -54,9 +59,24 @@ class SyncLogAdmin(ReadOnlyAdmin):
         queryset = super().get_queryset(request).defer("request_body", "response_body", "context")
         return with_cheap_dates(queryset)
 
-    @admin.display(description="error")
+    @admin.display(description=_("error"))
     def error_text(self, obj):
-        return scrub(obj.error) or "—"
+        return error_messages.render(scrub(obj.error), http_status=obj.http_status)
+
+    @admin.display(description=_("concerns"))
+    def concerns(self, obj):
+        """The leads, deal and webhook delivery this call was about, by name with a link, not as bare ids."""
+        items = [format_html('<a href="{}">{} ({})</a>', reverse("admin:leads_lead_change", args=[lead.pk]),
+                             str(lead), lead.pk) for lead in obj.leads.all()[:CONCERNS_SHOWN]]
+        context = obj.context if isinstance(obj.context, dict) else {}
+        if context.get("deal") and obj.account_id:
+            items.append(format_html('<a href="{}" target="_blank" rel="noopener">{} #{}</a>',
+                                     obj.account.deal_url(context["deal"]), _("deal"), context["deal"]))
+        if context.get("webhook_event"):
+            items.append(format_html('<a href="{}">{} #{}</a>', reverse(
+                "admin:amocrm_webhookevent_change", args=[context["webhook_event"]]), _("webhook delivery"),
+                context["webhook_event"]))
+        return format_html_join(", ", "{}", ((item,) for item in items)) or "—"
 
     @admin.display(description="request (redacted)")
     def request_pretty(self, obj):

@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from config.queue import enqueue_on_commit, publish
+from monitoring import metrics
 from sales.services import UNEXPECTED, DealEvent, deal_events_apply
 
 from ..client import AmoCRMClient
@@ -312,6 +313,7 @@ def _finish(event: WebhookEvent, state: str, error: str, *, run: _Run | None = N
                       items_failed=F("items_failed") + len(run.item_errors),
                       item_errors=[*event.item_errors, *run.item_errors][:ITEM_ERRORS_KEPT])
     WebhookEvent.objects.filter(pk=event.pk).update(**values)
+    metrics.webhook_event(state)
 
 
 def _log(event: WebhookEvent, outcomes: Counter) -> None:

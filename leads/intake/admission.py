@@ -29,8 +29,9 @@ from django.utils import timezone
 from rest_framework.settings import api_settings
 
 from config.net import client_ip
+from monitoring import metrics
 
-from .. import marks
+from .. import attribution, marks
 from ..models import Lead, LeadSource
 from ..push import mark as push_mark
 from ..push.schedule import lead_schedule_push, publish_marked_push
@@ -249,6 +250,7 @@ def lead_create(*, source: LeadSource, data: dict, ip: str | None = None, user_a
     if verdict.first is not None:
         # A double click; with a key, the key's own lead (when stored already) decides.
         keyed = _lead_of_key(source, idempotency_key, submission) if idempotency_key else None
+        metrics.lead_accepted("idempotent" if keyed else "duplicate")
         return LeadAccepted(id=keyed or verdict.first, created=False)
     lead = Lead(
         id=lead_id, source=source, account_id=source.account_id,
@@ -256,7 +258,7 @@ def lead_create(*, source: LeadSource, data: dict, ip: str | None = None, user_a
         utm_source=data.get("utm_source", ""), utm_medium=data.get("utm_medium", ""),
         utm_campaign=data.get("utm_campaign", ""), utm_term=data.get("utm_term", ""),
         utm_content=data.get("utm_content", ""), referrer=data.get("referrer", ""),
-        page_url=data.get("page_url", ""), fields=data.get("fields") or {},
+        page_url=data.get("page_url", ""), fields=data.get("fields") or {}, **attribution.lead_values(data),
         ip=ip, user_agent=(user_agent or "").replace("\x00", "")[:500], idempotency_key=idempotency_key,
         fingerprint=fingerprint, submission_hash=submission,
         status=Lead.Status.SPAM if spam else Lead.Status.PENDING,
@@ -274,6 +276,7 @@ def lead_create(*, source: LeadSource, data: dict, ip: str | None = None, user_a
         first = _lead_of_key(source, idempotency_key, submission) if idempotency_key else None
         if first is None:
             raise
+        metrics.lead_accepted("idempotent")
         return LeadAccepted(id=first, created=False)
     except Exception:
         _give_back(source, fingerprint, lead_id, verdict)
@@ -282,6 +285,7 @@ def lead_create(*, source: LeadSource, data: dict, ip: str | None = None, user_a
         transaction.on_commit(lambda: publish_marked_push(source.account_id))
     elif verdict.push == "unknown" and not spam:
         lead_schedule_push(account_id=source.account_id)
+    metrics.lead_accepted("spam" if spam else "new")
     return LeadAccepted(id=lead_id, created=True)
 
 

@@ -10,7 +10,9 @@ import threading
 
 from django.core.validators import EmailValidator
 from django.http import HttpResponseRedirect
+from django.utils import translation
 from django.utils.functional import cached_property
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -27,12 +29,14 @@ from rest_framework.utils.serializer_helpers import BindingDict
 from rest_framework.views import APIView
 
 from config.net import client_ip
+from monitoring import metrics
 
-from .. import payloads
+from .. import attribution, payloads
 from ..sources import lead_source_get_active
 from . import admission
 from .admission import IntakeWindow
 from .cors import check_origin
+from .html_errors import html_error, wants_html
 
 MAX_BODY_BYTES = 64 * 1024
 # Hidden in the embed snippet: people leave it empty, form-filling bots do not.
@@ -52,9 +56,9 @@ class PayloadTooLarge(exceptions.APIException):
 
 class IdempotencyKeyReused(exceptions.APIException):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
-    default_detail = {"Idempotency-Key": [
+    default_detail = {"Idempotency-Key": [_(
         "This key was already used for a different submission to this source, which is stored; this one was not. "
-        "Send a new key with every new submission, and the same body with the same key when retrying."]}
+        "Send a new key with every new submission, and the same body with the same key when retrying.")]}
     default_code = "idempotency_key_reused"
 
 
@@ -84,10 +88,10 @@ class Text(serializers.Field):
     """
 
     default_error_messages = {
-        "invalid": "Not a valid string.",
-        "max_length": "Ensure this field has no more than {max_length} characters.",
-        "null_characters": "Null characters are not allowed.",
-        "surrogate_characters": "Surrogate characters are not allowed: U+{code_point:X}.",
+        "invalid": _("Not a valid string."),
+        "max_length": _("Ensure this field has no more than {max_length} characters."),
+        "null_characters": _("Null characters are not allowed."),
+        "surrogate_characters": _("Surrogate characters are not allowed: U+{code_point:X}."),
     }
 
     def __init__(self, max_length: int, *, trim: bool = True):
@@ -153,9 +157,30 @@ def _input_of(request) -> dict:
         data = flat
     elif not isinstance(data, dict):
         return data  # the serializer answers "expected a dictionary"
+    data = attribution.lift_first_touch(data)
     if "source" not in data and "source" in request.query_params:
         data = {**data, "source": request.query_params["source"]}
     return data
+
+
+ATTRIBUTION_ID = Text(attribution.ID_MAX_LENGTH)  # validates each click or client id (never bound)
+FIRST_TOUCH = attribution.FirstTouch(UNSTORABLE)
+
+
+def _attribution(data) -> tuple[dict, dict]:
+    """(values, errors) of the post's click and client ids and first touch (leads/attribution.py)."""
+    if not isinstance(data, dict) or attribution.INPUT_KEYS.isdisjoint(data):
+        return {}, {}
+    values, errors = {}, {}
+    for name, field in [*((name, ATTRIBUTION_ID) for name in attribution.ID_FIELDS), ("first_touch", FIRST_TOUCH)]:
+        raw = data.get(name)
+        if raw is None:
+            continue
+        try:
+            values[name] = field.to_internal_value(raw)
+        except serializers.ValidationError as exc:
+            errors[name] = exc.detail
+    return values, errors
 
 
 class LeadIntakeApi(APIView):
@@ -192,10 +217,28 @@ class LeadIntakeApi(APIView):
         class Meta:
             ref_name = "LeadIntake"  # the OpenAPI component's name
 
+        def to_internal_value(self, data):
+            """The declared fields, then the attribution (click and client ids, first touch) in one pass.
+
+            Eleven more declared fields would cost every post DRF's per-field round even when absent (a third
+            more work for the serializer); `_attribution` costs one set check when the post has none.
+            """
+            extra, problems = _attribution(data)
+            try:
+                values = super().to_internal_value(data)
+            except serializers.ValidationError as exc:
+                if problems and isinstance(exc.detail, dict):
+                    exc.detail.update(problems)
+                raise
+            if problems:
+                raise serializers.ValidationError(problems)
+            values.update(extra)
+            return values
+
         def validate_source(self, value):
             source = lead_source_get_active(public_key=value.strip())
             if source is None:
-                raise serializers.ValidationError("Unknown or inactive lead source.")
+                raise serializers.ValidationError(_("Unknown or inactive lead source."))
             return source
 
         def validate_phone(self, value):
@@ -203,7 +246,7 @@ class LeadIntakeApi(APIView):
                 return ""
             phone = payloads.normalize_phone(value)
             if phone is None:
-                raise serializers.ValidationError("Enter a valid phone number.")
+                raise serializers.ValidationError(_("Enter a valid phone number."))
             self.context["phone_raw"] = value
             return phone
 
@@ -211,7 +254,7 @@ class LeadIntakeApi(APIView):
             if not value:
                 return ""
             email = payloads.normalize_email(value)
-            EmailValidator(message="Enter a valid email address.")(email)
+            EmailValidator(message=_("Enter a valid email address."))(email)
             return email
 
         def validate_fields(self, value):
@@ -226,10 +269,35 @@ class LeadIntakeApi(APIView):
         def validate(self, attrs):
             attrs = {key: ("" if value is None else value) for key, value in attrs.items()}
             if not attrs.get("phone") and not attrs.get("email"):
-                raise serializers.ValidationError({"phone": ["Give a phone number or an email address."],
-                                                   "email": ["Give a phone number or an email address."]})
+                missing = _("Give a phone number or an email address.")
+                raise serializers.ValidationError({"phone": [missing], "email": [missing]})
             attrs["phone_raw"] = self.context.get("phone_raw", "")
             return attrs
+
+    class DocumentedInput(InputSerializer):
+        """The input as the API docs show it: the attribution `_attribution` validates, as declared fields."""
+
+        gclid = Text(attribution.ID_MAX_LENGTH)
+        gbraid = Text(attribution.ID_MAX_LENGTH)
+        wbraid = Text(attribution.ID_MAX_LENGTH)
+        yclid = Text(attribution.ID_MAX_LENGTH)
+        fbclid = Text(attribution.ID_MAX_LENGTH)
+        msclkid = Text(attribution.ID_MAX_LENGTH)
+        vk_clickid = Text(attribution.ID_MAX_LENGTH)
+        ym_client_id = Text(attribution.ID_MAX_LENGTH)
+        ga_client_id = Text(attribution.ID_MAX_LENGTH)
+        roistat_visit = Text(attribution.ID_MAX_LENGTH)
+        first_touch = attribution.FirstTouch(UNSTORABLE)
+
+        class Meta:
+            ref_name = "LeadIntake"
+
+    def dispatch(self, request, *args, **kwargs):
+        # A plain HTML form's visitor reads the errors: in their browser's language (Accept-Language).
+        if wants_html(request):
+            with translation.override(translation.get_language_from_request(request)):
+                return super().dispatch(request, *args, **kwargs)
+        return super().dispatch(request, *args, **kwargs)
 
     def initial(self, request, *args, **kwargs):
         # Before parsing, throttling or anything else: refuse big bodies by header, then by what was read.
@@ -247,17 +315,33 @@ class LeadIntakeApi(APIView):
         window, self.throttle_window = self.throttle_window, None
         if window is not None and not window.count():
             exc = exceptions.Throttled(wait=window.wait)
-        return super().handle_exception(exc)
+        metrics.lead_refused_by(exc)
+        response = super().handle_exception(exc)
+        if wants_html(self.request) and isinstance(getattr(response, "data", None), dict) \
+                and "errors" in response.data:
+            return html_error(self.request, source=self.source_for_errors(), status=response.status_code,
+                              errors=response.data["errors"])
+        return response
+
+    def source_for_errors(self):
+        """The source a refused post named, if it parsed and names an active one (its error URL is used)."""
+        try:
+            key = self.request.data.get("source") or self.request.query_params.get("source")
+        except Exception:  # noqa: BLE001 — an unparsable body names no source
+            return None
+        return lead_source_get_active(public_key=key.strip()) if isinstance(key, str) else None
 
     @extend_schema(
         operation_id="leads_create",
-        request={"application/json": InputSerializer, "application/x-www-form-urlencoded": InputSerializer},
+        request={"application/json": DocumentedInput, "application/x-www-form-urlencoded": DocumentedInput},
         parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER,
                                      description="The same key for the same source answers with the first lead.")],
         responses={
             201: inline_serializer("LeadAccepted", {"id": serializers.UUIDField(), "status": serializers.CharField()}),
-            303: OpenApiResponse(description="An HTML form post (Accept: text/html): to the success URL."),
-            400: OpenApiResponse(description='{"errors": {field: [messages]}}'),
+            303: OpenApiResponse(description="An HTML form post (Accept: text/html): to the success URL, or when "
+                                             "refused to the source's error URL with lead_errors=<fields>."),
+            400: OpenApiResponse(description='{"errors": {field: [messages]}}; for a refused HTML form post '
+                                             "without an error URL, a short HTML page listing what to fix."),
             403: OpenApiResponse(description="A browser Origin the source does not allow."),
             413: OpenApiResponse(description="Body over 64 KiB."),
             415: OpenApiResponse(description="Not JSON or form-encoded."),
@@ -266,12 +350,12 @@ class LeadIntakeApi(APIView):
         },
     )
     def post(self, request):
-        serializer = self.InputSerializer(data=_input_of(request), context={})
+        serializer = self.InputSerializer(data=self.intake_input(request), context={})
         serializer.is_valid(raise_exception=True)
         values = dict(serializer.validated_data)
         source, spam = values.pop("source"), bool(values.pop(HONEYPOT_FIELD).strip())
         check_origin(request, source)
-        idempotency_key = self._idempotency_key(request)
+        idempotency_key = self.idempotency_key_of(request)
         window, self.throttle_window = self.throttle_window, None  # lead_create counts it from here
         try:
             accepted = admission.lead_create(
@@ -286,9 +370,17 @@ class LeadIntakeApi(APIView):
             return HttpResponseRedirect(source.success_url, status=status.HTTP_303_SEE_OTHER)
         return Response({"id": str(accepted.id), "status": accepted.status}, status=status.HTTP_201_CREATED)
 
+    def intake_input(self, request) -> dict:
+        """The posted values the input serializer validates (the hook renames a form builder's fields here)."""
+        return _input_of(request)
+
+    def idempotency_key_of(self, request) -> str:
+        """The sender's Idempotency-Key header, checked; "" without one."""
+        return self.checked_key(request.headers.get("idempotency-key", ""))
+
     @staticmethod
-    def _idempotency_key(request) -> str:
-        key = request.headers.get("idempotency-key", "").strip()
+    def checked_key(key: str) -> str:
+        key = key.strip()
         if len(key) > 255:
             raise exceptions.ValidationError({"Idempotency-Key": ["At most 255 characters."]})
         if UNSTORABLE.search(key):

@@ -43,8 +43,9 @@ from amocrm.client import RATE_LIMIT_PAUSE_SECONDS, AmoCRMClient
 from amocrm.models import Account, CustomField
 from config.locks import try_lock
 from config.retry import backoff_seconds
+from monitoring import metrics
 
-from .. import payloads, selectors
+from .. import attribution, payloads, selectors
 from ..models import ContactMatch, Lead, LeadSource
 from . import mark
 from .adoption import AdoptionStep
@@ -135,6 +136,9 @@ def leads_push(*, account_id: int) -> PushOutcome:
     if account is None or not account.can_call_api:
         outcome.stopped = "not connected"
         return outcome
+    if account.sending_paused:
+        outcome.stopped = "paused"  # the leads wait; resuming queues this push again
+        return outcome
     with try_lock(PUSH_LOCK, account_id, fallback_seconds=settings.CELERY_TASK_TIME_LIMIT + 60) as locked:
         if not locked:
             outcome.stopped = "busy"
@@ -202,7 +206,7 @@ class AccountPush(AdoptionStep, ContactStep, WriteStep):
             )
             for item in fields
         }
-        codes = set(payloads.TRACKING_CODES.values())
+        codes = set(payloads.TRACKING_CODES.values()) | attribution.ID_CODES
         # Prefer the tracking_data field when a code is (oddly) on two fields.
         ordered = sorted((item for item in fields if item.code in codes), key=lambda item: item.type != "tracking_data")
         self.tracking: dict[str, payloads.FieldInfo] = {}
@@ -309,10 +313,12 @@ class AccountPush(AdoptionStep, ContactStep, WriteStep):
                     values.update(status=Lead.Status.FAILED,
                                   last_error=f"Gave up after {lead.attempts} attempts: {error}"[:2000])
                     self.outcome.failed += 1
+                    metrics.lead_pushed("failed")
                 else:
                     delay = backoff_seconds(lead.attempts, base=BACKOFF_BASE_SECONDS, cap=BACKOFF_CAP_SECONDS)
                     values["next_attempt_at"] = timezone.now() + timedelta(seconds=delay)
                     self.outcome.retry_after(delay)
+                    metrics.lead_pushed("retry")
             Lead.objects.filter(pk=lead.pk, status=Lead.Status.SENDING).update(**values)
 
     def release_still_sending(self, leads) -> None:
@@ -325,6 +331,7 @@ class AccountPush(AdoptionStep, ContactStep, WriteStep):
             status=Lead.Status.FAILED, last_error=message[:2000], write_attempted_at=None, claimed_at=None,
             lease_expires_at=None)
         self.outcome.failed += len(leads)
+        metrics.lead_pushed("failed", len(leads))
         self.outcome.errors.append(message[:500])
 
     def unbuildable(self, lead: Lead, part: str) -> None:
@@ -339,6 +346,7 @@ class AccountPush(AdoptionStep, ContactStep, WriteStep):
             amocrm_unsorted_uid=unsorted_uid, write_attempted_at=None, claimed_at=None, lease_expires_at=None,
             next_attempt_at=None, last_error=problem, note_pending=bool(note),
         )
+        metrics.lead_sent(lead.created_at)
 
     # ------------------------------------------------------------------ what is known across batches
 

@@ -53,7 +53,7 @@ def test_saving_the_form_with_a_blank_secret_keeps_the_stored_one(staff_client):
     account = make_account()
     url = reverse("admin:amocrm_account_change", args=[account.pk])
     staff_client.post(url, {"name": "Renamed", "client_id": "client-id-1", "client_secret": "",
-                            "redirect_uri": account.redirect_uri, "host": account.host, "won_stages": "[]",
+                            "redirect_uri": account.redirect_uri, "host": account.host,
                             "token-TOTAL_FORMS": "1", "token-INITIAL_FORMS": "1", "token-MIN_NUM_FORMS": "0",
                             "token-MAX_NUM_FORMS": "0", "token-0-id": account.token.pk,
                             "token-0-account": account.pk})
@@ -81,7 +81,10 @@ def test_the_test_connection_action_reports_failures(staff_client, amocrm_mock):
     account = make_account()
     amocrm_mock.get(f"{API}/account", status=500, body="oops")
     _, messages = run_action(staff_client, "action_test_connection", account)
-    assert messages == [f"{account.name}: test connection failed: amoCRM answered 500."]
+    assert messages == [f"{account.name}: test connection failed. amoCRM had a temporary failure on its side. "
+                        "Nothing, unless it lasts for hours: then check amoCRM&#x27;s status page. "
+                        '<details style="display:inline"><summary>Technical detail</summary>amoCRM answered 500.'
+                        "</details>"]
 
 
 def test_the_refresh_token_action_refreshes_now(staff_client, amocrm_mock):

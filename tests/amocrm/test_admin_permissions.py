@@ -222,7 +222,7 @@ def test_a_secret_that_ended_up_in_an_error_text_is_not_shown(changer, account):
 def test_history_never_shows_the_secret(changer, account):
     url = reverse("admin:amocrm_account_change", args=[account.pk])
     response = changer.post(url, {"name": "Renamed", "client_id": "client-id-1", "client_secret": "NEW-SECRET-77a1b2c3",
-                                  "redirect_uri": account.redirect_uri, "host": account.host, "won_stages": "[]",
+                                  "redirect_uri": account.redirect_uri, "host": account.host,
                                   "token-TOTAL_FORMS": "1", "token-INITIAL_FORMS": "1", "token-MIN_NUM_FORMS": "0",
                                   "token-MAX_NUM_FORMS": "0", "token-0-id": account.token.pk,
                                   "token-0-account": account.pk})

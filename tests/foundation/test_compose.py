@@ -19,6 +19,9 @@ NOT_SETTINGS = {
     "DJANGO_SUPERUSER_USERNAME": "manage.py createsuperuser --no-input (bin/run-dev)",
     "DJANGO_SUPERUSER_PASSWORD": "manage.py createsuperuser --no-input (bin/run-dev)",
     "DJANGO_SUPERUSER_EMAIL": "manage.py createsuperuser --no-input (bin/run-dev)",
+    "WEB_WORKERS": "gunicorn's --workers in bin/run-dev",
+    "WEB_THREADS": "gunicorn's --threads in bin/run-dev",
+    "RELOAD": "gunicorn's --reload in bin/run-dev",
 }
 
 

@@ -62,7 +62,7 @@ def test_make_run_serves_admin_and_health_runs_a_worker_and_stops_everything_on_
 
     children = run.children()
     commands = " | ".join(children.values())
-    for role in ("manage.py runserver", "worker", "beat"):
+    for role in ("gunicorn", "worker", "beat"):
         assert role in commands, commands
 
     stopped_at = time.monotonic()

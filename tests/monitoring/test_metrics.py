@@ -85,6 +85,7 @@ def test_every_family_of_the_issue_is_exposed(client, account, source):
         "amocrm_webhook_events", "amocrm_webhook_events_unprocessed", "amocrm_webhook_processing_lag_seconds",
         "amocrm_leads_oldest_pending_seconds", "amocrm_sales", "amocrm_sales_revenue", "amocrm_celery_queue_length",
         "amocrm_account_state", "amocrm_alert_incidents_open", "amocrm_alert_notifications", "amocrm_build_info",
+        "amocrm_webhook_subscription_state",
     } <= families, families
     assert text.count("# TYPE amocrm_requests_total counter") == 1, "one family however many processes wrote it"
 

@@ -6,7 +6,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from amocrm.models import Account, SyncLog, Token, WebhookEvent
+from amocrm.models import Account, SyncLog, Token, WebhookEvent, WebhookState
 from leads.models import Lead, LeadSource
 from monitoring import rules, services
 from monitoring.models import AlertRule, Incident, IncidentEvent, Notification
@@ -30,8 +30,11 @@ def _lead(account, *, status, created_at=None):
                                created_at=created_at or timezone.now())
 
 
-def _event(account, state):
-    return WebhookEvent.objects.create(account=account, body=b"x", body_sha256="0" * 64, state=state)
+def _event(account, state, *, received_at=None):
+    event = WebhookEvent.objects.create(account=account, body=b"x", body_sha256="0" * 64, state=state)
+    if received_at is not None:
+        WebhookEvent.objects.filter(pk=event.pk).update(received_at=received_at)
+    return event
 
 
 def _quiet_source(account, *, since):
@@ -59,7 +62,7 @@ CASES = {
         lambda a, now: SyncLog.objects.filter(http_status=429).update(created_at=now - timedelta(days=1)),
     ),
     Kind.AMOCRM_UNREACHABLE: (
-        lambda a, now: _set_account(a, last_success_at=now - timedelta(minutes=20), last_error_at=now,
+        lambda a, now: _set_account(a, last_success_at=now - timedelta(minutes=20), last_error_at=now, error_count=3,
                                     last_error="amoCRM did not answer in time (ReadTimeout)."),
         lambda a, now: _set_account(a, last_success_at=now),
     ),
@@ -70,6 +73,15 @@ CASES = {
     Kind.LONG_LIVED_EXPIRING: (
         lambda a, now: Token.objects.filter(account=a).update(long_lived=True, expires_at=now + timedelta(days=3)),
         lambda a, now: Token.objects.filter(account=a).update(expires_at=now + timedelta(days=365)),
+    ),
+    Kind.WEBHOOK_DISABLED: (
+        lambda a, now: _set_account(a, webhook_state=WebhookState.DISABLED, webhook_checked_at=now),
+        lambda a, now: _set_account(a, webhook_state=WebhookState.OK, webhook_checked_at=now),
+    ),
+    Kind.WEBHOOK_SILENT: (
+        lambda a, now: (_event(a, WebhookEvent.State.PROCESSED, received_at=now - timedelta(hours=8)),
+                        _set_account(a, deals_changed_seen_at=now - timedelta(hours=1))),
+        lambda a, now: _event(a, WebhookEvent.State.PROCESSED, received_at=now),
     ),
     Kind.LEADS_FAILING: (
         lambda a, now: _lead(a, status=Lead.Status.FAILED),
@@ -88,6 +100,10 @@ CASES = {
         lambda a, now: WebhookEvent.objects.update(state=WebhookEvent.State.PROCESSED),
     ),
 }
+
+
+def test_every_rule_of_the_issue_has_a_break_and_fix_case():
+    assert set(CASES) == set(Kind) == set(rules.EVALUATORS)
 
 
 def _emails_with(word: str) -> list:
@@ -233,36 +249,37 @@ def test_silent_source_watches_only_the_chosen_sources(account, email_channel):
     assert other.pk != quiet.pk
 
 
-def test_the_rules_waiting_for_webhook_health_fields_find_nothing_yet(account, email_channel):
-    """webhook_disabled and webhook_silent read Account fields the webhook health check will add."""
-    assert not hasattr(Account, "webhook_state") and not hasattr(Account, "deals_changed_seen_at")
-    now = timezone.now()
-    for kind in (Kind.WEBHOOK_DISABLED, Kind.WEBHOOK_SILENT):
-        assert rules.EVALUATORS[kind](AlertRule.objects.get(kind=kind), now) == []
+def test_one_refused_call_followed_by_quiet_is_not_an_outage(account, email_channel):
+    rule, now = AlertRule.objects.get(kind=Kind.AMOCRM_UNREACHABLE), timezone.now()
+    _set_account(account, last_success_at=now - timedelta(minutes=40), last_error_at=now - timedelta(minutes=39),
+                 error_count=1, last_error="amoCRM rejected this lead: status_id does not exist")
+    assert rules.amocrm_unreachable(rule, now) == []
+    _set_account(account, error_count=rules.OUTAGE_MIN_FAILED_CALLS)
+    assert [finding.account_id for finding in rules.amocrm_unreachable(rule, now)] == [account.pk]
 
 
-def test_webhook_rules_fire_from_the_fields_once_they_exist(account, email_channel):
-    """The interface the amoCRM app will fill: the same evaluators, on an account carrying the fields."""
-    now = timezone.now()
-    account.webhook_state, account.webhook_checked_at = "disabled", now
-    account.deals_changed_seen_at = now - timedelta(minutes=5)
-    _event(account, WebhookEvent.State.PROCESSED)
-    WebhookEvent.objects.update(received_at=now - timedelta(hours=8))
+def test_webhook_silence_needs_a_deal_change_after_the_last_delivery_and_hours_of_quiet(account, email_channel):
+    rule, now = AlertRule.objects.get(kind=Kind.WEBHOOK_SILENT), timezone.now()
+    _event(account, WebhookEvent.State.PROCESSED, received_at=now - timedelta(hours=8))
+    _set_account(account, deals_changed_seen_at=now - timedelta(hours=9))
+    assert rules.webhook_silent(rule, now) == [], "the change was delivered"
+    _set_account(account, deals_changed_seen_at=now - timedelta(minutes=3))
+    assert rules.webhook_silent(rule, now) == [], "its delivery may still be on the way"
+    WebhookEvent.objects.all().delete()
+    two_hours_ago = now - timedelta(hours=2)
+    _set_account(account, deals_changed_seen_at=now - timedelta(hours=1), webhook_subscribed_at=two_hours_ago,
+                 connected_at=two_hours_ago)
+    assert rules.webhook_silent(rule, now) == [], "subscribed two hours ago: not six hours of quiet yet"
+    _set_account(account, webhook_subscribed_at=now - timedelta(hours=7))
+    [finding] = rules.webhook_silent(rule, now)
+    assert finding.details["hours"] == 6 and finding.account_id == account.pk
 
-    class Accounts:
-        @staticmethod
-        def filter(**kwargs):
-            return [account]
 
-    original = rules.Account.objects
-    try:
-        rules.Account.objects = Accounts  # only these two rules' "connected accounts" query is replaced
-        disabled = rules.webhook_disabled(AlertRule.objects.get(kind=Kind.WEBHOOK_DISABLED), now)
-        silent = rules.webhook_silent(AlertRule.objects.get(kind=Kind.WEBHOOK_SILENT), now)
-    finally:
-        rules.Account.objects = original
-    assert [f.details["webhook_state"] for f in disabled] == ["disabled"]
-    assert [f.details["hours"] for f in silent] == [6]
+def test_the_webhook_state_missing_fires_like_disabled_and_an_unchecked_one_does_not(account, email_channel):
+    rule, now = AlertRule.objects.get(kind=Kind.WEBHOOK_DISABLED), timezone.now()
+    assert rules.webhook_disabled(rule, now) == [], "not checked yet"
+    _set_account(account, webhook_state=WebhookState.MISSING, webhook_checked_at=now)
+    assert [f.details["webhook_state"] for f in rules.webhook_disabled(rule, now)] == ["missing"]
 
 
 def test_beat_evaluates_the_rules_every_alerts_evaluate_seconds(settings):

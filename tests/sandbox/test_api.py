@@ -59,8 +59,10 @@ def test_deal_fields_include_tracking_fields_and_the_second_account_lacks_utm_te
     second = second_api.get("/api/v4/leads/custom_fields").json()["_embedded"]["custom_fields"]
 
     utm = {"UTM_SOURCE", "UTM_MEDIUM", "UTM_CAMPAIGN", "UTM_TERM", "UTM_CONTENT", "UTM_REFERRER"}
-    assert {item["code"] for item in first if item["type"] == "tracking_data"} == utm
-    assert {item["code"] for item in second if item["type"] == "tracking_data"} == utm - {"UTM_TERM"}
+    ids = {"GCLID", "YCLID", "FBCLID", "GCLIENTID", "_YM_UID", "ROISTAT"}
+    assert {item["code"] for item in first if item["type"] == "tracking_data"} == utm | ids
+    assert {item["code"] for item in second if item["type"] == "tracking_data"} == (utm | ids) - {"UTM_TERM"}
+    assert all(item["group_id"] == "statistic" for item in first if item["type"] == "tracking_data")
     assert any(item["type"] == "select" and item["enums"] for item in first)
     assert not {item["id"] for item in first} & {item["id"] for item in second}
 

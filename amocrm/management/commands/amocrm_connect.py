@@ -6,7 +6,9 @@ import os
 import sys
 from contextlib import contextmanager
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.urls import reverse
 
 from amocrm.hosts import normalize_account_host
 from amocrm.models import Account
@@ -119,6 +121,7 @@ class Command(BaseCommand):
                 "amocrm_account_id": account.amocrm_account_id,
                 "webhook_url": account.webhook_url,
                 "lead_source_key": default_source.public_key if default_source else None,
+                "lead_hook_url": _hook_url(default_source) if default_source else None,
             }))
             return
         name = account.amocrm_name or account.host
@@ -129,3 +132,9 @@ class Command(BaseCommand):
                 self.stdout.write(self.style.WARNING(note))
         if default_source:
             self.stdout.write(f"Lead source key: {default_source.public_key}")
+            self.stdout.write(f"Form-builder hook URL (keep it secret): {_hook_url(default_source)}")
+
+
+def _hook_url(source) -> str:
+    """The lead source's form-builder hook URL (leads.sources.lead_source_hook_url, without importing leads here)."""
+    return settings.SITE_URL + reverse("lead-hook", kwargs={"secret": source.hook_secret})

@@ -37,7 +37,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("leads", "0005_lead_lease"),
+        ("leads", "0007_hook_form_builder_hook"),
     ]
 
     operations = [migrations.RunPython(create, drop, elidable=False)]

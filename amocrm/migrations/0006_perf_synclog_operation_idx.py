@@ -25,7 +25,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("amocrm", "0003_webhookevent_reprocess_permission"),
+        ("amocrm", "0005_names_pause_and_webhook_retry"),
     ]
 
     operations = [migrations.RunPython(create, drop, elidable=False)]
