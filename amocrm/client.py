@@ -119,14 +119,44 @@ class AmoCRMClient:
         """
         return list(self.paginate("/api/v4/leads/custom_fields", operation="custom_fields.list", key="custom_fields"))
 
-    def contacts_search(self, query: str, *, context: dict | None = None) -> list[dict]:
+    def contact_custom_fields_list(self) -> list[dict]:
+        """GET /api/v4/contacts/custom_fields, every page: the contacts' custom fields.
+
+        https://www.amocrm.ru/developers/content/crm_platform/custom-fields
+        """
+        return list(self.paginate("/api/v4/contacts/custom_fields", operation="custom_fields.list",
+                                  key="custom_fields"))
+
+    def contacts_search(self, query: str, *, with_leads: bool = False, context: dict | None = None) -> list[dict]:
         """GET /api/v4/contacts?query=: fuzzy full-text search (204 when nothing matches).
+
+        `with_leads` embeds the ids of each contact's deals, at no extra request.
+        https://www.amocrm.ru/developers/content/crm_platform/contacts-api
+        """
+        params = {"query": query, "limit": 50, **({"with": "leads"} if with_leads else {})}
+        data = self.request("GET", "/api/v4/contacts", operation="contacts.search", params=params, context=context)
+        return embedded(data, "contacts")
+
+    def contacts_with_leads(self, contact_ids: list[int], *, context: dict | None = None) -> list[dict]:
+        """GET /api/v4/contacts?filter[id][]=…&with=leads: the contacts with the ids of their deals, 250 a request.
 
         https://www.amocrm.ru/developers/content/crm_platform/contacts-api
         """
-        data = self.request("GET", "/api/v4/contacts", operation="contacts.search",
-                            params={"query": query, "limit": 50}, context=context)
-        return embedded(data, "contacts")
+        found = []
+        for start in range(0, len(contact_ids), PAGE_LIMIT):
+            chunk = [int(contact_id) for contact_id in contact_ids[start:start + PAGE_LIMIT]]
+            data = self.request("GET", "/api/v4/contacts", operation="contacts.list", context=context,
+                                params={"filter[id][]": chunk, "with": "leads", "limit": PAGE_LIMIT})
+            found += embedded(data, "contacts")
+        return found
+
+    def tasks_create(self, tasks: list[dict], *, context: dict | None = None) -> list[dict]:
+        """POST /api/v4/tasks: tasks (here: on deals), an array per call.
+
+        https://www.amocrm.ru/developers/content/crm_platform/tasks-api
+        """
+        data = self.request("POST", "/api/v4/tasks", operation="tasks.create", json_body=tasks, context=context)
+        return embedded(data, "tasks")
 
     def leads_complex_create(self, deals: list[dict], *, context: dict | None = None) -> list[dict]:
         """POST /api/v4/leads/complex: deals with their contact, at most 50 per call.

@@ -241,6 +241,8 @@ class AmoUser(models.Model):
     amocrm_id = models.BigIntegerField()
     name = models.CharField(max_length=255)
     email = models.CharField(max_length=255, blank=True)
+    # amoCRM's rights.is_active: an inactive user keeps their deals but gets no new ones (round-robin skips them).
+    is_active = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["account", "name"]
@@ -252,9 +254,11 @@ class AmoUser(models.Model):
 
 
 class CustomField(models.Model):
-    """A cached deal custom field; `tracking_data` fields with UTM_* codes carry the UTMs."""
+    """A cached deal or contact custom field; `tracking_data` deal fields with UTM_* codes carry the UTMs."""
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="custom_fields")
+    # "leads" or "contacts": amoCRM's field ids are unique per account across entities.
+    entity_type = models.CharField(max_length=10, default="leads")
     amocrm_id = models.BigIntegerField()
     name = models.CharField(max_length=255)
     code = models.CharField(max_length=100, blank=True)

@@ -154,12 +154,15 @@ def _by_id(items: list[dict]) -> dict[int, dict]:
 
 
 def account_sync_metadata(*, account: Account) -> None:
-    """Fetch account info, pipelines with stages, users and deal custom fields into the local cache."""
+    """Fetch account info, pipelines with stages, users and deal and contact custom fields into the local cache."""
     client = AmoCRMClient(account)
     info = client.account_get()
     pipelines = _by_id(client.pipelines_list())
     users = _by_id(client.users_list())
-    fields = _by_id(client.lead_custom_fields_list())
+    fields = {amocrm_id: {**item, "entity_type": "leads"}
+              for amocrm_id, item in _by_id(client.lead_custom_fields_list()).items()}
+    fields.update({amocrm_id: {**item, "entity_type": "contacts"}
+                   for amocrm_id, item in _by_id(client.contact_custom_fields_list()).items()})
     with transaction.atomic():
         Account.objects.filter(pk=account.pk).update(
             amocrm_account_id=to_id(info.get("id")),
@@ -188,14 +191,16 @@ def account_sync_metadata(*, account: Account) -> None:
         for amocrm_id, item in users.items():
             AmoUser.objects.update_or_create(
                 account=account, amocrm_id=amocrm_id,
-                defaults={"name": item.get("name") or "", "email": item.get("email") or ""},
+                defaults={"name": item.get("name") or "", "email": item.get("email") or "",
+                          "is_active": (item.get("rights") or {}).get("is_active") is not False},
             )
         account.users.exclude(amocrm_id__in=list(users)).delete()
         for amocrm_id, item in fields.items():
             CustomField.objects.update_or_create(
                 account=account, amocrm_id=amocrm_id,
                 defaults={"name": item.get("name") or "", "code": item.get("code") or "",
-                          "type": item.get("type") or "", "enums": item.get("enums") or []},
+                          "type": item.get("type") or "", "enums": item.get("enums") or [],
+                          "entity_type": item["entity_type"]},
             )
         account.custom_fields.exclude(amocrm_id__in=list(fields)).delete()
         main = next((pid for pid, p in pipelines.items() if p.get("is_main")), next(iter(pipelines), None))

@@ -63,6 +63,7 @@ class User:
     name: str
     email: str
     is_admin: bool
+    is_active: bool = True
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,9 @@ def _users(position: int) -> list[User]:
     base = 9_000_000 + position * 100
     return [
         User(id=base + 1, name="Администратор", email=f"admin{position + 1}@sandbox.test", is_admin=True),
+        # Deactivated in amoCRM: keeps their deals, takes no new ones (the round-robin skips them).
+        User(id=base + 3, name="Олег Уволенный", email=f"oleg{position + 1}@sandbox.test", is_admin=False,
+             is_active=False),
         User(id=base + 2, name="Анна Менеджер", email=f"anna{position + 1}@sandbox.test", is_admin=False),
     ]
 

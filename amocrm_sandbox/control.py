@@ -66,6 +66,9 @@ class SandboxControl:
     def notes(self, account_id: int | None = None) -> list[dict]:
         return self.entities("notes", account_id)
 
+    def tasks(self, account_id: int | None = None) -> list[dict]:
+        return self.entities("tasks", account_id)
+
     def unsorted(self, account_id: int | None = None) -> list[dict]:
         return self.entities("unsorted", account_id)
 

@@ -12,7 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 from . import validation
-from .entities import contact_to_api, deal_to_api, note_to_api, unsorted_to_api
+from .entities import contact_to_api, deal_to_api, note_to_api, task_to_api, unsorted_to_api
 from .faults import FaultSettingsError
 from .search import normalized_email, normalized_phone
 from .state import LONG_LIVED_DEFAULT_SECONDS as LONG_LIVED_SECONDS
@@ -407,7 +407,7 @@ def _extra_members(groups: list[set[int]]) -> int:
     return sum(len(group) - 1 for group in merged)
 
 
-_COLLECTIONS = ("contacts", "leads", "notes", "unsorted", "webhooks", "companies")
+_COLLECTIONS = ("contacts", "leads", "notes", "unsorted", "webhooks", "companies", "tasks")
 
 
 @routes.route("GET", "/_sandbox/accounts/{account:str}/{collection:str}")
@@ -423,6 +423,7 @@ def collection_list(sandbox: SandboxState, serving: AccountState | None, request
             "contacts": lambda: [contact_to_api(item, target, with_leads=True) for item in store.contacts.values()],
             "leads": lambda: [deal_to_api(item, target, with_contacts=True) for item in store.deals.values()],
             "notes": lambda: [note_to_api(item, target) for item in store.notes.values()],
+            "tasks": lambda: [task_to_api(item, target) for item in store.tasks.values()],
             "unsorted": lambda: [unsorted_to_api(item, target) for item in store.unsorted.values()],
             "webhooks": lambda: [item.to_api(target) for item in target.outbox.subscriptions.values()],
             "companies": lambda: [{"id": item.id, "name": item.name, "created_at": item.created_at}

@@ -70,6 +70,20 @@ class Note:
 
 
 @dataclass
+class Task:
+    id: int
+    entity_id: int | None
+    entity_type: str | None
+    text: str
+    complete_till: int
+    task_type_id: int
+    responsible_user_id: int
+    created_by: int
+    created_at: int
+    is_completed: bool = False
+
+
+@dataclass
 class UnsortedLead:
     uid: str
     source_uid: str
@@ -125,13 +139,14 @@ class EntityIds:
     companies: IdSequence
     notes: IdSequence
     tags: IdSequence
+    tasks: IdSequence
 
     @classmethod
     def for_position(cls, position: int) -> "EntityIds":
         base = position * 1_000_000
         return cls(deals=IdSequence(20_000_001 + base), contacts=IdSequence(30_000_001 + base),
                    companies=IdSequence(40_000_001 + base), notes=IdSequence(50_000_001 + base),
-                   tags=IdSequence(90_001 + position * 10_000))
+                   tags=IdSequence(90_001 + position * 10_000), tasks=IdSequence(60_000_001 + base))
 
     def export(self) -> dict[str, int]:
         return {kind: sequence.next_id for kind, sequence in vars(self).items()}
@@ -151,6 +166,8 @@ class EntityStore:
         self._company_ids = ids.companies
         self._note_ids = ids.notes
         self._tag_ids = ids.tags
+        self._task_ids = ids.tasks
+        self.tasks: dict[int, Task] = {}
         self.deals: dict[int, Deal] = {}
         self.contacts: dict[int, Contact] = {}
         self.companies: dict[int, Company] = {}
@@ -165,6 +182,7 @@ class EntityStore:
             "contacts": [asdict(contact) for contact in self.contacts.values()],
             "companies": [asdict(company) for company in self.companies.values()],
             "notes": [asdict(note) for note in self.notes.values()],
+            "tasks": [asdict(task) for task in self.tasks.values()],
             "unsorted": [asdict(item) for item in self.unsorted.values()],
             "tags": {entity_type: [asdict(tag) for tag in tags.values()] for entity_type, tags in self.tags.items()},
         }
@@ -187,6 +205,10 @@ class EntityStore:
             note = Note(**data)
             self.notes[note.id] = note
             self._note_ids.move_past(note.id)
+        for data in saved.get("tasks", []):
+            task = Task(**data)
+            self.tasks[task.id] = task
+            self._task_ids.move_past(task.id)
         for data in saved.get("unsorted", []):
             item = UnsortedLead(**data)
             self.unsorted[item.uid] = item
@@ -283,6 +305,11 @@ class EntityStore:
                     created_by=user_id, created_at=now)
         self.notes[note.id] = note
         return note
+
+    def create_task(self, task: dict, *, now: int, user_id: int) -> Task:
+        created = Task(id=next(self._task_ids), created_by=user_id, created_at=now, **task)
+        self.tasks[created.id] = created
+        return created
 
     def _apply_tags(self, tag_ids: list[int], entity_type: str, changes: dict) -> None:
         if "tags" in changes:
@@ -421,6 +448,28 @@ def note_to_api(note: Note, account: Any) -> dict:
         "params": note.params,
         "account_id": account.account_id,
         "_links": link(f"{account.origin}/api/v4/leads/{note.entity_id}/notes/{note.id}"),
+    }
+
+
+def task_to_api(task: Task, account: Any) -> dict:
+    return {
+        "id": task.id,
+        "created_by": task.created_by,
+        "updated_by": task.created_by,
+        "created_at": task.created_at,
+        "updated_at": task.created_at,
+        "responsible_user_id": task.responsible_user_id,
+        "group_id": 0,
+        "entity_id": task.entity_id,
+        "entity_type": task.entity_type,
+        "duration": 0,
+        "is_completed": task.is_completed,
+        "task_type_id": task.task_type_id,
+        "text": task.text,
+        "result": [],
+        "complete_till": task.complete_till,
+        "account_id": account.account_id,
+        "_links": link(f"{account.origin}/api/v4/tasks/{task.id}"),
     }
 
 

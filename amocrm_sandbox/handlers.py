@@ -19,6 +19,7 @@ from .entities import (
     contact_to_api,
     deal_to_api,
     link,
+    task_to_api,
 )
 from .search import matches
 from .state import AccountState
@@ -103,7 +104,7 @@ def users_list(account: AccountState, request: Request) -> Response:
     users = [
         {"id": user.id, "name": user.name, "email": user.email, "lang": "ru",
          "rights": {"leads": {"view": "A", "edit": "A", "add": "A", "delete": "A", "export": "A"},
-                    "is_admin": user.is_admin, "is_free": False, "is_active": True, "group_id": None,
+                    "is_admin": user.is_admin, "is_free": False, "is_active": user.is_active, "group_id": None,
                     "role_id": None, "status_rights": []},
          "_links": link(f"{account.origin}/api/v4/users/{user.id}")}
         for user in account.catalog.users
@@ -443,6 +444,31 @@ def unsorted_forms_create(account: AccountState, request: Request) -> Response:
     account.outbox.publish([lead_event("add", deal, account) for deal in created], account)
     return hal({"_total_items": len(answer), "_links": link(f"{account.origin}/api/v4/leads/unsorted/forms"),
                 "_embedded": {"unsorted": answer}})
+
+
+@routes.route("POST", "/api/v4/tasks")
+def tasks_create(account: AccountState, request: Request) -> Response:
+    """Tasks, an array per request (docs/amocrm.md#entities); answered with their ids and our request_id."""
+    items = require_batch(request.json(), limit=validation.WRITE_BATCH_LIMIT)
+    checked = check_batch(items, lambda item, problems: validation.check_task(
+        item, problems, catalog=account.catalog, store=account.store))
+    user_id, now = account.catalog.admin.id, account.now()
+    created = [(request_id, account.store.create_task(task, now=now, user_id=user_id)) for request_id, task in checked]
+    return hal({"_links": link(f"{account.origin}/api/v4/tasks"), "_embedded": {"tasks": [
+        {"id": task.id, "request_id": request_id, "_links": link(f"{account.origin}/api/v4/tasks/{task.id}")}
+        for request_id, task in created
+    ]}})
+
+
+@routes.route("GET", "/api/v4/tasks")
+def tasks_list(account: AccountState, request: Request) -> Response:
+    wanted_entities = _filter_ints(request, "filter[entity_id]")
+    entity_type = request.arg("filter[entity_type]")
+    tasks = [task for task in account.store.tasks.values()
+             if (not wanted_entities or task.entity_id in wanted_entities)
+             and (not entity_type or task.entity_type == entity_type)]
+    return _page_of(request, tasks, account=account, path="/api/v4/tasks", key="tasks",
+                    render=lambda task: task_to_api(task, account))
 
 
 @routes.route("GET", "/api/v4/webhooks")

@@ -276,6 +276,45 @@ def check_note(item: dict, problems: Problems, *, store: EntityStore, entity_id:
     return {"entity_id": entity_id, "note_type": note_type, "params": params}
 
 
+TASK_ENTITY_TYPES = ("leads", "contacts", "companies", "customers")
+# Standard task types (1 call, 2 meeting); an account may add its own, which the sandbox does not have.
+TASK_TYPES = (1, 2)
+NOT_A_CHOICE = "The value you selected is not a valid choice."
+
+
+def check_task(item: dict, problems: Problems, *, catalog: Catalog, store: EntityStore) -> dict:
+    """One element of POST /api/v4/tasks: text and complete_till required; a deal it names must exist."""
+    task: dict = {"entity_id": None, "entity_type": None, "task_type_id": 1,
+                  "responsible_user_id": catalog.admin.id}
+    text = item.get("text")
+    if not isinstance(text, str) or not text.strip():
+        problems.append(_error(FIELD_MISSING if text is None else INVALID_TYPE, "text",
+                               "This value should be a non-empty string."))
+    task["text"] = text
+    if not is_int(item.get("complete_till")) or item["complete_till"] < 0:
+        problems.append(_error(FIELD_MISSING if "complete_till" not in item else INVALID_TYPE, "complete_till",
+                               "This value should be a unix timestamp."))
+    task["complete_till"] = item.get("complete_till")
+    if "entity_id" in item or "entity_type" in item:
+        entity_type, entity_id = item.get("entity_type"), item.get("entity_id")
+        if entity_type not in TASK_ENTITY_TYPES:
+            problems.append(_error(NOT_SUPPORTED_CHOICE, "entity_type", NOT_A_CHOICE))
+        if not is_int(entity_id):
+            problems.append(_error(INVALID_TYPE, "entity_id", "This value should be of type int."))
+        elif entity_type == "leads" and store.live_deal(entity_id) is None:
+            problems.append(_error(NOT_FOUND, "entity_id", f"Lead {entity_id} not found"))
+        elif entity_type == "contacts" and entity_id not in store.contacts:
+            problems.append(_error(NOT_FOUND, "entity_id", f"Contact {entity_id} not found"))
+        task.update(entity_type=entity_type, entity_id=entity_id)
+    if "task_type_id" in item:
+        if item["task_type_id"] not in TASK_TYPES or not is_int(item["task_type_id"]):
+            problems.append(_error(NOT_SUPPORTED_CHOICE, "task_type_id", NOT_A_CHOICE))
+        else:
+            task["task_type_id"] = item["task_type_id"]
+    _check_user(item, "responsible_user_id", task, problems, "", catalog)
+    return task
+
+
 def check_unsorted_form(item: dict, problems: Problems, *, catalog: Catalog, store: EntityStore) -> dict:
     form: dict = {}
     for name in ("source_uid", "source_name"):

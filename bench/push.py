@@ -1,8 +1,11 @@
 """Push benchmark: pending leads through a real Celery worker into the amoCRM sandbox at 7 requests/second.
 
-Three runs of 300 leads: deal mode with new people (target ≤ 1.05 amoCRM requests per lead), deal mode with the
-same people returning, and unsorted mode (target ≤ 0.05). In all: 0 × 429 and 0 duplicate deals or contacts.
-Leads/s is measured from queueing the push to the last lead sent with its note.
+Runs of 300 leads: deal mode with new people (target ≤ 1.05 amoCRM requests per lead), deal mode with the
+same people returning, and unsorted mode (target ≤ 0.05); then the routing features (issue 13): new people
+with a task per deal, returning people with the "attach to the open deal" policy (every lead becomes a note
+on its person's open deal), and new people with the attach policy and tasks. In all: 0 × 429 and 0
+duplicate deals or contacts. Leads/s is measured from queueing the push to the last lead sent with its
+note and task.
 
 Run: `python -m bench.push` (or `make bench BENCH_ARGS=push`). It creates and drops its own database
 (`BENCH_DATABASE_URL`, default postgres://postgres@127.0.0.1:5432/postgres), uses Redis database 13
@@ -50,7 +53,8 @@ def run(label: str, source, crowd: list[dict], control, account_id: int) -> dict
     started = time.monotonic()
     assert publish(push_account_leads, account_id)
     wait_until(lambda: not Lead.objects.filter(source=source, created_at=now).exclude(
-        status=Lead.Status.SENT, note_pending=False).exists(), timeout=600, interval=0.2, what=f"{label}: all sent")
+        status=Lead.Status.SENT, note_pending=False, task_pending=False).exists(), timeout=600, interval=0.2,
+        what=f"{label}: all sent")
     elapsed = time.monotonic() - started
     after = control.stats()
     requests = after["requests"] - before["requests"]
@@ -108,11 +112,20 @@ def main() -> int:
         deal_source = LeadSource.objects.get(account_id=account_id, is_default=True)
         unsorted_source = LeadSource.objects.create(account_id=account_id, name="Incoming", mode="unsorted",
                                                     form_id="bench-form")
+        tasks_source = LeadSource.objects.create(account_id=account_id, name="Tasks", task_enabled=True)
+        attach_source = LeadSource.objects.create(account_id=account_id, name="Attach", dedup_policy="attach")
+        attach_tasks_source = LeadSource.objects.create(account_id=account_id, name="Attach + tasks",
+                                                        dedup_policy="attach", task_enabled=True)
         crowd = people(0, LEADS)
+        routed = people(2 * LEADS, LEADS)
         results = [
             run("deal mode, new contacts", deal_source, crowd, control, account_id),
             run("deal mode, returning contacts", deal_source, crowd, control, account_id),
             run("unsorted mode", unsorted_source, people(LEADS, LEADS), control, account_id),
+            run("new contacts, tasks on", tasks_source, routed, control, account_id),
+            run("returning contacts, attach policy (all attached)", attach_source, routed, control, account_id),
+            run("new contacts, attach policy + tasks", attach_tasks_source, people(3 * LEADS, LEADS), control,
+                account_id),
         ]
         duplicates = control.duplicates(tag_prefix="lead-")
         return report(results, duplicates, control.stats())
@@ -140,7 +153,7 @@ def report(results: list[dict], duplicates: dict, stats: dict) -> int:
           f"(of {duplicates['contacts']['total']} contacts, {duplicates['leads']['total']} deals). "
           f"Sandbox: {stats['responses_429']} × 429, {stats['responses_403']} × 403, "
           f"peak {stats['peak_rps']} requests in one second.")
-    new, _returning, unsorted = results
+    new, unsorted = results[0], results[2]
     ok = (new["per_lead"] <= TARGET_NEW and unsorted["per_lead"] <= TARGET_UNSORTED and stats["responses_429"] == 0
           and extra_contacts == 0 and extra_deals == 0)
     print(f"Targets: new contacts ≤ {TARGET_NEW} requests/lead, unsorted ≤ {TARGET_UNSORTED}, 0 × 429, "

@@ -1,6 +1,5 @@
 """Admin for lead sources (amoCRM placement chosen by name, the embed snippet) and leads (badges, retry, spam)."""
 
-import re
 from urllib.parse import urlsplit
 
 from django import forms
@@ -22,6 +21,7 @@ from config.admin_paging import EstimatedCountPaginator, with_cheap_dates
 
 from . import actions, deal_names
 from .admin_lists import LIST_DEFERRED, SEARCH_HELP, UtmCampaignFilter, UtmSourceFilter, recent_lead_counts
+from .admin_routing import ROUTING_FIELDS, RoutingFormMixin, mapping_parse
 from .admin_search import lead_search
 from .attribution import FIRST_TOUCH_COLUMNS, ID_FIELDS
 from .intake.api import HONEYPOT_FIELD
@@ -38,7 +38,6 @@ LEAD_BADGES = {
 }
 # The lead page's "Attribution" fieldset shows these after the last-touch UTMs (leads/attribution.py).
 ATTRIBUTION_FIELDS = [*FIRST_TOUCH_COLUMNS.values(), *ID_FIELDS]
-MAPPING_LINE = re.compile(r"^\s*([^:=→]+?)\s*(?::|=|→|->)\s*(.+?)\s*$")
 
 
 def _https_urls(db_field, **kwargs):
@@ -63,7 +62,7 @@ def tracker_url() -> str:
     return static_url.rstrip("/") + "/amocrm/tracker.js"
 
 
-class LeadSourceForm(forms.ModelForm):
+class LeadSourceForm(RoutingFormMixin, forms.ModelForm):
     """Pipeline, stage, responsible user and field mapping picked by name from the account's cached metadata."""
 
     pipeline_id = forms.TypedChoiceField(label="Pipeline", coerce=int, empty_value=None, required=False)
@@ -86,7 +85,7 @@ class LeadSourceForm(forms.ModelForm):
         model = LeadSource
         fields = ["name", "account", "is_active", "mode", "pipeline_id", "status_id", "responsible_user_id",
                   "deal_name_template", "tags", "field_mapping", "allowed_origins", "success_url", "error_url",
-                  "form_id", "hook_preset", "hook_aliases"]
+                  "form_id", "hook_preset", "hook_aliases", *ROUTING_FIELDS]
         formfield_callback = _https_urls
 
     def __init__(self, *args, **kwargs):
@@ -125,12 +124,15 @@ class LeadSourceForm(forms.ModelForm):
         if self.instance.pk:
             self.initial["tags"] = ", ".join(self.instance.tags or [])
             self.initial["allowed_origins"] = "\n".join(self.instance.allowed_origins or [])
-            names = {f.amocrm_id: f.name for f in CustomField.objects.filter(account_id=self.instance.account_id)}
+            names = {f.amocrm_id: f.name for f in CustomField.objects.filter(account_id=self.instance.account_id,
+                                                                                 entity_type="leads")}
             self.initial["field_mapping"] = "\n".join(
                 f"{key}: {names.get(to_int(value), value)}" for key, value in
                 (self.instance.field_mapping or {}).items())
         self._account_id = account_id
-        self.fields["deal_name_template"].help_text = deal_names.HELP
+        if "deal_name_template" in self.fields:  # absent from a view-only user's (read-only) form
+            self.fields["deal_name_template"].help_text = deal_names.HELP
+        self.routing_init(account_id)
 
     def clean_tags(self):
         return [tag.strip() for tag in self.cleaned_data["tags"].split(",") if tag.strip()]
@@ -160,23 +162,9 @@ class LeadSourceForm(forms.ModelForm):
 
     def clean_field_mapping(self):
         account_id = to_int(self.data.get("account")) or self._account_id
-        fields = list(CustomField.objects.filter(account_id=account_id).exclude(type="tracking_data"))
-        by_id = {str(f.amocrm_id): f for f in fields}
-        by_name = {f.name.casefold(): f for f in fields}
-        mapping = {}
-        for line in self.cleaned_data["field_mapping"].splitlines():
-            if not line.strip():
-                continue
-            match = MAPPING_LINE.match(line)
-            if not match:
-                raise forms.ValidationError(f"{line!r}: write “form field: amoCRM field”.")
-            form_field, target = match.groups()
-            found = by_id.get(target.lstrip("#")) or by_name.get(target.casefold())
-            if found is None:
-                known = ", ".join(f.name for f in fields) or "none cached — sync the account's metadata"
-                raise forms.ValidationError(f"{target!r} is not a deal field of this account (known: {known}).")
-            mapping[form_field] = found.amocrm_id
-        return mapping
+        fields = list(CustomField.objects.filter(account_id=account_id, entity_type="leads")
+                      .exclude(type="tracking_data"))
+        return mapping_parse(self.cleaned_data["field_mapping"], fields, entity="deal")
 
     def clean(self):
         cleaned = super().clean()
@@ -228,7 +216,10 @@ class LeadSourceAdmin(admin.ModelAdmin):
         (None, {"fields": ["name", "account", "is_active", "public_key", "is_default"]}),
         ("Where leads go in amoCRM", {"fields": ["mode", "pipeline_id", "status_id", "responsible_user_id",
                                                  "deal_name_template", "deal_name_preview", "tags", "form_id"]}),
-        ("Custom fields", {"fields": ["field_mapping", "deal_fields_hint"]}),
+        ("Custom fields", {"fields": ["field_mapping", "deal_fields_hint", "contact_field_mapping"]}),
+        (_("Managers, tasks and repeat enquiries"), {"fields": [
+            "responsible_mode", "responsible_user_ids", "task_enabled", "task_text", "task_due_minutes",
+            "task_working_hours", "task_type_id", "dedup_policy", "dedup_days"]}),
         ("The website", {"fields": ["allowed_origins", "success_url", "error_url", "embed_snippet"]}),
     ]
     hook_fieldset = (_("Form-builder hook (Tilda, WordPress, Make, a backend)"),
@@ -274,7 +265,8 @@ class LeadSourceAdmin(admin.ModelAdmin):
     def deal_fields_hint(self, obj):
         if not obj or not obj.pk:
             return "Save the source first."
-        fields = CustomField.objects.filter(account_id=obj.account_id).exclude(type="tracking_data")
+        fields = CustomField.objects.filter(account_id=obj.account_id, entity_type="leads").exclude(
+            type="tracking_data")
         if not fields:
             return "No cached deal fields: run “Sync metadata” on the account."
         return format_html_join(", ", "{} <small>({}, id {})</small>",
@@ -341,10 +333,10 @@ class LeadAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["id", "status_badge", "source", "account", "created_at", "sent_at", "attempts",
                            "next_attempt_at", "last_error_explained"]}),
-        ("amoCRM", {"fields": ["deal_link", "contact_display", "amocrm_unsorted_uid", "note_pending",
-                               "write_attempted_at", "pipeline_display", "stage_display", "manager_display",
-                               "stage_changed_at"]}),
-        ("Contact", {"fields": ["name", "phone", "phone_raw", "email", "message"]}),
+        ("amoCRM", {"fields": ["deal_link", "attached_to_deal", "contact_display", "amocrm_unsorted_uid",
+                               "note_pending", "task_pending", "write_attempted_at", "pipeline_display",
+                               "stage_display", "manager_display", "stage_changed_at"]}),
+        ("Contact", {"fields": ["name", "phone", "phone_raw", "email", "message", "price", "company"]}),
         ("Attribution", {"fields": ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
                                     "referrer", "page_url", *ATTRIBUTION_FIELDS, "fields_pretty"]}),
         ("Request", {"fields": ["ip", "user_agent", "idempotency_key"]}),

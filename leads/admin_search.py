@@ -10,7 +10,7 @@ start), an amoCRM deal id or the start of a name, so the search is one of these:
 - anything with `@`: e-mails starting with it (e-mails are stored lower-case), on the index of `email`;
 - other text: names starting with it (any case, on the index of `upper(name)`) and e-mails starting with it.
 
-The indexes come from migration 0008_perf_search_indexes (PostgreSQL only; elsewhere the same lookups run unindexed).
+The indexes come from migration 0009_perf_search_indexes (PostgreSQL only; elsewhere the same lookups run unindexed).
 """
 
 import re

@@ -11,6 +11,8 @@ from django.utils.translation import gettext_lazy as _
 from amocrm.models import Account, SyncLog
 
 DEFAULT_DEAL_NAME = "Заявка с сайта: {name}"
+# The manager's task when the source leaves its text empty; translated when the task is built.
+DEFAULT_TASK_TEXT = _("Call {name} back: {phone} {email} (website lead from “{source}”)")
 
 
 def new_public_key() -> str:
@@ -44,6 +46,14 @@ class LeadSource(models.Model):
     class Mode(models.TextChoices):
         DEAL = "deal", "Deal with contact (leads/complex)"
         UNSORTED = "unsorted", "Incoming lead (unsorted)"
+
+    class DedupPolicy(models.TextChoices):
+        NEW_DEAL = "new", _("Always a new deal")
+        ATTACH = "attach", _("Attach to the person's open deal")
+
+    class ResponsibleMode(models.TextChoices):
+        FIXED = "fixed", _("Fixed user")
+        ROUND_ROBIN = "round_robin", _("Round-robin over chosen users")
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="lead_sources")
     name = models.CharField(max_length=200)
@@ -88,6 +98,36 @@ class LeadSource(models.Model):
         _("field aliases"), default=dict, blank=True,
         help_text=_('The sender\'s field name → ours, e.g. {"Ваше имя": "name", "Город": "city"}. Ours: name, '
                     'phone, email, message, utm_…, page_url, referrer; any other name goes to the extra fields.'))
+    # Routing (leads/push/routing.py, leads/push/dedup.py, leads/push/followups.py).
+    contact_field_mapping = models.JSONField(
+        _("contact field mapping"), default=dict, blank=True,
+        help_text=_('Form field → amoCRM contact custom field id, e.g. {"position": 123457}. '
+                    'Set on contacts the push creates.'))
+    dedup_policy = models.CharField(_("repeat enquiries"), max_length=10, choices=DedupPolicy.choices,
+                                    default=DedupPolicy.NEW_DEAL)
+    dedup_days = models.PositiveIntegerField(
+        _("open deal age, days"), default=30,
+        help_text=_("With “attach”: only an open deal created within this many days takes the enquiry."))
+    responsible_mode = models.CharField(_("responsible manager"), max_length=12, choices=ResponsibleMode.choices,
+                                        default=ResponsibleMode.FIXED)
+    responsible_user_ids = models.JSONField(
+        _("round-robin users"), default=list, blank=True,
+        help_text=_("amoCRM user ids taking new deals in turn; users inactive in amoCRM are skipped."))
+    # The round-robin's position: taken under the row's lock, so every worker and host shares one turn.
+    responsible_turn = models.PositiveBigIntegerField(default=0, editable=False)
+    task_enabled = models.BooleanField(_("task for the manager"), default=False,
+                                       help_text=_("Create an amoCRM task on each new deal."))
+    task_text = models.CharField(
+        _("task text"), max_length=500, blank=True,
+        help_text=_("Placeholders: {name}, {phone}, {email}, {company}, {price}, {source}, {message}. "
+                    "Empty: a standard text in the project's language (LANGUAGE_CODE)."))
+    task_due_minutes = models.PositiveIntegerField(_("task due in, minutes"), default=60)
+    task_working_hours = models.CharField(
+        _("working hours"), max_length=11, blank=True,
+        help_text=_("Optional, e.g. 09:00-18:00: a deal pushed outside them (or on a weekend) gets its task due "
+                    "N minutes after the next working day starts. Times in TIME_ZONE."))
+    task_type_id = models.PositiveIntegerField(_("task type"), default=1,
+                                               help_text=_("amoCRM task type id: 1 call, 2 meeting, or a custom type."))
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -142,6 +182,8 @@ class Lead(models.Model):
     phone = models.CharField(max_length=20, blank=True, help_text="E.164")
     email = models.EmailField(max_length=254, blank=True)
     message = models.TextField(max_length=5000, blank=True)
+    price = models.DecimalField(_("budget"), max_digits=14, decimal_places=2, null=True, blank=True)
+    company = models.CharField(_("company"), max_length=255, blank=True)
     utm_source = models.CharField(max_length=255, blank=True)
     utm_medium = models.CharField(max_length=255, blank=True)
     utm_campaign = models.CharField(max_length=255, blank=True)
@@ -195,6 +237,12 @@ class Lead(models.Model):
                   "next push looks for the deal by the lead's marker tag and adopts it instead of creating another.",
     )
     note_pending = models.BooleanField(default=False, help_text="The deal exists; its note is still to be added.")
+    task_pending = models.BooleanField(default=False,
+                                       help_text=_("The deal exists; the manager's task is still to be created."))
+    attached_to_deal = models.BooleanField(
+        _("attached to an open deal"), default=False,
+        help_text=_("The person had an open deal: this enquiry became a note on it (the deal id) "
+                    "instead of a new deal."))
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
@@ -220,7 +268,8 @@ class Lead(models.Model):
         # notes pass and the sweeper fast however many sent leads pile up.
         indexes = [
             models.Index(fields=["account", "created_at"], name="leads_lead_outstanding_idx",
-                         condition=models.Q(status__in=["pending", "sending"]) | models.Q(note_pending=True)),
+                         condition=(models.Q(status__in=["pending", "sending"]) | models.Q(note_pending=True)
+                                    | models.Q(task_pending=True))),
             models.Index(fields=["account", "amocrm_deal_id"], name="leads_lead_deal_idx"),
             models.Index(fields=["account", "amocrm_contact_id"], name="leads_lead_contact_idx",
                          condition=models.Q(amocrm_contact_id__isnull=False)),

@@ -4,17 +4,21 @@ Pure functions over model instances: no queries, no HTTP. The push service feeds
 cached custom fields; shapes follow docs/amocrm.md#entities.
 """
 
+import re
+import zoneinfo
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 
 import phonenumbers
 from django.conf import settings
+from django.utils.translation import gettext
 
 from amocrm.values import to_int
 
 from . import attribution
 from .deal_names import template_values
-from .models import DEFAULT_DEAL_NAME
+from .models import DEFAULT_DEAL_NAME, DEFAULT_TASK_TEXT
 
 # A per-lead tag on every deal we create. A retry after an ambiguous failure looks for it among the
 # deals updated since that attempt, so it adopts the first deal instead of creating a second one.
@@ -31,12 +35,13 @@ TRACKING_CODES = {
 }
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 # Lead attributes a source's field mapping may send to a deal field besides the form's `fields`.
-MAPPABLE_ATTRIBUTES = ("name", "phone", "email", "message", "page_url", "referrer", *UTM_FIELDS,
+MAPPABLE_ATTRIBUTES = ("name", "phone", "email", "message", "page_url", "referrer", "company", "price", *UTM_FIELDS,
                        *attribution.ID_FIELDS, *attribution.FIRST_TOUCH_COLUMNS.values())
 
 TEXT_TYPES = {"text", "textarea", "url", "streetaddress", "tracking_data", "legal_entity", "monetary"}
 CHOICE_TYPES = {"select", "radiobutton", "multiselect"}
 DATE_TYPES = {"date", "date_time", "birthday"}
+WORKING_HOURS = re.compile(r"^\s*(\d{1,2}:\d{2})\s*[-–]\s*(\d{1,2}:\d{2})\s*$")
 TRUE_WORDS = {"1", "true", "yes", "on", "y", "да"}
 FALSE_WORDS = {"0", "false", "no", "off", "n", "нет", ""}
 
@@ -104,13 +109,17 @@ def contact_matches(contact: dict, *, phone: str, email: str) -> bool:
     return False
 
 
-def new_contact(lead) -> dict:
-    """A contact to create with the deal: name, PHONE and EMAIL with enum_code WORK."""
+def new_contact(lead, contact_fields_by_id: dict[int, "FieldInfo"] | None = None) -> dict:
+    """A contact to create with the deal: name, PHONE and EMAIL with enum_code WORK, then the source's
+    contact field mapping (validated like deal fields; a value that does not fit stays in the note)."""
     fields = []
     if lead.phone:
         fields.append({"field_code": "PHONE", "values": [{"value": lead.phone, "enum_code": "WORK"}]})
     if lead.email:
         fields.append({"field_code": "EMAIL", "values": [{"value": lead.email, "enum_code": "WORK"}]})
+    if contact_fields_by_id:
+        mapped = mapped_values(lead, getattr(lead.source, "contact_field_mapping", None), contact_fields_by_id)
+        fields += [{"field_id": field_id, "values": values} for field_id, values in mapped.items()]
     contact = {"name": lead.name or lead.phone or lead.email}
     if fields:
         contact["custom_fields_values"] = fields
@@ -177,10 +186,20 @@ def deal_custom_fields(lead, source, fields_by_id: dict[int, FieldInfo],
         if info is not None and text:
             values[info.id] = [{"value": text[:255]}]
     values.update(attribution.tracking_values(lead, tracking))
-    for form_field, field_id in (source.field_mapping or {}).items():
+    values.update(mapped_values(lead, source.field_mapping, fields_by_id))
+    return [{"field_id": field_id, "values": field_values} for field_id, field_values in values.items()]
+
+
+def mapped_values(lead, mapping: dict | None, fields_by_id: dict[int, FieldInfo]) -> dict[int, list[dict]]:
+    """A source's mapping (form field or lead attribute → custom field id) as amoCRM value lists by field id.
+
+    Fields deleted in amoCRM since the mapping was saved and values that do not fit their type are left out.
+    """
+    values: dict[int, list[dict]] = {}
+    for form_field, field_id in (mapping or {}).items():
         info = fields_by_id.get(to_int(field_id))
         if info is None:
-            continue  # the field was deleted in amoCRM since the mapping was saved
+            continue
         if form_field in (lead.fields or {}):
             raw = lead.fields[form_field]
         elif form_field in MAPPABLE_ATTRIBUTES:
@@ -190,7 +209,14 @@ def deal_custom_fields(lead, source, fields_by_id: dict[int, FieldInfo],
         field_values = _field_value(info, raw) if raw not in (None, "") else None
         if field_values:
             values[info.id] = field_values
-    return [{"field_id": field_id, "values": field_values} for field_id, field_values in values.items()]
+    return values
+
+
+def deal_price(lead) -> int | None:
+    """The deal's integer budget (amoCRM's `price`), rounded half up; None when the form sent none."""
+    if lead.price is None:
+        return None
+    return int(Decimal(lead.price).quantize(Decimal(1), rounding="ROUND_HALF_UP"))
 
 
 def deal_placement(source, account) -> dict:
@@ -220,6 +246,11 @@ def complex_deal(lead, source, account, *, request_id: str, contact: dict, field
         "name": deal_name(lead, source),
         **deal_placement(source, account),
     }
+    if lead.responsible_user_id:  # chosen by the source's routing (leads/push/routing.py)
+        deal["responsible_user_id"] = lead.responsible_user_id
+    price = deal_price(lead)
+    if price is not None:
+        deal["price"] = price
     custom_fields = deal_custom_fields(lead, source, fields_by_id, tracking)
     if custom_fields:
         deal["custom_fields_values"] = custom_fields
@@ -269,6 +300,10 @@ def note_text(lead, source) -> str:
         details.append(f"Page: {lead.page_url}")
     if lead.referrer:
         details.append(f"Referrer: {lead.referrer}")
+    if lead.company:
+        details.append(f"Company: {lead.company}")
+    if lead.price is not None:
+        details.append(f"Budget: {lead.price}")
     utms = [f"{name}={getattr(lead, name)}" for name in UTM_FIELDS if getattr(lead, name)]
     if utms:
         details.append("UTM: " + ", ".join(utms))
@@ -284,3 +319,72 @@ def note_text(lead, source) -> str:
 
 def deal_note(*, deal_id: int, text: str) -> dict:
     return {"entity_id": deal_id, "note_type": "common", "params": {"text": text}}
+
+
+def attached_note_text(lead, source) -> str:
+    """The note a repeat enquiry becomes on the person's open deal: says it is a new enquiry, then the usual."""
+    heading = gettext("Repeat enquiry from the website (“%(source)s”), attached to this open deal.") % {
+        "source": source.name}
+    return "\n\n".join(part for part in (heading, note_text(lead, source)) if part)
+
+
+# ---------------------------------------------------------------------------- tasks
+
+
+def task_text(lead, source) -> str:
+    """The source's task template filled in with the lead; a broken template falls back to the default one."""
+    values = _Blank(
+        name=lead.name or lead.phone or lead.email, phone=lead.phone, email=lead.email, company=lead.company,
+        price="" if lead.price is None else str(lead.price), source=source.name, message=lead.message[:500],
+    )
+    default = str(DEFAULT_TASK_TEXT)
+    try:
+        text = (source.task_text or default).format_map(values)
+    except (ValueError, IndexError, AttributeError, KeyError, TypeError):
+        text = default.format_map(values)
+    return " ".join(text.split())[:1000] or default.format_map(values)
+
+
+def working_hours(text: str) -> tuple[time, time] | None:
+    """"09:00-18:00" → (09:00, 18:00); None when empty or not two HH:MM times with the first before the second."""
+    match = WORKING_HOURS.match(text or "")
+    if not match:
+        return None
+    try:
+        opens, closes = time.fromisoformat(match.group(1).zfill(5)), time.fromisoformat(match.group(2).zfill(5))
+    except ValueError:
+        return None
+    return (opens, closes) if opens < closes else None
+
+
+def task_deadline(now: datetime, *, minutes: int, hours: str = "") -> datetime:
+    """Due `minutes` after `now`; with working hours (Mon–Fri, TIME_ZONE), counted from the next opening
+    when `now` is outside them."""
+    start = now
+    span = working_hours(hours)
+    if span is not None:
+        opens, closes = span
+        local = now.astimezone(zoneinfo.ZoneInfo(settings.TIME_ZONE))
+        if local.weekday() < 5 and opens <= local.time() < closes:
+            start = now
+        else:
+            day = local.date() if local.weekday() < 5 and local.time() < opens else local.date() + timedelta(days=1)
+            while day.weekday() >= 5:
+                day += timedelta(days=1)
+            start = datetime.combine(day, opens, tzinfo=local.tzinfo)
+    return start + timedelta(minutes=minutes)
+
+
+def deal_task(lead, source, *, now: datetime) -> dict:
+    """One element of POST /api/v4/tasks: the manager's task on the lead's new deal, due N minutes from `now`."""
+    task = {
+        "entity_id": lead.amocrm_deal_id,
+        "entity_type": "leads",
+        "text": task_text(lead, source),
+        "complete_till": _timestamp(task_deadline(now, minutes=source.task_due_minutes,
+                                                  hours=source.task_working_hours)),
+        "task_type_id": source.task_type_id or 1,
+    }
+    if lead.responsible_user_id:
+        task["responsible_user_id"] = lead.responsible_user_id
+    return task

@@ -16,19 +16,21 @@ def due() -> Q:
 
 
 def outstanding(account_id: int) -> QuerySet[Lead]:
-    """Leads of the account that still need a push: pending ones, and sent ones whose note is missing."""
-    return Lead.objects.filter(Q(status=Lead.Status.PENDING) | Q(status=Lead.Status.SENT, note_pending=True),
-                               account_id=account_id)
+    """Leads of the account that still need a push: pending ones, and sent ones whose note or task is missing."""
+    return Lead.objects.filter(Q(status=Lead.Status.PENDING) | Q(status=Lead.Status.SENT, note_pending=True)
+                               | Q(status=Lead.Status.SENT, task_pending=True), account_id=account_id)
 
 
 def accounts_to_sweep(*, pending_for: timedelta) -> QuerySet:
     """Ids of connected accounts (sending not paused) with work the queue may have lost: due leads pending for
-    longer than `pending_for`, leads `sending` whose lease ran out (their push died), due notes still missing."""
+    longer than `pending_for`, leads `sending` whose lease ran out (their push died), due notes and tasks still
+    missing."""
     now = timezone.now()
     work = (
         (Q(status=Lead.Status.PENDING, created_at__lte=now - pending_for) & due())
         | (Q(status=Lead.Status.SENDING) & ~Q(lease_expires_at__gt=now))  # no lease (an old row) counts as run out
         | (Q(status=Lead.Status.SENT, note_pending=True) & due())
+        | (Q(status=Lead.Status.SENT, task_pending=True) & due())
     )
     return (Lead.objects.filter(work, account__state=Account.State.CONNECTED, account__sending_paused_at__isnull=True)
             .order_by().values_list("account_id", flat=True).distinct())

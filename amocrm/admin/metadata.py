@@ -34,9 +34,9 @@ class PipelineAdmin(admin.ModelAdmin):
 
 @admin.register(AmoUser)
 class AmoUserAdmin(admin.ModelAdmin):
-    list_display = ["name", "email", "amocrm_id", "account"]
-    list_filter = ["account"]
-    readonly_fields = ["account", "amocrm_id", "name", "email"]
+    list_display = ["name", "email", "amocrm_id", "is_active", "account"]
+    list_filter = ["account", "is_active"]
+    readonly_fields = ["account", "amocrm_id", "name", "email", "is_active"]
 
     def has_add_permission(self, request):
         return False
@@ -44,10 +44,10 @@ class AmoUserAdmin(admin.ModelAdmin):
 
 @admin.register(CustomField)
 class CustomFieldAdmin(admin.ModelAdmin):
-    list_display = ["name", "code", "type", "amocrm_id", "account"]
-    list_filter = ["account", "type"]
+    list_display = ["name", "entity_type", "code", "type", "amocrm_id", "account"]
+    list_filter = ["account", "entity_type", "type"]
     search_fields = ["name", "code"]
-    readonly_fields = ["account", "amocrm_id", "name", "code", "type", "enums"]
+    readonly_fields = ["account", "entity_type", "amocrm_id", "name", "code", "type", "enums"]
 
     def has_add_permission(self, request):
         return False

@@ -259,6 +259,7 @@ def lead_create(*, source: LeadSource, data: dict, ip: str | None = None, user_a
         utm_campaign=data.get("utm_campaign", ""), utm_term=data.get("utm_term", ""),
         utm_content=data.get("utm_content", ""), referrer=data.get("referrer", ""),
         page_url=data.get("page_url", ""), fields=data.get("fields") or {}, **attribution.lead_values(data),
+        price=data.get("price"), company=data.get("company", ""),
         ip=ip, user_agent=(user_agent or "").replace("\x00", "")[:500], idempotency_key=idempotency_key,
         fingerprint=fingerprint, submission_hash=submission,
         status=Lead.Status.SPAM if spam else Lead.Status.PENDING,

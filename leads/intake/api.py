@@ -37,6 +37,7 @@ from . import admission
 from .admission import IntakeWindow
 from .cors import check_origin
 from .html_errors import html_error, wants_html
+from .price import Price
 
 MAX_BODY_BYTES = 64 * 1024
 # Hidden in the embed snippet: people leave it empty, form-filling bots do not.
@@ -201,6 +202,8 @@ class LeadIntakeApi(APIView):
         phone = Text(64)
         email = Text(254)
         message = Text(5000, trim=False)
+        price = Price()
+        company = Text(255)
         utm_source = Text(255)
         utm_medium = Text(255)
         utm_campaign = Text(255)
@@ -267,7 +270,7 @@ class LeadIntakeApi(APIView):
             return {str(key): item for key, item in value.items() if item is not None}
 
         def validate(self, attrs):
-            attrs = {key: ("" if value is None else value) for key, value in attrs.items()}
+            attrs = {key: ("" if value is None and key != "price" else value) for key, value in attrs.items()}
             if not attrs.get("phone") and not attrs.get("email"):
                 missing = _("Give a phone number or an email address.")
                 raise serializers.ValidationError({"phone": [missing], "email": [missing]})

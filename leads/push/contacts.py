@@ -50,8 +50,12 @@ class ContactStep:
         for lead in leads:
             lead_keys = keys_of(lead)
             earlier = [in_batch[key] for key in lead_keys if key in in_batch]
-            if any(kind == "new" for kind, _ in earlier):
-                deferred.append(lead)
+            first_new = next((value for kind, value in earlier if kind == "new"), None)
+            if first_new is not None:
+                if lead.source.dedup_policy == lead.source.DedupPolicy.ATTACH:
+                    self.follow(first_new, lead)  # joins the deal the person's first lead creates (dedup.py)
+                else:
+                    deferred.append(lead)
                 continue
             contact_id = next((value for kind, value in earlier if kind == "existing"), None)
             if contact_id is None:
@@ -79,7 +83,7 @@ class ContactStep:
                 for key in lead_keys:
                     in_batch.setdefault(key, ("existing", contact_id))
             else:
-                ready.append((lead, payloads.new_contact(lead)))
+                ready.append((lead, payloads.new_contact(lead, self.contact_fields_by_id)))
                 for key in lead_keys:
                     in_batch[key] = ("new", lead.pk)
         if deferred:
@@ -96,8 +100,9 @@ class ContactStep:
         query = lead.phone or lead.email
         if not query:
             return None
+        with_leads = lead.source.dedup_policy == lead.source.DedupPolicy.ATTACH
         with self.logs_linked_to([lead]):
-            hits = self.client.contacts_search(query, context={"lead": str(lead.pk)})
+            hits = self.client.contacts_search(query, with_leads=with_leads, context={"lead": str(lead.pk)})
         verified = [hit for hit in hits if payloads.contact_matches(hit, phone=lead.phone, email=lead.email)]
         if not verified:
             return None
@@ -108,6 +113,8 @@ class ContactStep:
             return (not both, hit.get("id") or 0)
 
         best = min(verified, key=score)
+        if with_leads:
+            self.remember_contact_deals(best)  # its deals' ids, for the open-deal check (dedup.py)
         learned = []
         if lead.phone and payloads.contact_matches(best, phone=lead.phone, email=""):
             learned.append(((ContactMatch.Kind.PHONE, lead.phone), best["id"]))

@@ -50,6 +50,9 @@ from ..models import ContactMatch, Lead, LeadSource
 from . import mark
 from .adoption import AdoptionStep
 from .contacts import ContactStep
+from .dedup import DedupStep
+from .followups import FollowupStep
+from .routing import RoutingStep
 from .writes import BATCH_SIZE, WriteStep
 
 logger = logging.getLogger(__name__)
@@ -100,6 +103,7 @@ class PushOutcome:
     failed: int = 0
     deferred: int = 0
     notes: int = 0
+    tasks: int = 0
     # Transient trouble: run again after this many seconds (Celery retry with backoff).
     retry_in: float | None = None
     # Stopped with work left (time budget, or leads that arrived meanwhile): run again now.
@@ -181,31 +185,34 @@ def leads_push(*, account_id: int) -> PushOutcome:
     return outcome
 
 
+def _field_info(item: CustomField) -> payloads.FieldInfo:
+    enums = tuple(str(enum.get("value")) for enum in item.enums or [] if isinstance(enum, dict))
+    return payloads.FieldInfo(id=item.amocrm_id, code=item.code, type=item.type, enums=enums)
+
+
 def _unclaim(leads) -> int:
     return leads.update(status=Lead.Status.PENDING, claimed_at=None, lease_expires_at=None)
 
 
-class AccountPush(AdoptionStep, ContactStep, WriteStep):
+class AccountPush(AdoptionStep, ContactStep, DedupStep, RoutingStep, WriteStep, FollowupStep):
     """One account's push: claims batches and carries the client, the field cache and the outcome.
 
     `push_batch` is the whole sequence for one batch: claim → adopt what an earlier attempt created
-    (AdoptionStep) → find each deal's contact (ContactStep) → one write per mode, then the notes
-    (WriteStep). The steps change lead rows only through the transitions below (`release`, `fail`,
-    `mark_sent`), so every way out of `sending` is in this class.
+    (AdoptionStep) → find each deal's contact (ContactStep) → attach repeat enquiries to open deals
+    (DedupStep) → pick the managers (RoutingStep) → one write per mode, then the notes (WriteStep) and
+    the managers' tasks (FollowupStep). The steps change lead rows only through the transitions below
+    (`release`, `fail`, `mark_sent`), so every way out of `sending` is in this class.
     """
 
     def __init__(self, account: Account, outcome: PushOutcome):
         self.account = account
         self.outcome = outcome
         self.client = AmoCRMClient(account, log_context={"push": "leads"})
-        fields = list(CustomField.objects.filter(account=account))
-        self.fields_by_id = {
-            item.amocrm_id: payloads.FieldInfo(
-                id=item.amocrm_id, code=item.code, type=item.type,
-                enums=tuple(str(enum.get("value")) for enum in item.enums or [] if isinstance(enum, dict)),
-            )
-            for item in fields
-        }
+        cached = list(CustomField.objects.filter(account=account))
+        fields = [item for item in cached if item.entity_type != "contacts"]
+        self.fields_by_id = {item.amocrm_id: _field_info(item) for item in fields}
+        self.contact_fields_by_id = {item.amocrm_id: _field_info(item) for item in cached
+                                     if item.entity_type == "contacts"}
         codes = set(payloads.TRACKING_CODES.values()) | attribution.ID_CODES
         # Prefer the tracking_data field when a code is (oddly) on two fields.
         ordered = sorted((item for item in fields if item.code in codes), key=lambda item: item.type != "tracking_data")
@@ -214,6 +221,7 @@ class AccountPush(AdoptionStep, ContactStep, WriteStep):
             self.tracking.setdefault(item.code, self.fields_by_id[item.amocrm_id])
         self._leased: list = []  # the batch in hand, whose lease renew_lease extends
         self._renewed_at = 0.0
+        self.dedup_reset()
 
     def push_batch(self) -> bool:
         """Claim and push one batch; False when nothing was due.
@@ -230,7 +238,10 @@ class AccountPush(AdoptionStep, ContactStep, WriteStep):
                 leads = self.adopt(leads)
                 deal_leads = [lead for lead in leads if lead.source.mode == LeadSource.Mode.DEAL]
                 unsorted_leads = [lead for lead in leads if lead.source.mode == LeadSource.Mode.UNSORTED]
-                self.write_deals(self.resolve_contacts(deal_leads))
+                ready = self.attach_to_open_deals(self.resolve_contacts(deal_leads))
+                self.assign_responsible([lead for lead, _ in ready])
+                self.write_deals(ready)
+                self.attach_followers()
                 self.write_unsorted(unsorted_leads)
             except PushStopped:
                 self.release_still_sending(leads)
@@ -243,9 +254,12 @@ class AccountPush(AdoptionStep, ContactStep, WriteStep):
                 self.release([lead for lead in leads if lead.pk in sending], error=str(BATCH_INTERRUPTED),
                              backoff=True)
             finally:
+                # What dedup learned is this batch's: the next one may see deals this one created.
                 self._leased = []
+                self.dedup_reset()
         noted = self.write_notes()
-        return bool(leads) or noted
+        tasked = self.write_tasks()
+        return bool(leads) or noted or tasked
 
     # ------------------------------------------------------------------ claim and lease
 
@@ -339,12 +353,17 @@ class AccountPush(AdoptionStep, ContactStep, WriteStep):
         logger.exception("lead could not be built for amoCRM", extra={"lead": str(lead.pk), "part": part})
         self.fail([lead], str(UNBUILDABLE[part]))
 
-    def mark_sent(self, lead: Lead, *, deal_id: int, contact_id: int | None, unsorted_uid: str = "") -> None:
+    def mark_sent(self, lead: Lead, *, deal_id: int, contact_id: int | None, unsorted_uid: str = "",
+                  attached: bool = False) -> None:
+        """Sent: on a new deal (which gets the manager's task when the source asks), or attached to an open one."""
+        lead.attached_to_deal = attached
         note, problem = self.note_of(lead)
+        task = not attached and lead.source.task_enabled and lead.source.mode == LeadSource.Mode.DEAL
         Lead.objects.filter(pk=lead.pk).update(
             status=Lead.Status.SENT, sent_at=timezone.now(), amocrm_deal_id=deal_id, amocrm_contact_id=contact_id,
             amocrm_unsorted_uid=unsorted_uid, write_attempted_at=None, claimed_at=None, lease_expires_at=None,
-            next_attempt_at=None, last_error=problem, note_pending=bool(note),
+            next_attempt_at=None, last_error=problem, note_pending=bool(note), task_pending=task,
+            attached_to_deal=attached,
         )
         metrics.lead_sent(lead.created_at)
 

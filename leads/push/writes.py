@@ -182,6 +182,8 @@ class WriteStep:
     def note_of(lead: Lead) -> tuple[str, str]:
         """The note's text and "", or "" and what to tell the operator when it could not be built."""
         try:
+            if lead.attached_to_deal:
+                return payloads.attached_note_text(lead, lead.source), ""
             return payloads.note_text(lead, lead.source), ""
         except Exception:
             logger.exception("lead note could not be built", extra={"lead": str(lead.pk)})

@@ -33,6 +33,7 @@ def mock_metadata(rsps):
     rsps.get(f"{API}/users", json={"_embedded": {"users": [{"id": 5, "name": "Anna", "email": "a@x.ru"}]}})
     rsps.get(f"{API}/leads/custom_fields", json={"_embedded": {"custom_fields": [
         {"id": 900, "name": "utm_source", "code": "UTM_SOURCE", "type": "tracking_data"}]}})
+    rsps.get(f"{API}/contacts/custom_fields", status=204, body=b"")
     rsps.get(f"{API}/webhooks", status=204, body=b"")
     rsps.post(f"{API}/webhooks", json={"id": 1, "destination": "x", "settings": []})
 
@@ -319,7 +320,7 @@ def test_a_successful_reconnect_moves_the_account_to_the_new_host(client, staff,
     state = _state_for(client, account)
     amocrm_mock.post("http://moved.test/oauth2/access_token", json=TOKEN_ANSWER)
     amocrm_mock.get("http://moved.test/api/v4/account", json={"id": 31000001, "name": "Moved"})
-    for path in ("leads/pipelines", "users", "leads/custom_fields", "webhooks"):
+    for path in ("leads/pipelines", "users", "leads/custom_fields", "contacts/custom_fields", "webhooks"):
         amocrm_mock.get(f"http://moved.test/api/v4/{path}", status=204, body=b"")
     amocrm_mock.post("http://moved.test/api/v4/webhooks", json={"id": 1})
 

@@ -142,7 +142,8 @@ def test_actions_need_the_change_permission(client, django_user_model, source):
 def source_form(account, **changes):
     data = {"name": "Promo", "account": account.pk, "is_active": "on", "mode": "deal", "pipeline_id": "",
             "status_id": "", "responsible_user_id": "", "deal_name_template": "Заявка: {name}", "tags": "",
-            "field_mapping": "", "allowed_origins": "", "success_url": "", "form_id": ""}
+            "field_mapping": "", "allowed_origins": "", "success_url": "", "error_url": "", "form_id": "",
+            "hook_preset": "auto", "hook_aliases": "{}"}
     data.update(changes)
     return data
 

@@ -91,7 +91,7 @@ def test_entities_are_listed_in_api_shape(api, control):
     assert lead["_embedded"]["contacts"][0]["id"] == contact["id"]
     assert contact["_embedded"]["leads"][0]["id"] == lead["id"]
     with pytest.raises(SandboxControlError, match="404"):
-        control.entities("tasks")
+        control.entities("customers")  # tasks are a collection now
 
 
 def test_reset_of_one_account_leaves_the_other(sandbox, api, second_api, control):

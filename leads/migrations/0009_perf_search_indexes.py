@@ -37,7 +37,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("leads", "0007_hook_form_builder_hook"),
+        ("leads", "0008_push13_routing_fields"),
     ]
 
     operations = [migrations.RunPython(create, drop, elidable=False)]

@@ -25,7 +25,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("amocrm", "0005_names_pause_and_webhook_retry"),
+        ("amocrm", "0006_push13_user_active_contact_fields"),
     ]
 
     operations = [migrations.RunPython(create, drop, elidable=False)]
