@@ -156,6 +156,37 @@ WHERE l.n <= %(rows)s
 """
 
 
+# A zero value per column type, for NOT NULL columns the fill does not name (fields added to the models later).
+ZERO_BY_TYPE = {"character varying": "''", "text": "''", "integer": "0", "bigint": "0", "smallint": "0",
+                "numeric": "0", "boolean": "false", "jsonb": "'{}'::jsonb", "timestamp with time zone": "now()",
+                "uuid": "gen_random_uuid()", "date": "current_date", "double precision": "0"}
+BIG_TABLES = ["leads_lead", "amocrm_synclog", "amocrm_webhookevent", "sales_sale"]
+
+
+def _unnamed_columns(cursor, table: str) -> list[tuple[str, str]]:
+    """NOT NULL columns of `table` without a database default: (name, type)."""
+    cursor.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = %s "
+                   "AND is_nullable = 'NO' AND column_default IS NULL AND is_identity = 'NO'", [table])
+    return cursor.fetchall()
+
+
+def _set_zero_defaults(cursor) -> list[tuple[str, str]]:
+    """Give every NOT NULL column of the big tables that has no default a zero one, so the fill's INSERTs keep
+    working when the models gain fields (the columns the fill names are unaffected); the (table, column)s."""
+    changed = []
+    for table in BIG_TABLES:
+        for column, data_type in _unnamed_columns(cursor, table):
+            zero = ZERO_BY_TYPE.get(data_type, "''")
+            cursor.execute(f'ALTER TABLE {table} ALTER COLUMN "{column}" SET DEFAULT {zero}')
+            changed.append((table, column))
+    return changed
+
+
+def _drop_defaults(cursor, columns: list[tuple[str, str]]) -> None:
+    for table, column in columns:
+        cursor.execute(f'ALTER TABLE {table} ALTER COLUMN "{column}" DROP DEFAULT')
+
+
 def _operations_sql() -> str:
     rows, low = [], 0
     for operation, method, path, share in OPERATIONS:
@@ -246,12 +277,16 @@ def fill(db_url: str, scale: float) -> dict:
     common = {"accounts": ACCOUNTS, "sources": ACCOUNTS * SOURCES_PER_ACCOUNT, "campaigns": CAMPAIGNS,
               "deal_base": DEAL_BASE, "contact_base": CONTACT_BASE, "pipeline_base": PIPELINE_BASE,
               "stage_base": STAGE_BASE, "user_base": USER_BASE}
+    with connection.cursor() as cursor:
+        defaulted = _set_zero_defaults(cursor)
     for name, sql, params in steps:
         started = time.monotonic()
         with connection.cursor() as cursor:
             cursor.execute(sql, {**common, **params})
         timings[name] = round(time.monotonic() - started, 1)
         print(f"  {name}: {timings[name]} s", flush=True)
+    with connection.cursor() as cursor:
+        _drop_defaults(cursor, defaulted)
     connection.close()
     return timings
 
