@@ -315,8 +315,6 @@ def lead_reason(lead: Lead):
     return format_html('<span title="{}">{}</span>', lead.last_error, " ".join(parts))
 
 
-
-
 @admin.register(Lead)
 class LeadAdmin(admin.ModelAdmin):
     list_display = ["created_at", "status_badge", "reason", "source", "name", "phone", "email", "utm_source",
