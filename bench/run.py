@@ -11,8 +11,10 @@ import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
-# Modules of bench/ that are not benchmarks: this runner and the Django site the benchmarks serve.
-NOT_BENCHMARKS = {"run", "settings", "urls", "views"}
+# Modules of bench/ that are not benchmarks: this runner, the Django site the benchmarks serve, the volume generator.
+NOT_BENCHMARKS = {"run", "settings", "urls", "views", "volume"}
+# Short names for `make bench BENCH_ARGS=<name>`.
+ALIASES = {"admin": "admin_pages"}
 
 
 def benchmark_names() -> list[str]:
@@ -25,7 +27,7 @@ def main(argv: list[str]) -> int:
         print("No benchmarks found in bench/.")
         return 1
     failed = []
-    for name in names:
+    for name in (ALIASES.get(name, name) for name in names):
         script = BENCH_DIR / f"{name}.py"
         if not script.exists() or name in NOT_BENCHMARKS:
             print(f"Unknown benchmark {name!r}: expected {script}")

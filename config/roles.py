@@ -1,7 +1,7 @@
 """The ready-made groups (README "Roles") kept complete: "Integration admins" get every permission of the
 integration's apps, also the ones later migrations add (a new model, a new button's permission).
 
-The groups themselves are created by amocrm/migrations/0007_ui_roles.py. "Operators" are not extended
+The groups themselves are created by amocrm/migrations/0008_ui_roles.py. "Operators" are not extended
 automatically: what operators may do is a decision, made in a migration.
 """
 

@@ -6,7 +6,6 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.db import models
-from django.db.models import Count
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -19,9 +18,12 @@ from amocrm import error_messages
 from amocrm.admin import names, pretty_json
 from amocrm.models import AmoUser, CustomField, Pipeline, Stage
 from amocrm.values import to_int
+from config.admin_paging import EstimatedCountPaginator, with_cheap_dates
 
-from . import actions, deal_names, selectors
+from . import actions, deal_names
+from .admin_lists import LIST_DEFERRED, SEARCH_HELP, UtmCampaignFilter, UtmSourceFilter, recent_lead_counts
 from .admin_routing import ROUTING_FIELDS, RoutingFormMixin, mapping_parse
+from .admin_search import lead_search
 from .attribution import FIRST_TOUCH_COLUMNS, ID_FIELDS
 from .intake.api import HONEYPOT_FIELD
 from .models import Lead, LeadSource
@@ -251,12 +253,14 @@ class LeadSourceAdmin(ModelAdmin):
         return render_to_string("leads/hook_instructions.html", {
             "url": lead_source_hook_url(obj), "rate": settings.LEAD_HOOK_THROTTLE})
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).annotate(_leads=Count("leads"))
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        recent_lead_counts(list(changelist.result_list))
+        return changelist
 
-    @admin.display(description="leads", ordering="_leads")
+    @admin.display(description=_("leads, 30 days"))
     def lead_count(self, obj):
-        return obj._leads
+        return getattr(obj, "recent_leads", "—")
 
     @admin.display(description="deal fields of this account")
     def deal_fields_hint(self, obj):
@@ -312,24 +316,16 @@ def lead_reason(lead: Lead):
     return format_html('<span title="{}">{}</span>', lead.last_error, " ".join(parts))
 
 
-class UtmSourceFilter(admin.SimpleListFilter):
-    title = "UTM source"
-    parameter_name = "utm_source"
-
-    def lookups(self, request, model_admin):
-        return [(value, value) for value in selectors.utm_sources(limit=100)]
-
-    def queryset(self, request, queryset):
-        return queryset.filter(utm_source=self.value()) if self.value() else queryset
-
-
 @admin.register(Lead)
 class LeadAdmin(ModelAdmin):
     list_display = ["created_at", "status_badge", "reason", "source", "name", "phone", "email", "utm_source",
                     "utm_campaign", "deal_link", "stage_display", "manager_display", "sent_at", "attempts"]
     list_filter = ["status", "source", names.PipelineFilter, names.StageFilter, names.ManagerFilter,
-                   ("created_at", admin.DateFieldListFilter), UtmSourceFilter]
-    search_fields = ["name", "phone", "phone_raw", "email", "utm_campaign", "last_error"]
+                   ("created_at", admin.DateFieldListFilter), UtmSourceFilter, UtmCampaignFilter]
+    search_fields = ["name", "phone", "email", "amocrm_deal_id"]  # searched by get_search_results
+    search_help_text = SEARCH_HELP
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
     list_select_related = ["source", "account"]
     date_hierarchy = "created_at"
     actions = ["action_retry_push", "action_mark_spam"]
@@ -346,14 +342,17 @@ class LeadAdmin(ModelAdmin):
         ("Sync log", {"fields": ["sync_log_table"]}),
     ]
 
+    def get_queryset(self, request):
+        return with_cheap_dates(names.with_names(super().get_queryset(request).defer(*LIST_DEFERRED)))
+
+    def get_search_results(self, request, queryset, search_term):
+        return lead_search(queryset, search_term), False
+
     def get_readonly_fields(self, request, obj=None):
         return [name for fieldset in self.fieldsets for name in fieldset[1]["fields"]]
 
     def has_add_permission(self, request):
         return False
-
-    def get_queryset(self, request):
-        return names.with_names(super().get_queryset(request))
 
     def has_change_permission(self, request, obj=None):
         # The list's actions need change permission; a lead itself is a read-only record.

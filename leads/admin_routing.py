@@ -62,12 +62,13 @@ class RoutingFormMixin(forms.ModelForm):
     def routing_init(self, account_id: int | None) -> None:
         # A post without them (an older form, a script) keeps the model's defaults: today's behaviour.
         for name in ("dedup_policy", "dedup_days", "responsible_mode", "task_due_minutes", "task_type_id"):
-            self.fields[name].required = False
+            if name in self.fields:  # a view-only user's form has none of the model's fields
+                self.fields[name].required = False
         users = AmoUser.objects.select_related("account").order_by("account__name", "name")
         if account_id is not None:
             users = users.filter(account_id=account_id)
         self.fields["responsible_user_ids"].choices = [
-            (user.amocrm_id, f"{user.name} (#{user.amocrm_id})" + ("" if user.is_active else gettext(", inactive")))
+            (user.amocrm_id, f"{user.name} ({user.amocrm_id})" + ("" if user.is_active else gettext(", inactive")))
             for user in users]
         if self.instance.pk:
             self.initial["contact_field_mapping"] = mapping_text(self.instance.contact_field_mapping,

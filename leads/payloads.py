@@ -17,7 +17,7 @@ from django.utils.translation import gettext
 from amocrm.values import to_int
 
 from . import attribution
-from .deal_names import template_values
+from .deal_names import Blank, template_values
 from .models import DEFAULT_DEAL_NAME, DEFAULT_TASK_TEXT
 
 # A per-lead tag on every deal we create. A retry after an ambiguous failure looks for it among the
@@ -333,7 +333,7 @@ def attached_note_text(lead, source) -> str:
 
 def task_text(lead, source) -> str:
     """The source's task template filled in with the lead; a broken template falls back to the default one."""
-    values = _Blank(
+    values = Blank(
         name=lead.name or lead.phone or lead.email, phone=lead.phone, email=lead.email, company=lead.company,
         price="" if lead.price is None else str(lead.price), source=source.name, message=lead.message[:500],
     )

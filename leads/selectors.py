@@ -46,9 +46,3 @@ def lead_of_contact(*, account: Account, contact_id: int, before: datetime) -> L
     of_contact = Lead.objects.filter(account=account, amocrm_contact_id=contact_id)
     return (of_contact.filter(created_at__lte=before).order_by("-created_at").first()
             or of_contact.order_by("created_at").first())
-
-
-def utm_sources(*, limit: int = 100) -> list[str]:
-    """The distinct UTM sources leads arrived with, alphabetically (for the admin's filter)."""
-    return list(Lead.objects.exclude(utm_source="").values_list("utm_source", flat=True)
-                .order_by("utm_source").distinct()[:limit])

@@ -19,6 +19,8 @@ from amocrm.admin import names
 from amocrm.error_messages import exception_message
 from amocrm.errors import AmoCRMError
 from amocrm.models import Account
+from config.admin_filters import recent_values_filter
+from config.admin_paging import EstimatedCountPaginator, with_cheap_dates
 from config.logging import mask_url_secrets
 from leads.models import Lead
 
@@ -100,11 +102,16 @@ class SaleAdmin(ModelAdmin):
                     "utm_source", "utm_campaign", "attribution", "account"]
     list_filter = ["state", "account", "attribution", names.PipelineFilter, names.StageFilter, names.ManagerFilter,
                    ("won_at", admin.DateFieldListFilter),
-                   ("lead__utm_source", admin.AllValuesFieldListFilter),
-                   ("lead__utm_campaign", admin.AllValuesFieldListFilter)]
+                   # Through the sale's lead, one lookup per sale: the newest few thousand sales suffice.
+                   recent_values_filter("lead__utm_source", title=_("UTM source"), newest_first="-won_at",
+                                        recent_rows=5000),
+                   recent_values_filter("lead__utm_campaign", title=_("UTM campaign"), newest_first="-won_at",
+                                        recent_rows=5000)]
     search_fields = ["name", "=amocrm_deal_id", "lead__utm_source", "lead__utm_campaign"]
     list_select_related = ["account", "lead"]
     date_hierarchy = "won_at"
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
     actions = ["action_refresh"]
     fields = ["account", "deal", "name", "amount_display", "state", "state_changed_at", "won_at",
               "pipeline_display", "stage_display", "manager_display", "source_lead", "attribution",
@@ -115,7 +122,7 @@ class SaleAdmin(ModelAdmin):
         return False
 
     def get_queryset(self, request):
-        return names.with_names(super().get_queryset(request))
+        return with_cheap_dates(names.with_names(super().get_queryset(request)))
 
     def has_change_permission(self, request, obj=None):
         return False

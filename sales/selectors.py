@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -72,10 +72,13 @@ def sale_totals(*, sales: QuerySet[Sale]) -> SaleTotals:
 
     Reverted and deleted sales stay in lists (they are history) but never count as revenue.
     """
-    won = (sales.filter(state=Sale.State.WON).order_by().values("currency")
-           .annotate(count=Count("id"), amount=Sum("amount")).order_by("currency"))
-    return SaleTotals(rows=sales.count(),
-                      won=[CurrencyTotal(row["currency"], row["count"], row["amount"] or Decimal(0)) for row in won])
+    # One pass over the filtered sales for both figures (on a big filtered list each pass is a scan).
+    won = Q(state=Sale.State.WON)
+    per_currency = list(sales.order_by().values("currency").annotate(
+        rows=Count("id"), count=Count("id", filter=won), amount=Sum("amount", filter=won)).order_by("currency"))
+    return SaleTotals(rows=sum(row["rows"] for row in per_currency),
+                      won=[CurrencyTotal(row["currency"], row["count"], row["amount"] or Decimal(0))
+                           for row in per_currency if row["count"]])
 
 
 @dataclass

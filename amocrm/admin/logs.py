@@ -2,15 +2,40 @@
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
+from django.db import connection
+from django.db.models.expressions import RawSQL
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+
+from config.admin_filters import recent_values_filter
+from config.admin_paging import EstimatedCountPaginator, with_cheap_dates
 
 from .. import error_messages
 from ..models import SyncLog, WebhookEvent
 from ..webhooks.processing import webhook_event_reprocess
 from .helpers import ReadOnlyAdmin, pretty_json, scrub
 
+# The operations amoCRM calls are logged under (amocrm/client.py and the webhook processing): offered by the
+# operation filter even when none of the newest rows has them.
+SYNC_LOG_OPERATIONS = (
+    "account.get", "contacts.search", "custom_fields.list", "leads.complex", "leads.get", "leads.list",
+    "notes.create", "oauth.exchange_code", "oauth.refresh", "pipelines.list", "reconcile.deal",
+    "unsorted.create", "users.list", "webhook.process", "webhooks.list", "webhooks.subscribe",
+    "webhooks.unsubscribe",
+)
+OperationFilter = recent_values_filter("operation", title=_("operation"), newest_first="-created_at",
+                                       known_values=SYNC_LOG_OPERATIONS)
+# "entity.action" of each event in a delivery, computed by PostgreSQL from the parsed JSON of the rows on the
+# page only: the list never loads bodies or parsed JSON into Python (a 250-deal delivery is ~0.5 MB of both).
+EVENTS_SUMMARY_SQL = """
+    SELECT string_agg(entity.key || '.' || action, ', ')
+    FROM jsonb_each(CASE WHEN jsonb_typeof(amocrm_webhookevent.parsed) = 'object'
+                         THEN amocrm_webhookevent.parsed ELSE '{}'::jsonb END) AS entity
+    CROSS JOIN LATERAL jsonb_object_keys(CASE WHEN jsonb_typeof(entity.value) = 'object'
+                                              THEN entity.value ELSE '{}'::jsonb END) AS action
+    WHERE entity.key <> 'account'
+"""
 # Leads one call concerned (a batch is up to 50): shown by name on the call's page.
 CONCERNS_SHOWN = 50
 
@@ -18,14 +43,21 @@ CONCERNS_SHOWN = 50
 @admin.register(SyncLog)
 class SyncLogAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "account", "operation", "status", "http_status", "duration_ms", "path"]
-    list_filter = ["status", "operation", "direction", "account", ("created_at", admin.DateFieldListFilter)]
+    list_filter = ["status", OperationFilter, "direction", "account", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["path", "error", "amocrm_request_id"]
     list_select_related = ["account"]
     date_hierarchy = "created_at"
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
     fields = ["created_at", "account", "operation", "direction", "status", "method", "path", "http_status",
               "duration_ms", "amocrm_request_id", "error_text", "concerns", "request_pretty", "response_pretty",
               "context_pretty"]
     readonly_fields = fields
+
+    def get_queryset(self, request):
+        # The list shows none of the bodies; the detail page loads them when it shows them.
+        queryset = super().get_queryset(request).defer("request_body", "response_body", "context")
+        return with_cheap_dates(queryset)
 
     @admin.display(description=_("error"))
     def error_text(self, obj):
@@ -65,13 +97,24 @@ class WebhookEventAdmin(ReadOnlyAdmin):
     list_filter = ["state", "account", ("received_at", admin.DateFieldListFilter)]
     list_select_related = ["account"]
     date_hierarchy = "received_at"
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
     actions = ["action_reprocess"]
     fields = ["received_at", "account", "state", "error", "attempts", "processed_at", "remote_ip", "content_type",
               "headers_pretty", "body_pretty", "parsed_pretty"]
     readonly_fields = fields
 
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if connection.vendor == "postgresql":
+            queryset = queryset.defer("body", "parsed", "headers", "item_errors").annotate(
+                events_summary=RawSQL(EVENTS_SUMMARY_SQL, []))  # noqa: S611 (a constant, no input)
+        return with_cheap_dates(queryset)
+
     @admin.display(description="events")
     def summary(self, obj):
+        if hasattr(obj, "events_summary"):
+            return ", ".join((obj.events_summary or "").split(", ")[:5]) or "—"
         parsed = obj.parsed or {}
         names = [f"{entity}.{action}" for entity, actions in parsed.items() if entity != "account"
                  and isinstance(actions, dict) for action in actions]

@@ -86,7 +86,7 @@ def test_the_other_group_folds_the_counts_of_ended_processes_into_its_archive(tm
 
 @pytest.mark.slow
 def test_two_gunicorn_workers_serve_what_a_celery_pool_process_and_another_process_counted(
-        start_process, subprocess_env, private_queue, hook_server, tmp_path):
+        subprocess_env, private_queue, hook_server, start_process, tmp_path):
     metrics_dir = tmp_path / "metrics"
     stale = metrics_dir / f"web-{multiprocess.host_name()}" / "counter_999999.db"
     stale.parent.mkdir(parents=True)

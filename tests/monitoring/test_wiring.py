@@ -98,15 +98,17 @@ def test_refreshes_count_by_outcome(client, account, amocrm_mock):
     assert moved(before, after, 'amocrm_requests_total{operation="oauth.refresh",status="503"}') == 1
 
 
-def test_a_webhook_delivered_and_processed_moves_deliveries_events_and_sales(client, account, amocrm_mock):
+def test_a_webhook_delivered_and_processed_moves_deliveries_events_and_sales(
+        client, account, amocrm_mock, django_capture_on_commit_callbacks):
     answer_deal(amocrm_mock, api_deal(9001, price=15000, updated_at=1700001000))
     before = scrape(client)
     event = deliver(client, account, load_fixture("amocrm/webhooks/lead_status_won.txt"))
     client.post(account.webhook_path.replace(account.webhook_key, "wrong-key"), data=b"x",
                 content_type="application/x-www-form-urlencoded")
-    assert webhook_event_process(event_id=event.pk) == "processed"
-    deal = api_deal(9001, status_id=143, price=15000, updated_at=1700002000)
-    sale_apply_deal(account=account, deal=deal)  # lost later: the sale is reverted
+    with django_capture_on_commit_callbacks(execute=True):  # a sale counts once its write is committed
+        assert webhook_event_process(event_id=event.pk) == "processed"
+        deal = api_deal(9001, status_id=143, price=15000, updated_at=1700002000)
+        sale_apply_deal(account=account, deal=deal)  # lost later: the sale is reverted
     after = scrape(client)
 
     assert moved(before, after, 'amocrm_webhook_deliveries_total{status="200"}') == 1

@@ -50,10 +50,10 @@ def remove_groups(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("amocrm", "0006_push13_user_active_contact_fields"),
+        ("amocrm", "0007_perf_synclog_operation_idx"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
-        ("leads", "0008_push13_routing_fields"),
+        ("leads", "0009_perf_search_indexes"),
         ("sales", "0002_sale_reread_permission"),
         ("monitoring", "0002_default_rules"),
         ("conversions", "0001_attrib_conversion_export"),
