@@ -4,7 +4,7 @@ Read by config/settings.py as UNFOLD. Every sidebar entry is shown only to a use
 opens, so an operator never meets a link that answers "permission denied".
 """
 
-from django.urls import reverse_lazy
+from django.urls import NoReverseMatch, reverse, reverse_lazy
 from django.utils.translation import gettext_lazy as _
 
 
@@ -15,8 +15,23 @@ def _can_view(*models: str):
     return check
 
 
+def _url(url_name: str):
+    """The page's address, resolved per request; "" when no such page exists (another app renamed or removed
+    it), which hides the entry instead of breaking every admin page with NoReverseMatch."""
+    def link(request) -> str:
+        try:
+            return reverse(url_name)
+        except NoReverseMatch:
+            return ""
+    return link
+
+
 def _item(title, icon: str, url_name: str, model: str) -> dict:
-    return {"title": title, "icon": icon, "link": reverse_lazy(url_name), "permission": _can_view(model)}
+    link, may_view = _url(url_name), _can_view(model)
+    return {"title": title, "icon": icon, "link": link,
+            "permission": lambda request: may_view(request) and bool(link(request)),
+            # unfold marks an entry active by its link, which it reads as text: a callable link needs its own test.
+            "active": lambda request: bool(link(request)) and request.path.startswith(link(request))}
 
 
 SIDEBAR_NAVIGATION = [

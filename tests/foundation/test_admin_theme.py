@@ -11,8 +11,8 @@ pytestmark = pytest.mark.django_db
 
 def sidebar_links(response) -> set[str]:
     """The sidebar's links the user is shown (unfold keeps the others in the context, marked, and leaves them out)."""
-    return {item["link"] for group in response.context["sidebar_navigation"] for item in group["items"]
-            if item["has_permission"]}
+    return {str(item.get("link_callback") or item["link"]) for group in response.context["sidebar_navigation"]
+            for item in group["items"] if item["has_permission"]}
 
 
 def test_an_operator_sees_the_integrations_pages_but_not_users_and_groups(client, django_user_model):
@@ -70,3 +70,31 @@ def test_a_development_copy_says_so_in_the_header(admin_client, settings):
 
     settings.DEBUG = False
     assert "Development" not in admin_client.get("/admin/").content.decode()
+
+
+def test_a_sidebar_entry_whose_page_is_gone_is_hidden_not_an_error(admin_client, monkeypatch):
+    from django.urls import NoReverseMatch
+
+    import config.unfold
+
+    real = config.unfold.reverse
+
+    def without_the_report(name, *args, **kwargs):
+        if name == "admin:sales_sale_report":
+            raise NoReverseMatch(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(config.unfold, "reverse", without_the_report)
+    response = admin_client.get("/admin/")
+
+    assert response.status_code == 200
+    links = sidebar_links(response)
+    assert "/admin/sales/sale/" in links and "/admin/sales/sale/report/" not in links
+
+
+def test_the_open_pages_entry_is_marked_and_its_group_opened(admin_client):
+    response = admin_client.get("/admin/leads/lead/")
+
+    active = [str(item.get("link_callback")) for group in response.context["sidebar_navigation"]
+              for item in group["items"] if item["active"]]
+    assert active == ["/admin/leads/lead/"]
