@@ -135,49 +135,58 @@ def sale_apply_deal(*, account: Account, deal: dict) -> Sale | None:
     new_state = Sale.State.WON if won else (Sale.State.DELETED if deleted else Sale.State.REVERTED)
 
     for attempt in range(2):
+        moves: list[tuple] = []
         try:
-            with transaction.atomic():
-                sale = Sale.objects.select_for_update().filter(account=account, amocrm_deal_id=deal_id).first()
-                if sale is None:
-                    if not won:
-                        return None
-                    _count_on_commit("", new_state, current["amount"], account.currency)
-                    return Sale.objects.create(account=account, amocrm_deal_id=deal_id, state=new_state, **current)
-                if sale.deal_updated_at and updated_at and updated_at < sale.deal_updated_at:
-                    return sale  # an older picture of the deal than the one the sale already shows
-                changed = [name for name, value in current.items() if getattr(sale, name) != value]
-                if sale.state != new_state:
-                    _count_on_commit(sale.state, new_state, current.get("amount", sale.amount), account.currency)
-                    sale.state, sale.state_changed_at = new_state, timezone.now()
-                    changed += ["state", "state_changed_at"]
-                if changed:  # reconciliation re-lists unchanged deals every hour: write only what moved
-                    for name in changed:
-                        if name in current:
-                            setattr(sale, name, current[name])
-                    sale.save(update_fields=[*changed, "updated_at"])
-                return sale
+            sale = _sale_write(account=account, deal_id=deal_id, won=won, new_state=new_state, current=current,
+                               updated_at=updated_at, moves=moves)
         except IntegrityError:
             # Another worker inserted the sale between our SELECT and INSERT: update that row instead.
             if attempt:
                 raise
+            continue
+        for move in moves:  # counted once written: a write that failed (a price beyond the column) never counts
+            metrics.sale_moved(*move)
+        return sale
     return None  # not reached
 
 
-def _count_on_commit(old_state: str, new_state: str, amount, currency: str) -> None:
-    """Count a sale's move in the metrics once it is committed: a write that fails (a price beyond the column)
-    or is retried after a race must not count, or one bad deal would skew the revenue counters for good."""
-    transaction.on_commit(lambda: metrics.sale_moved(old_state, new_state, amount, currency))
+def _sale_write(*, account: Account, deal_id: int, won: bool, new_state: str, current: dict, updated_at,
+                moves: list) -> Sale | None:
+    """The sale's row written under its lock; the state moves made are appended to `moves` (for the metrics)."""
+    with transaction.atomic():
+        sale = Sale.objects.select_for_update().filter(account=account, amocrm_deal_id=deal_id).first()
+        if sale is None:
+            if not won:
+                return None
+            moves.append(("", new_state, current["amount"], account.currency))
+            return Sale.objects.create(account=account, amocrm_deal_id=deal_id, state=new_state, **current)
+        if sale.deal_updated_at and updated_at and updated_at < sale.deal_updated_at:
+            return sale  # an older picture of the deal than the one the sale already shows
+        changed = [name for name, value in current.items() if getattr(sale, name) != value]
+        if sale.state != new_state:
+            moves.append((sale.state, new_state, current.get("amount", sale.amount), account.currency))
+            sale.state, sale.state_changed_at = new_state, timezone.now()
+            changed += ["state", "state_changed_at"]
+        if changed:  # reconciliation re-lists unchanged deals every hour: write only what moved
+            for name in changed:
+                if name in current:
+                    setattr(sale, name, current[name])
+            sale.save(update_fields=[*changed, "updated_at"])
+        return sale
 
 
 def sale_mark_deleted(*, account: Account, deal_id: int) -> Sale | None:
     """The deal is gone from amoCRM (the API answers 204/404 for it): its sale, if any, becomes `deleted`."""
+    move = None
     with transaction.atomic():
         sale = Sale.objects.select_for_update().filter(account=account, amocrm_deal_id=deal_id).first()
         if sale is not None and sale.state != Sale.State.DELETED:
-            _count_on_commit(sale.state, Sale.State.DELETED, sale.amount, sale.currency)
+            move = (sale.state, Sale.State.DELETED, sale.amount, sale.currency)
             sale.state = Sale.State.DELETED
             sale.state_changed_at = timezone.now()
             sale.save(update_fields=["state", "state_changed_at", "updated_at"])
+    if move is not None:
+        metrics.sale_moved(*move)
     return sale
 
 

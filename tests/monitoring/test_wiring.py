@@ -7,6 +7,7 @@ families on gunicorn's /metrics after a Celery worker did the work.
 import json
 
 import pytest
+from django.db import DataError
 
 from amocrm.errors import TokenRevoked
 from amocrm.tokens import account_refresh_token
@@ -98,17 +99,15 @@ def test_refreshes_count_by_outcome(client, account, amocrm_mock):
     assert moved(before, after, 'amocrm_requests_total{operation="oauth.refresh",status="503"}') == 1
 
 
-def test_a_webhook_delivered_and_processed_moves_deliveries_events_and_sales(
-        client, account, amocrm_mock, django_capture_on_commit_callbacks):
+def test_a_webhook_delivered_and_processed_moves_deliveries_events_and_sales(client, account, amocrm_mock):
     answer_deal(amocrm_mock, api_deal(9001, price=15000, updated_at=1700001000))
     before = scrape(client)
     event = deliver(client, account, load_fixture("amocrm/webhooks/lead_status_won.txt"))
     client.post(account.webhook_path.replace(account.webhook_key, "wrong-key"), data=b"x",
                 content_type="application/x-www-form-urlencoded")
-    with django_capture_on_commit_callbacks(execute=True):  # a sale counts once its write is committed
-        assert webhook_event_process(event_id=event.pk) == "processed"
-        deal = api_deal(9001, status_id=143, price=15000, updated_at=1700002000)
-        sale_apply_deal(account=account, deal=deal)  # lost later: the sale is reverted
+    assert webhook_event_process(event_id=event.pk) == "processed"
+    deal = api_deal(9001, status_id=143, price=15000, updated_at=1700002000)
+    sale_apply_deal(account=account, deal=deal)  # lost later: the sale is reverted
     after = scrape(client)
 
     assert moved(before, after, 'amocrm_webhook_deliveries_total{status="200"}') == 1
@@ -117,3 +116,13 @@ def test_a_webhook_delivered_and_processed_moves_deliveries_events_and_sales(
     assert moved(before, after, 'amocrm_sales_total{currency="RUB",event="won"}') == 1
     assert moved(before, after, 'amocrm_sales_revenue_total{currency="RUB",event="won"}') == 15000
     assert moved(before, after, 'amocrm_sales_revenue_total{currency="RUB",event="reverted"}') == 15000
+
+
+def test_a_sale_whose_write_fails_moves_no_counter(client, account):
+    """A deal priced beyond the column fails to be stored: the revenue counters must not count it (for good)."""
+    before = scrape(client)
+    with pytest.raises(DataError):
+        sale_apply_deal(account=account, deal=api_deal(9101, price=10 ** 20, updated_at=1700001000))
+    after = scrape(client)
+    assert moved(before, after, 'amocrm_sales_total{currency="RUB",event="won"}') == 0
+    assert moved(before, after, 'amocrm_sales_revenue_total{currency="RUB",event="won"}') == 0
