@@ -40,13 +40,13 @@ def scrub(text: str, account: Account | None = None, *, hide_webhook_key: bool =
 
 
 BADGES = {
-    "connected": ("#1e7e34", "Connected"),
-    "expiring": ("#b8860b", "Token expiring soon"),
-    "needs_reauth": ("#c0392b", "Needs re-authorization"),
-    "blocked": ("#8e0000", "Blocked by amoCRM"),
-    "error": ("#d35400", "Error"),
-    "not_connected": ("#6c757d", "Not connected"),
-    "disabled": ("#343a40", "Disabled"),
+    "connected": ("#1e7e34", _("Connected")),
+    "expiring": ("#b8860b", _("Token expiring soon")),
+    "needs_reauth": ("#c0392b", _("Needs re-authorization")),
+    "blocked": ("#8e0000", _("Blocked by amoCRM")),
+    "error": ("#d35400", _("Error")),
+    "not_connected": ("#6c757d", _("Not connected")),
+    "disabled": ("#343a40", _("Disabled")),
     "paused": ("#6f42c1", _("Sending paused")),
 }
 

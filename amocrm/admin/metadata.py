@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.db.models import Count
+from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, TabularInline
 
 from ..models import AmoUser, CustomField, Pipeline, Stage
@@ -25,7 +26,7 @@ class PipelineAdmin(ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_stages=Count("stages"))
 
-    @admin.display(description="stages")
+    @admin.display(description=_("stages"))
     def stage_count(self, obj):
         return obj._stages
 
