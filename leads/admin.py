@@ -19,6 +19,7 @@ from amocrm.admin import names, pretty_json
 from amocrm.models import AmoUser, CustomField, Pipeline, Stage
 from amocrm.values import to_int
 from config.admin_paging import EstimatedCountPaginator, with_cheap_dates
+from config.admin_widgets import ThemedFormMixin
 
 from . import actions, deal_names
 from .admin_lists import LIST_DEFERRED, SEARCH_HELP, UtmCampaignFilter, UtmSourceFilter, recent_lead_counts
@@ -63,7 +64,7 @@ def tracker_url() -> str:
     return static_url.rstrip("/") + "/amocrm/tracker.js"
 
 
-class LeadSourceForm(RoutingFormMixin, forms.ModelForm):
+class LeadSourceForm(ThemedFormMixin, RoutingFormMixin, forms.ModelForm):
     """Pipeline, stage, responsible user and field mapping picked by name from the account's cached metadata."""
 
     pipeline_id = forms.TypedChoiceField(label=_("Pipeline"), coerce=int, empty_value=None, required=False)
@@ -71,14 +72,14 @@ class LeadSourceForm(RoutingFormMixin, forms.ModelForm):
                                        help_text=_("Empty: the pipeline's first stage."))
     responsible_user_id = forms.TypedChoiceField(label=_("Responsible user"), coerce=int, empty_value=None,
                                                  required=False)
-    tags = forms.CharField(label=_("tags"), required=False,
+    tags = forms.CharField(label=_("Tags"), required=False,
                            help_text=_("Comma-separated tags for every deal, e.g. site, landing."))
     allowed_origins = forms.CharField(
-        label=_("allowed origins"), required=False, widget=forms.Textarea(attrs={"rows": 3}),
+        label=_("Allowed origins"), required=False, widget=forms.Textarea(attrs={"rows": 3}),
         help_text=_("One origin per line, e.g. https://example.com — the sites whose pages may post this form "
                     "from a browser. Server-to-server posts (no Origin header) are always accepted."))
     field_mapping = forms.CharField(
-        label=_("field mapping"), required=False, widget=forms.Textarea(attrs={"rows": 4}),
+        label=_("Field mapping"), required=False, widget=forms.Textarea(attrs={"rows": 4}),
         help_text=_("One mapping per line: form field → amoCRM deal field (its name or id), e.g. "
                     "“city: Город”. Form fields are the keys of `fields`, or name, message, page_url, utm_…, "
                     "click ids (gclid, yclid, …) and the first touch (first_utm_source, first_landing_page, …)"))

@@ -98,3 +98,17 @@ def test_the_open_pages_entry_is_marked_and_its_group_opened(admin_client):
     active = [str(item.get("link_callback")) for group in response.context["sidebar_navigation"]
               for item in group["items"] if item["active"]]
     assert active == ["/admin/leads/lead/"]
+
+
+def test_fields_a_form_declares_itself_get_the_themes_widgets_with_their_choices(account):
+    from unfold.widgets import UnfoldAdminSelectWidget, UnfoldAdminTextareaWidget
+
+    from leads.admin import LeadSourceForm
+    from leads.models import LeadSource
+
+    form = LeadSourceForm(instance=LeadSource(account=account, name="Form"))
+
+    assert isinstance(form.fields["pipeline_id"].widget, UnfoldAdminSelectWidget)
+    assert form.fields["pipeline_id"].widget.choices[0][0] == ""  # the form's own empty choice kept
+    assert isinstance(form.fields["field_mapping"].widget, UnfoldAdminTextareaWidget)
+    assert form.fields["field_mapping"].widget.attrs["rows"] == 4
