@@ -7,8 +7,8 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
 
 from .crypto import EncryptedTextField, redact
 
@@ -191,7 +191,8 @@ class Token(models.Model):
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     def __str__(self) -> str:
-        return f"token {redact(self.access_token)} for account {self.account_id}"
+        return gettext("token %(token)s for account %(account)s") % {"token": redact(self.access_token),
+                                                                    "account": self.account_id}
 
     def refresh_due(self, *, ahead: timedelta) -> bool:
         """True when the token should be refreshed before use: within `ahead` of expiry, but never

@@ -39,6 +39,7 @@ class StateFilter(admin.SimpleListFilter):
 
 class TokenInline(StackedInline):
     model = Token
+    verbose_name = verbose_name_plural = _("Token")
     can_delete = False
     extra = 0
     max_num = 0
