@@ -18,7 +18,7 @@ from amocrm_sandbox.harness import wait_until
 from leads.models import Lead
 from sales.models import Sale
 from sales.reconcile import account_reconcile_deals
-from sales.selectors import sales_report
+from sales.report import sales_report
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
