@@ -14,10 +14,14 @@ MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 
 
 class SpendUploadForm(forms.Form):
-    file = forms.FileField(label=gettext_lazy("CSV file"),
-                           help_text=gettext_lazy("Columns: %(columns)s. Separated by commas or semicolons; "
-                                                  "a day and campaign imported again replaces its cost.")
-                           % {"columns": ", ".join(COLUMNS)})
+    file = forms.FileField(label=gettext_lazy("CSV file"))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Formatted per request, in the user's language (a lazy string formatted at import would not be).
+        self.fields["file"].help_text = gettext(
+            "Columns: %(columns)s. Separated by commas or semicolons; a day and campaign imported again "
+            "replaces its cost.") % {"columns": ", ".join(COLUMNS)}
 
 
 class AdSpendAdminMixin:

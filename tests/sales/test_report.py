@@ -231,3 +231,30 @@ def test_uploading_spend_needs_the_add_and_change_permissions(client, django_use
     bad = SimpleUploadedFile("spend.csv", b"date,cost\nyesterday,1\n")
     page = client.post(upload, {"file": bad}).content.decode()
     assert "Nothing was imported" in page and "Line 2" in page
+
+
+def test_the_report_speaks_russian(admin_client, journeys, settings):
+    from django.conf import settings as django_settings
+
+    settings.LANGUAGE_CODE = "ru"
+    settings.LOCALE_PATHS = [django_settings.BASE_DIR / "locale"]
+    response = admin_client.get(reverse("admin:sales_sale_report"), {
+        "date_from": "2026-03-01", "date_to": "2026-03-31", "group_by": "utm_campaign"})
+    page = response.content.decode()
+
+    for text in ["Продажи по кампаниям", "Выручка", "Конверсия, %", "Главные причины отказа", "Воронка: «Продажи»",
+                 "Заявки по месяцу поступления", "Скачать CSV", "Последнее касание", "Итого"]:
+        assert text in page, text
+    data = admin_client.get(reverse("admin:sales_sale_report_csv"), {
+        "date_from": "2026-03-01", "date_to": "2026-03-31", "group_by": "utm_campaign"}).content
+    assert data.decode("utf-8-sig").splitlines()[0].startswith("UTM campaign (кампания);Заявки;Сделки;")
+
+
+@pytest.mark.parametrize("catalogue", ["sales/locale/ru/LC_MESSAGES/django.po", "locale/ru/LC_MESSAGES/django.po"])
+def test_every_report_string_has_a_russian_translation(catalogue):
+    from django.conf import settings as django_settings
+
+    text = (django_settings.BASE_DIR / catalogue).read_text(encoding="utf-8")
+    entries = text.split("\n\n")[1:]  # the first entry is the header
+    untranslated = [entry for entry in entries if entry.rstrip().endswith('msgstr ""') and "#~" not in entry]
+    assert entries and untranslated == []
