@@ -86,14 +86,19 @@ def report_csv(report: SalesReport, *, language: str | None = None) -> bytes:
 
 
 def display_value(key: str, value) -> str:
-    """A cell as the page shows it: money grouped by spaces, percents with %, nothing as a dash."""
+    """A cell as the page shows it: money grouped by spaces, percents with %, nothing as a dash.
+
+    In Russian with a decimal comma (45 000,00), as csv_dialect does for the download.
+    """
     if value is None or value == "":
         return "—"
     if key in MONEY:
-        return format_amount(value)
-    if key in ("conversion", "romi", "drr"):
-        return f"{value}%"
-    return str(value)
+        text = format_amount(value)
+    elif key in ("conversion", "romi", "drr"):
+        text = f"{value}%"
+    else:
+        text = str(value)
+    return text.replace(".", ",") if csv_dialect()[1] and isinstance(value, (Decimal, float)) else text
 
 
 def table(report: SalesReport) -> list[dict]:
