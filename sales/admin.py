@@ -111,6 +111,7 @@ class SaleAdmin(admin.ModelAdmin):
         return [
             path("report/", view(self.report_view), name="sales_sale_report"),
             path("report/csv/", view(self.report_csv_view), name="sales_sale_report_csv"),
+            path("report/xlsx/", view(self.report_xlsx_view), name="sales_sale_report_xlsx"),
         ] + super().get_urls()
 
     def report_view(self, request):
@@ -118,6 +119,9 @@ class SaleAdmin(admin.ModelAdmin):
 
     def report_csv_view(self, request):
         return report_views.report_csv_view(self, request)
+
+    def report_xlsx_view(self, request):
+        return report_views.report_xlsx_view(self, request)
 
 
 @admin.register(AdSpend)

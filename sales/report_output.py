@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from django.utils import translation
 from django.utils.translation import gettext, gettext_lazy
+from openpyxl import Workbook
 
 from .report import ReportRow, SalesReport
 from .selectors import format_amount
@@ -83,6 +84,24 @@ def report_csv(report: SalesReport, *, language: str | None = None) -> bytes:
         writer.writerow([_csv_cell(row.label, decimal_comma),
                          *(_csv_cell(value(row), decimal_comma) for _, _, value in COLUMNS)])
     return "\ufeff".encode() + buffer.getvalue().encode("utf-8")
+
+
+def report_xlsx(report: SalesReport) -> bytes:
+    """The report as an Excel workbook: numbers stay numbers (Excel formats them in the user's locale)."""
+    book = Workbook()
+    sheet = book.active
+    sheet.title = str(report.group_label)[:31]
+    sheet.append([str(report.group_label), *headers(report)])
+    for row in report_lines(report):
+        values = [value(row) for _, _, value in COLUMNS]
+        # openpyxl stores a string starting with "=" as a formula: visitor UTMs get the CSV's quote too.
+        sheet.append([_csv_cell(row.label, False),
+                      *(float(v) if isinstance(v, Decimal) else _csv_cell(v, False) if isinstance(v, str) else v
+                        for v in values)])
+    sheet.freeze_panes = "B2"
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
 
 
 def display_value(key: str, value) -> str:

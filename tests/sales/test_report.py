@@ -205,10 +205,12 @@ def test_the_report_and_its_download_need_the_view_permission(client, django_use
     client.force_login(staff_with(django_user_model, "nobody"))
     assert client.get(reverse("admin:sales_sale_report")).status_code == 403
     assert client.get(reverse("admin:sales_sale_report_csv")).status_code == 403
+    assert client.get(reverse("admin:sales_sale_report_xlsx")).status_code == 403
 
     client.force_login(staff_with(django_user_model, "viewer", "sales.view_sale"))
     assert client.get(reverse("admin:sales_sale_report")).status_code == 200
     assert client.get(reverse("admin:sales_sale_report_csv")).status_code == 200
+    assert client.get(reverse("admin:sales_sale_report_xlsx")).status_code == 200
 
 
 def test_uploading_spend_needs_the_add_and_change_permissions(client, django_user_model):
@@ -258,3 +260,18 @@ def test_every_report_string_has_a_russian_translation(catalogue):
     entries = text.split("\n\n")[1:]  # the first entry is the header
     untranslated = [entry for entry in entries if entry.rstrip().endswith('msgstr ""') and "#~" not in entry]
     assert entries and untranslated == []
+
+
+def test_the_xlsx_download_holds_the_same_figures_as_numbers(admin_client, journeys):
+    from openpyxl import load_workbook
+
+    response = admin_client.get(reverse("admin:sales_sale_report_xlsx"), {
+        "date_from": "2026-03-01", "date_to": "2026-03-31", "group_by": "utm_campaign"})
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    sheet = load_workbook(io.BytesIO(response.content)).active
+    rows = [[cell.value for cell in row] for row in sheet.iter_rows()]
+    assert rows[0][:3] == ["UTM campaign", "Leads", "Deals"]
+    assert rows[1][:8] == ["retarget", 3, 3, 2, 1, 66.7, 2, 150000.0]
+    assert rows[-1][0] == "Total"
