@@ -1,7 +1,7 @@
 """Report benchmark: the sales report over 1 M leads, 100 k sales, 200 campaigns and 12 months of ad spend.
 
 Target (issue 14): under 1 s for a month, under 3 s for a year — the admin report's whole computation
-(`sales.report.sales_report` and `lead_cohorts`) and the CSV, as `manage.py sales_report` runs them.
+(`sales.report.sales_report`, cohorts included) and the CSV, as `manage.py sales_report` runs them.
 
 Run: `python -m bench.report` (or `make bench BENCH_ARGS=report`); `--leads`, `--campaigns`, `--days`
 change the data, `--rounds` the repetitions (the best and the median are reported), `--explain` prints
@@ -59,14 +59,13 @@ def _run_once(period: str, group_by: str, attribution: str) -> tuple[float, list
     from django.utils import timezone
 
     from sales import report_output
-    from sales.report import lead_cohorts, sales_report
+    from sales.report import sales_report
 
     today = timezone.localdate()
     date_from = today.replace(day=1) if period == "month" else today - timedelta(days=364)
     with CaptureQueriesContext(connection) as queries:
         started = time.monotonic()
         report = sales_report(date_from=date_from, date_to=today, group_by=group_by, attribution=attribution)
-        lead_cohorts(date_from=date_from, date_to=today, currency=report.currency)
         report_output.report_csv(report)
         report_output.charts(report)
         seconds = time.monotonic() - started

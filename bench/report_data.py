@@ -3,7 +3,8 @@
 Not a benchmark itself (bench/run.py skips modules that only provide data: see NOT_BENCHMARKS). Every
 table is filled with one `INSERT … SELECT generate_series` so a million leads take seconds, not the
 minutes row-by-row inserts would. Lead ids are derived from their number (`md5('lead' || n)::uuid`)
-so sales and losses can point at their lead without a join.
+so sales and losses can point at their lead without a join. A lead's campaign is `(n + n / 10) mod
+campaigns`, so the won tenth (n divisible by 10) and the lost tenth spread over every campaign.
 """
 
 STAGES = [(10, "Новая", 10), (20, "Квалификация", 20), (30, "Переговоры", 30), (40, "Счёт", 40),
@@ -23,10 +24,10 @@ INSERT INTO leads_lead (
     note_pending, created_at, sent_at, amocrm_deal_id, amocrm_unsorted_uid, pipeline_id, stage_id,
     responsible_user_id, stage_changed_at)
 SELECT md5('lead' || g)::uuid, %(source)s, %(account)s, 'Клиент ' || g, '', '+7913' || lpad(g::text, 7, '0'), '', '',
-       (ARRAY%(sources)s)[1 + (g %% %(campaigns)s) %% 5], (ARRAY%(mediums)s)[1 + (g %% %(campaigns)s) %% 4],
-       'campaign-' || (g %% %(campaigns)s), '', '', '', '',
-       (ARRAY%(sources)s)[1 + ((g * 7) %% %(campaigns)s) %% 5], (ARRAY%(mediums)s)[1 + ((g * 7) %% %(campaigns)s) %% 4],
-       'campaign-' || ((g * 7) %% %(campaigns)s), '', '', '', '', NULL,
+       (ARRAY%(sources)s)[1 + ((g + g / 10) %% %(campaigns)s) %% 5], (ARRAY%(mediums)s)[1 + ((g + g / 10) %% %(campaigns)s) %% 4],
+       'campaign-' || ((g + g / 10) %% %(campaigns)s), '', '', '', '',
+       (ARRAY%(sources)s)[1 + ((g * 7 + g / 10) %% %(campaigns)s) %% 5], (ARRAY%(mediums)s)[1 + ((g * 7 + g / 10) %% %(campaigns)s) %% 4],
+       'campaign-' || ((g * 7 + g / 10) %% %(campaigns)s), '', '', '', '', NULL,
        '{}'::jsonb, '', '', '', '', CASE WHEN g %% 50 = 0 THEN 'spam' ELSE 'sent' END, 1, '', false,
        now() - make_interval(days => g %% %(days)s, secs => g %% 86400), NULL,
        CASE WHEN g %% 10 < 8 THEN g END, '',

@@ -26,7 +26,7 @@ from django.utils.translation import gettext, gettext_lazy
 from amocrm.models import Account, AmoUser, Stage
 from leads.models import Lead
 
-from .models import AdSpend, DealLoss, Sale
+from .models import AdSpend, Sale
 from .selectors import format_amount, report_bounds, report_period_check
 
 LOST_STAGE = 143
@@ -159,6 +159,7 @@ class SalesReport:
     total: ReportRow | None = None
     pipeline_name: str = ""
     stages: list[FunnelStage] = field(default_factory=list)
+    cohorts: list["Cohort"] = field(default_factory=list)  # leads by the month they came in
 
     @property
     def group_label(self) -> str:
@@ -205,37 +206,21 @@ def sales_report(*, date_from: date, date_to: date, group_by: str, attribution: 
     def row(key) -> ReportRow:
         return rows.setdefault(key, ReportRow(key=key))
 
-    # One pass over the period's leads: per group and current stage (the funnel needs the stage).
-    by_stage = (leads.order_by().values(lead_path, "pipeline_id", "stage_id")
-                .annotate(count=Count("id"), deals=Count("id", filter=Q(amocrm_deal_id__isnull=False))))
-    stage_counts = []
-    for item in by_stage:
-        target = row(_key(item[lead_path], group_by))
-        target.leads += item["count"]
-        target.deals += item["deals"]
-        if item["stage_id"] == LOST_STAGE:
-            target.lost += item["count"]
-        stage_counts.append((target, item["pipeline_id"], item["stage_id"], item["count"]))
-    # Won leads of the period, from the sales side (100 k sales, joined to leads by primary key).
-    cohort_sales = _scoped(Sale.objects.filter(state=Sale.State.WON, lead__created_at__gte=start,
-                                               lead__created_at__lt=end)
-                           .exclude(lead__status=Lead.Status.SPAM), account_id)
-    for item in (cohort_sales.order_by().values("lead__" + lead_path)
-                 .annotate(count=Count("lead_id", distinct=True))):
-        row(_key(item["lead__" + lead_path], group_by)).converted += item["count"]
-    # Sales and revenue of the period, and the median time from lead to win.
-    attributed = sales.filter(lead__isnull=False) if group_by != "manager" else sales
-    for item in (attributed.order_by().values(sale_path, "currency")
-                 .annotate(count=Count("id"), amount=Sum("amount"))):
-        _add_sales(row(_key(item[sale_path], group_by)), item)
-    if group_by != "manager":
-        for item in sales.filter(lead__isnull=True).order_by().values("currency").annotate(
-                count=Count("id"), amount=Sum("amount")):
-            _add_sales(row(None), item)
-    for item in (sales.filter(lead__isnull=False).order_by().values(sale_path)
-                 .annotate(median=Median(_days_between("won_at", "lead__created_at")))):
-        row(_key(item[sale_path], group_by)).median_days_to_win = round(item["median"], 1)
-    _add_loss_reasons(row, leads, lead_path, group_by, account_id)
+    cohorts: dict[date, Cohort] = {}
+    stage_counts = _lead_pass(row, cohorts, leads, lead_path, group_by)
+    _cohort_sales_pass(row, cohorts, leads, lead_path, group_by, account_id)
+    # Sales of the period with their median days from lead to win; without a lead (the left join's
+    # NULL) they form the "not attributed" row.
+    medians: dict[object, tuple[int, float]] = {}  # key -> (sales, median) of its biggest currency
+    for item in (sales.order_by().values(sale_path, "currency")
+                 .annotate(count=Count("id"), amount=Sum("amount"),
+                           median=Median(_days_between("won_at", "lead__created_at")))):
+        key = item[sale_path]
+        _add_sales(row(key), item)
+        if item["median"] is not None and item["count"] > medians.get(key, (0, None))[0]:
+            medians[key] = (item["count"], item["median"])
+    for key, (_, median) in medians.items():
+        row(key).median_days_to_win = round(median, 1)
 
     currencies = sorted({currency for r in rows.values() for currency in r.revenue})
     currency = _main_currency(rows.values(), account_id)
@@ -244,6 +229,9 @@ def sales_report(*, date_from: date, date_to: date, group_by: str, attribution: 
                          rows=list(rows.values()), currencies=currencies, currency=currency)
     _name_managers(report.rows, group_by)
     _funnel(report, stage_counts, pipeline_id)
+    report.cohorts = [cohorts[month] for month in sorted(cohorts)]
+    for cohort in report.cohorts:
+        cohort.revenue = cohort.revenue_by_currency.get(currency, Decimal(0))
     for r in report.rows:
         r.currency = currency
     report.rows.sort(key=lambda r: (-r.main_revenue, -r.sales, -r.leads, -r.cost, r.label))
@@ -252,6 +240,54 @@ def sales_report(*, date_from: date, date_to: date, group_by: str, attribution: 
     for r in report.rows:
         r.bar_percent = round(float(100 * r.main_revenue / top), 2) if top else 0.0
     return report
+
+
+def _month(moment) -> date:
+    return moment.date() if hasattr(moment, "date") else moment
+
+
+def _lead_pass(row, cohorts: dict, leads, lead_path: str, group_by: str) -> list:
+    """One scan of the period's leads (with their loss, if any) per group, stage, month and loss reason.
+
+    Gives leads, deals, lost and the top loss reasons per group, the funnel's stage counts and the
+    cohorts' leads, deals and lost. A lead has at most one DealLoss (its deal's), so the outer join
+    never counts a lead twice.
+    """
+    stage_counts, reasons = [], {}
+    grouped = (leads.order_by().values(lead_path, "pipeline_id", "stage_id", "losses__loss_reason",
+                                       month=TruncMonth("created_at"))
+               .annotate(count=Count("id"), deals=Count("id", filter=Q(amocrm_deal_id__isnull=False))))
+    for item in grouped:
+        target = row(_key(item[lead_path], group_by))
+        target.leads += item["count"]
+        target.deals += item["deals"]
+        month = _month(item["month"])
+        cohort = cohorts.setdefault(month, Cohort(month))
+        cohort.leads += item["count"]
+        cohort.deals += item["deals"]
+        if item["stage_id"] == LOST_STAGE:
+            target.lost += item["count"]
+            cohort.lost += item["count"]
+            if item["losses__loss_reason"] is not None:
+                name = item["losses__loss_reason"] or gettext("no reason given")
+                per_row = reasons.setdefault(id(target), (target, {}))[1]
+                per_row[name] = per_row.get(name, 0) + item["count"]
+        stage_counts.append((target, item["pipeline_id"], item["stage_id"], item["count"]))
+    for target, counted in reasons.values():
+        target.loss_reasons = sorted(counted.items(), key=lambda pair: (-pair[1], pair[0]))[:TOP_LOSS_REASONS]
+    return stage_counts
+
+
+def _cohort_sales_pass(row, cohorts: dict, leads, lead_path: str, group_by: str, account_id) -> None:
+    """Won leads of the period (converted) per group, and the cohorts' won leads and revenue, in one query."""
+    won = _scoped(Sale.objects.filter(state=Sale.State.WON, lead__in=leads.values("pk")), account_id)
+    for item in (won.order_by().values("lead__" + lead_path, "currency", month=TruncMonth("lead__created_at"))
+                 .annotate(count=Count("lead_id", distinct=True), amount=Sum("amount"))):
+        row(_key(item["lead__" + lead_path], group_by)).converted += item["count"]
+        cohort = cohorts.setdefault(_month(item["month"]), Cohort(_month(item["month"])))
+        cohort.won += item["count"]
+        cohort.revenue_by_currency[item["currency"]] = (cohort.revenue_by_currency.get(item["currency"], Decimal(0))
+                                                        + (item["amount"] or Decimal(0)))
 
 
 def _key(value, group_by: str):
@@ -289,17 +325,6 @@ def _add_cost(row, group_by: str, date_from: date, date_to: date, currency: str)
         row(item[group_by] or "").cost += item["cost"]
         total += item["cost"]
     return total
-
-
-def _add_loss_reasons(row, leads, lead_path: str, group_by: str, account_id: int | None) -> None:
-    """The most frequent loss reasons of each group's lost leads (DealLoss, read by the reconciliation)."""
-    losses = _scoped(DealLoss.objects.filter(lead__in=leads.filter(stage_id=LOST_STAGE).values("pk")), account_id)
-    counted = (losses.order_by().values("lead__" + lead_path, "loss_reason").annotate(count=Count("id"))
-               .order_by("-count", "loss_reason"))
-    for item in counted:
-        target = row(_key(item["lead__" + lead_path], group_by))
-        if len(target.loss_reasons) < TOP_LOSS_REASONS:
-            target.loss_reasons.append((item["loss_reason"] or gettext("no reason given"), item["count"]))
 
 
 def _name_managers(rows: list[ReportRow], group_by: str) -> None:
@@ -351,12 +376,15 @@ def _funnel(report: SalesReport, stage_counts: list, pipeline_id: int | None) ->
 
 @dataclass
 class Cohort:
+    """Leads that came in one month: how many got a deal, were won or lost, and the revenue they brought."""
+
     month: date
-    leads: int
-    deals: int
-    won: int
-    lost: int
-    revenue: Decimal
+    leads: int = 0
+    deals: int = 0
+    won: int = 0
+    lost: int = 0
+    revenue: Decimal = Decimal(0)  # in the report's currency
+    revenue_by_currency: dict[str, Decimal] = field(default_factory=dict)
 
     @property
     def conversion(self) -> float | None:
@@ -365,25 +393,3 @@ class Cohort:
     @property
     def revenue_display(self) -> str:
         return format_amount(self.revenue)
-
-
-def lead_cohorts(*, date_from: date, date_to: date, currency: str, account_id: int | None = None) -> list[Cohort]:
-    """Leads by the month they came in: how many got a deal, were won or lost, and the revenue they brought."""
-    report_period_check(date_from=date_from, date_to=date_to)
-    start, end = report_bounds(date_from, date_to)
-    leads = _scoped(Lead.objects.filter(created_at__gte=start, created_at__lt=end)
-                    .exclude(status=Lead.Status.SPAM), account_id)
-    months: dict[date, Cohort] = {}
-    for item in (leads.annotate(month=TruncMonth("created_at")).order_by().values("month")
-                 .annotate(count=Count("id"), deals=Count("id", filter=Q(amocrm_deal_id__isnull=False)),
-                           lost=Count("id", filter=Q(stage_id=LOST_STAGE))).order_by("month")):
-        months[item["month"].date()] = Cohort(item["month"].date(), item["count"], item["deals"], 0, item["lost"],
-                                              Decimal(0))
-    won = _scoped(Sale.objects.filter(state=Sale.State.WON, lead__in=leads.values("pk")), account_id)
-    for item in (won.annotate(month=TruncMonth("lead__created_at")).order_by().values("month")
-                 .annotate(won=Count("lead_id", distinct=True),
-                           revenue=Sum("amount", filter=Q(currency=currency)))):
-        cohort = months.get(item["month"].date())
-        if cohort is not None:
-            cohort.won, cohort.revenue = item["won"], item["revenue"] or Decimal(0)
-    return list(months.values())

@@ -104,12 +104,6 @@ def report_view(model_admin, request):
     _checked(model_admin, request)
     form = SalesReportForm.from_request(request)
     report = build_report(form) if form.is_valid() else None
-    cohorts = []
-    if report is not None:
-        data = form.cleaned_data
-        cohorts = reports.lead_cohorts(date_from=data["date_from"], date_to=data["date_to"],
-                                       currency=report.currency,
-                                       account_id=data["account"].pk if data["account"] else None)
     query = request.GET.urlencode()
     context = {
         **model_admin.admin_site.each_context(request),
@@ -122,7 +116,7 @@ def report_view(model_admin, request):
         "charts": report_output.charts(report) if report else [],
         "chart": (report_output.chart(report, "revenue") if report else None),
         "funnel": _funnel_table(report) if report else [],
-        "cohorts": cohorts,
+        "cohorts": report.cohorts if report else [],
         "csv_url": reverse("admin:sales_sale_report_csv") + ("?" + query if query else ""),
         "xlsx_url": reverse("admin:sales_sale_report_xlsx") + ("?" + query if query else ""),
     }

@@ -15,7 +15,7 @@ from amocrm.models import AmoUser, Pipeline, Stage
 from leads.models import Lead
 from sales import report_output
 from sales.models import AdSpend, DealLoss, Sale
-from sales.report import lead_cohorts, sales_report
+from sales.report import sales_report
 from tests.sales.builders import make_lead
 from tests.sales.test_admin import staff_with
 
@@ -131,7 +131,7 @@ def test_the_funnel_counts_the_stages_each_deal_passed(journeys):
 
 
 def test_lead_cohorts_by_month(journeys):
-    cohorts = lead_cohorts(**MARCH, currency="RUB")
+    cohorts = sales_report(**MARCH, group_by="utm_campaign").cohorts
 
     assert [(c.month, c.leads, c.deals, c.won, c.lost, c.revenue, c.conversion) for c in cohorts] == [
         (date(2026, 3, 1), 5, 4, 2, 1, Decimal("150000"), 40.0)]
