@@ -143,7 +143,8 @@ class DealLossAdmin(admin.ModelAdmin):
     """Lost deals and their reasons, as the reconciliation read them (read-only: amoCRM owns them)."""
 
     list_display = ["amocrm_deal_id", "loss_reason", "lost_at", "lead", "account"]
-    list_filter = ["account", "loss_reason"]
+    list_filter = ["account"]
+    search_fields = ["=amocrm_deal_id", "loss_reason"]
     list_select_related = ["account", "lead"]
     readonly_fields = ["account", "amocrm_deal_id", "lead", "pipeline_id", "loss_reason_id", "loss_reason",
                        "lost_at", "updated_at"]

@@ -79,3 +79,19 @@ def test_the_command_explains_a_bad_file(tmp_path):
         call_command("import_ad_spend", str(path))
     with pytest.raises(CommandError, match="Cannot read"):
         call_command("import_ad_spend", str(tmp_path / "missing.csv"))
+
+
+def test_the_spend_and_lost_deal_pages_render(admin_client, account):
+    from django.urls import reverse
+
+    from sales.models import DealLoss
+
+    spend_import(CSV)
+    DealLoss.objects.create(account=account, amocrm_deal_id=77, loss_reason="Дорого")
+
+    spend_page = admin_client.get(reverse("admin:sales_adspend_changelist")).content.decode()
+    assert "1 000.50 RUB" in spend_page and "Upload CSV" in spend_page
+    assert admin_client.get(reverse("admin:sales_adspend_add")).status_code == 200
+    losses = admin_client.get(reverse("admin:sales_dealloss_changelist"))
+    assert losses.status_code == 200 and "Дорого" in losses.content.decode()
+    assert admin_client.get(reverse("admin:sales_dealloss_add")).status_code == 403
