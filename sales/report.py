@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from django.db.models import Aggregate, Count, F, FloatField, Func, Q, Sum
+from django.db import connection, transaction
+from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncMonth
 from django.utils.translation import gettext, gettext_lazy
 
@@ -27,6 +28,7 @@ from amocrm.models import Account, AmoUser, Stage
 from leads.models import Lead
 
 from .models import AdSpend, Sale
+from .report_sql import Median, days_between, lead_group_path, sale_group_path
 from .selectors import format_amount, report_bounds, report_period_check
 
 LOST_STAGE = 143
@@ -40,33 +42,7 @@ GROUPINGS = {
 }
 ATTRIBUTIONS = {"last": gettext_lazy("Last touch"), "first": gettext_lazy("First touch")}
 TOP_LOSS_REASONS = 3
-
-
-class Median(Aggregate):
-    """PostgreSQL's percentile_cont(0.5): the median of the expression within each group."""
-
-    function = "percentile_cont"
-    template = "percentile_cont(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
-
-
-def _days_between(later: str, earlier: str) -> Func:
-    return Func(F(later) - F(earlier), template="EXTRACT(EPOCH FROM %(expressions)s) / 86400.0",
-                output_field=FloatField())
-
-
-def lead_group_path(group_by: str, attribution: str = "last") -> str:
-    """The Lead column a grouping reads: `utm_campaign` or, under first touch, `first_utm_campaign`."""
-    if group_by == "lead_source":
-        return "source__name"
-    if group_by == "manager":
-        return "responsible_user_id"
-    return f"first_{group_by}" if attribution == "first" else group_by
-
-
-def sale_group_path(group_by: str, attribution: str = "last") -> str:
-    """The same column seen from a Sale; a manager is the deal's responsible user, attributed or not."""
-    return "responsible_user_id" if group_by == "manager" else "lead__" + lead_group_path(group_by, attribution)
+REPORT_WORK_MEM = "64MB"
 
 
 @dataclass
@@ -207,21 +183,13 @@ def sales_report(*, date_from: date, date_to: date, group_by: str, attribution: 
         return rows.setdefault(key, ReportRow(key=key))
 
     cohorts: dict[date, Cohort] = {}
-    stage_counts = _lead_pass(row, cohorts, leads, lead_path, group_by)
-    _cohort_sales_pass(row, cohorts, leads, lead_path, group_by, account_id)
-    # Sales of the period with their median days from lead to win; without a lead (the left join's
-    # NULL) they form the "not attributed" row.
-    medians: dict[object, tuple[int, float]] = {}  # key -> (sales, median) of its biggest currency
-    for item in (sales.order_by().values(sale_path, "currency")
-                 .annotate(count=Count("id"), amount=Sum("amount"),
-                           median=Median(_days_between("won_at", "lead__created_at")))):
-        key = item[sale_path]
-        _add_sales(row(key), item)
-        if item["median"] is not None and item["count"] > medians.get(key, (0, None))[0]:
-            medians[key] = (item["count"], item["median"])
-    for key, (_, median) in medians.items():
-        row(key).median_days_to_win = round(median, 1)
-
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Tens of thousands of groups over a year: aggregated in memory, not sorted on disk.
+            cursor.execute(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
+        stage_counts = _lead_pass(row, cohorts, leads, lead_path, group_by)
+        _cohort_sales_pass(row, cohorts, lead_path, group_by, account_id, start, end)
+        _sales_pass(row, sales, sale_path)
     currencies = sorted({currency for r in rows.values() for currency in r.revenue})
     currency = _main_currency(rows.values(), account_id)
     total_cost = _add_cost(row, group_by, date_from, date_to, currency)
@@ -240,6 +208,21 @@ def sales_report(*, date_from: date, date_to: date, group_by: str, attribution: 
     for r in report.rows:
         r.bar_percent = round(float(100 * r.main_revenue / top), 2) if top else 0.0
     return report
+
+
+def _sales_pass(row, sales, sale_path: str) -> None:
+    """Sales of the period and their median days from lead to win, per group; without a lead (the left
+    join's NULL) they form the "not attributed" row. The median is the one of the group's biggest currency."""
+    medians: dict[object, tuple[int, float]] = {}
+    for item in (sales.order_by().values(sale_path, "currency")
+                 .annotate(count=Count("id"), amount=Sum("amount"),
+                           median=Median(days_between("won_at", "lead__created_at")))):
+        key = item[sale_path]
+        _add_sales(row(key), item)
+        if item["median"] is not None and item["count"] > medians.get(key, (0, None))[0]:
+            medians[key] = (item["count"], item["median"])
+    for key, (_, median) in medians.items():
+        row(key).median_days_to_win = round(median, 1)
 
 
 def _month(moment) -> date:
@@ -278,9 +261,10 @@ def _lead_pass(row, cohorts: dict, leads, lead_path: str, group_by: str) -> list
     return stage_counts
 
 
-def _cohort_sales_pass(row, cohorts: dict, leads, lead_path: str, group_by: str, account_id) -> None:
+def _cohort_sales_pass(row, cohorts: dict, lead_path: str, group_by: str, account_id, start, end) -> None:
     """Won leads of the period (converted) per group, and the cohorts' won leads and revenue, in one query."""
-    won = _scoped(Sale.objects.filter(state=Sale.State.WON, lead__in=leads.values("pk")), account_id)
+    won = _scoped(Sale.objects.filter(state=Sale.State.WON, lead__created_at__gte=start, lead__created_at__lt=end)
+                  .exclude(lead__status=Lead.Status.SPAM), account_id, "lead__account_id")
     for item in (won.order_by().values("lead__" + lead_path, "currency", month=TruncMonth("lead__created_at"))
                  .annotate(count=Count("lead_id", distinct=True), amount=Sum("amount"))):
         row(_key(item["lead__" + lead_path], group_by)).converted += item["count"]
