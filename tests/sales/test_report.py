@@ -275,3 +275,11 @@ def test_the_xlsx_download_holds_the_same_figures_as_numbers(admin_client, journ
     assert rows[0][:3] == ["UTM campaign", "Leads", "Deals"]
     assert rows[1][:8] == ["retarget", 3, 3, 2, 1, 66.7, 2, 150000.0]
     assert rows[-1][0] == "Total"
+
+
+def test_the_sales_list_links_each_sale_and_keeps_amounts_on_one_line(admin_client, journeys):
+    page = admin_client.get(reverse("admin:sales_sale_changelist")).content.decode()
+
+    for sale in Sale.objects.all():
+        assert f'href="{reverse("admin:sales_sale_change", args=[sale.pk])}"' in page
+    assert '<span style="white-space:nowrap">100 000.00 RUB</span>' in page
