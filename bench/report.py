@@ -89,11 +89,10 @@ def child_measure(rounds: int, explain: bool) -> dict:
         _, sqls = _run_once("year", "utm_campaign", "last")
         from django.db import transaction
 
-        from sales.report import REPORT_WORK_MEM
-
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")  # as the report runs them
             for sql in sqls:
+                if sql.startswith("SET LOCAL"):  # as the report runs them
+                    cursor.execute(sql)
                 if sql.startswith("SELECT"):
                     cursor.execute("EXPLAIN (ANALYZE, COSTS OFF, TIMING ON) " + sql)
                     plans.append({"sql": sql, "plan": [row[0] for row in cursor.fetchall()]})
