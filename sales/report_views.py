@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 
-from amocrm.models import Account
+from amocrm.models import Account, Pipeline
 
 from . import report as reports
 from . import report_output, selectors
@@ -56,6 +56,15 @@ class SalesReportForm(forms.Form):
                                     initial="last", required=False)
     account = forms.ModelChoiceField(label=gettext_lazy("Account"), queryset=Account.objects.all(), required=False,
                                      empty_label=gettext_lazy("All accounts"))
+    pipeline = forms.TypedChoiceField(label=gettext_lazy("Funnel of pipeline"), coerce=int, required=False,
+                                      empty_value=None)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # By name (the cached pipelines); empty: the pipeline most of the period's leads are in.
+        self.fields["pipeline"].choices = [("", gettext("The one with the most leads"))] + [
+            (amocrm_id, name) for amocrm_id, name in
+            Pipeline.objects.order_by("account", "sort", "amocrm_id").values_list("amocrm_id", "name")]
 
     def clean(self):
         data = super().clean()
@@ -91,7 +100,8 @@ def build_report(form: SalesReportForm) -> reports.SalesReport:
     data = form.cleaned_data
     return reports.sales_report(date_from=data["date_from"], date_to=data["date_to"], group_by=data["group_by"],
                                 attribution=data["attribution"],
-                                account_id=data["account"].pk if data["account"] else None)
+                                account_id=data["account"].pk if data["account"] else None,
+                                pipeline_id=data.get("pipeline"))
 
 
 def _checked(model_admin, request) -> None:

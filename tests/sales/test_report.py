@@ -155,7 +155,10 @@ def test_the_command_prints_the_same_figures_as_the_admin_report(admin_client, j
     page = admin_client.get(reverse("admin:sales_sale_report"), {
         "period": "custom", "date_from": "2026-03-01", "date_to": "2026-03-31", "group_by": group_by,
         "attribution": attribution})
-    admin_rows = [report_output.json_ready(report_output.row_record(line["row"])) for line in page.context["table"]]
+    stages = page.context["report"].stages
+    admin_rows = [{**report_output.json_ready(report_output.row_record(line["row"])),
+                   "funnel": {str(stage.id): line["row"].funnel.get(stage.id, 0) for stage in stages}}
+                  for line in page.context["table"]]
 
     call_command("sales_report", "--from", "2026-03-01", "--to", "2026-03-31", "--group-by", group_by,
                  "--attribution", attribution, "--format", "json")
@@ -283,3 +286,22 @@ def test_the_sales_list_links_each_sale_and_keeps_amounts_on_one_line(admin_clie
     for sale in Sale.objects.all():
         assert f'href="{reverse("admin:sales_sale_change", args=[sale.pk])}"' in page
     assert '<span style="white-space:nowrap">100 000.00 RUB</span>' in page
+
+
+def test_the_funnel_pipeline_can_be_chosen_by_name(admin_client, account, journeys, capsys):
+    partners = Pipeline.objects.create(account=account, amocrm_id=888, name="Партнёры")
+    Stage.objects.create(pipeline=partners, amocrm_id=50, name="Заявка партнёра", sort=10)
+    lead = make_lead(account, deal_id=50, created_at=at(2), utm_campaign="brand")
+    Lead.objects.filter(pk=lead.pk).update(pipeline_id=888, stage_id=50)
+    params = {"date_from": "2026-03-01", "date_to": "2026-03-31", "group_by": "utm_campaign"}
+
+    default = admin_client.get(reverse("admin:sales_sale_report"), params)
+    assert default.context["report"].pipeline_name == "Продажи"
+    assert '<option value="888">Партнёры</option>' in default.content.decode()
+    chosen = admin_client.get(reverse("admin:sales_sale_report"), {**params, "pipeline": "888"}).context["report"]
+    assert [stage.name for stage in chosen.stages] == ["Заявка партнёра"]
+    assert chosen.total.funnel == {50: 1}
+
+    call_command("sales_report", "--from", "2026-03-01", "--to", "2026-03-31", "--pipeline", "888")
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["pipeline"] == "Партнёры" and printed["rows"][-1]["funnel"] == {"50": 1}

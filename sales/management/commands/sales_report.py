@@ -28,6 +28,8 @@ class Command(BaseCommand):
         parser.add_argument("--attribution", choices=list(reports.ATTRIBUTIONS), default="last")
         parser.add_argument("--format", choices=["json", "csv"], default="json")
         parser.add_argument("--account", type=int, default=None, help="only this account (its id in the admin)")
+        parser.add_argument("--pipeline", type=int, default=None,
+                            help="amoCRM id of the pipeline whose funnel to compute (default: the one with most leads)")
         parser.add_argument("--language", default=None,
                             help="CSV dialect: ru gives `;` and decimal commas as Russian Excel expects")
 
@@ -35,7 +37,8 @@ class Command(BaseCommand):
         try:
             report = reports.sales_report(
                 date_from=_day(options["date_from"]), date_to=_day(options["date_to"]),
-                group_by=options["group_by"], attribution=options["attribution"], account_id=options["account"])
+                group_by=options["group_by"], attribution=options["attribution"], account_id=options["account"],
+                pipeline_id=options["pipeline"])
         except ReportPeriodError as exc:
             raise CommandError(str(exc)) from exc
         if options["format"] == "csv":
@@ -44,7 +47,11 @@ class Command(BaseCommand):
             return
         document = {
             "from": report.date_from.isoformat(), "to": report.date_to.isoformat(), "group_by": report.group_by,
-            "attribution": report.attribution, "currency": report.currency,
-            "rows": [report_output.json_ready(record) for record in report_output.report_records(report)],
+            "attribution": report.attribution, "currency": report.currency, "pipeline": report.pipeline_name,
+            "stages": [{"id": stage.id, "name": stage.name} for stage in report.stages],
+            "rows": [{**report_output.json_ready(record), "funnel": {str(stage.id): row.funnel.get(stage.id, 0)
+                                                                     for stage in report.stages}}
+                     for record, row in zip(report_output.report_records(report), report_output.report_lines(report),
+                                            strict=True)],
         }
         self.stdout.write(json.dumps(document, ensure_ascii=False, indent=2))
