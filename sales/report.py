@@ -29,7 +29,7 @@ from leads.models import Lead
 
 from .models import AdSpend, Sale
 from .report_sql import Median, days_between, lead_group_path, sale_group_path
-from .selectors import format_amount, report_bounds, report_period_check
+from .selectors import report_bounds, report_period_check
 
 LOST_STAGE = 143
 WON_STAGE = 142
@@ -379,7 +379,3 @@ class Cohort:
     @property
     def conversion(self) -> float | None:
         return _percent(self.won, self.leads)
-
-    @property
-    def revenue_display(self) -> str:
-        return format_amount(self.revenue)

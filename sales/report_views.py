@@ -126,7 +126,8 @@ def report_view(model_admin, request):
         "charts": report_output.charts(report) if report else [],
         "chart": (report_output.chart(report, "revenue") if report else None),
         "funnel": _funnel_table(report) if report else [],
-        "cohorts": report.cohorts if report else [],
+        "cohorts": [{"cohort": cohort, "revenue": report_output.display_value("revenue", cohort.revenue)}
+                    for cohort in report.cohorts] if report else [],
         "csv_url": reverse("admin:sales_sale_report_csv") + ("?" + query if query else ""),
         "xlsx_url": reverse("admin:sales_sale_report_xlsx") + ("?" + query if query else ""),
     }
