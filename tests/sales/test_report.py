@@ -172,6 +172,7 @@ def test_the_command_writes_csv_and_explains_a_bad_period(journeys, capsys):
     call_command("sales_report", "--from", "2026-03-01", "--to", "2026-03-31", "--format", "csv", "--language", "ru")
     out = capsys.readouterr().out
     assert out.startswith("\ufeff") and "retarget;3;3;2;1;66,7" in out
+    assert out.splitlines()[0].startswith("\ufeffUTM campaign (кампания);Заявки;Сделки;")  # headers in Russian too
 
     from django.core.management import CommandError
 

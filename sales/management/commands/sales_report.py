@@ -3,7 +3,9 @@
 import json
 from datetime import date
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from sales import report as reports
@@ -31,9 +33,14 @@ class Command(BaseCommand):
         parser.add_argument("--pipeline", type=int, default=None,
                             help="amoCRM id of the pipeline whose funnel to compute (default: the one with most leads)")
         parser.add_argument("--language", default=None,
-                            help="CSV dialect: ru gives `;` and decimal commas as Russian Excel expects")
+                            help="language of the headers and CSV dialect: ru gives Russian, `;` and decimal commas")
 
     def handle(self, *args, **options):
+        # Headers, group names and the CSV dialect in the language asked for (else the site's).
+        with translation.override(options["language"] or settings.LANGUAGE_CODE):
+            self._print(options)
+
+    def _print(self, options) -> None:
         try:
             report = reports.sales_report(
                 date_from=_day(options["date_from"]), date_to=_day(options["date_to"]),
