@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('amocrm', '0003_webhookevent_reprocess_permission'),
-        ('leads', '0006_reports_first_touch'),
+        ('leads', '0006_attrib_attribution'),
         ('sales', '0002_sale_reread_permission'),
     ]
 
