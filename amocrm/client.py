@@ -208,12 +208,13 @@ class AmoCRMClient:
                                      params={"filter[id][]": chunk, "with": "contacts"})
 
     def leads_updated_since(self, since_ts: int) -> Iterator[dict]:
-        """GET /api/v4/leads?filter[updated_at][from]=, every page: the deals changed since (reconciliation).
+        """GET /api/v4/leads?filter[updated_at][from]=&with=contacts,loss_reason, every page (reconciliation).
 
+        The deals changed since; lost ones carry their loss reason (docs/amocrm.md#entities).
         https://www.amocrm.ru/developers/content/crm_platform/leads-api#leads-list
         """
         return self.paginate("/api/v4/leads", operation="leads.list", key="leads",
-                             params={"filter[updated_at][from]": int(since_ts), "with": "contacts"})
+                             params={"filter[updated_at][from]": int(since_ts), "with": "contacts,loss_reason"})
 
     def webhooks_list(self) -> list[dict]:
         """GET /api/v4/webhooks: the account's webhook subscriptions.

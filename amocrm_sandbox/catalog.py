@@ -58,6 +58,19 @@ class Pipeline:
 
 
 @dataclass(frozen=True)
+class LossReason:
+    """Why a deal was lost: a list the account's administrator keeps; a manager picks one when closing as lost."""
+
+    id: int
+    name: str
+    sort: int
+
+
+# The reasons a new account offers (amoCRM starts with an empty list; these make the reports testable).
+LOSS_REASON_NAMES = ("Дорого", "Выбрали конкурента", "Не дозвонились")
+
+
+@dataclass(frozen=True)
 class User:
     id: int
     name: str
@@ -110,6 +123,10 @@ class Catalog:
     users: list[User]
     lead_fields: FieldSet
     contact_fields: FieldSet
+    loss_reasons: tuple[LossReason, ...] = ()
+
+    def loss_reason(self, reason_id: int) -> LossReason | None:
+        return next((reason for reason in self.loss_reasons if reason.id == reason_id), None)
 
     @property
     def main_pipeline(self) -> Pipeline:
@@ -136,6 +153,8 @@ def build_catalog(*, position: int, tracking_codes: tuple[str, ...]) -> Catalog:
         users=_users(position),
         lead_fields=_lead_fields(position, tracking_codes),
         contact_fields=_contact_fields(position),
+        loss_reasons=tuple(LossReason(id=(position + 1) * 100000 + 900 + index, name=name, sort=(index + 1) * 10)
+                           for index, name in enumerate(LOSS_REASON_NAMES)),
     )
 
 

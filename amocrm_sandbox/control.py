@@ -86,10 +86,10 @@ class SandboxControl:
     # -- acting as a manager --------------------------------------------------------------------
 
     def move_deal(self, deal_id: int, *, status_id: int, pipeline_id: int | None = None, price: int | None = None,
-                  reduced: bool = False, account_id: int | None = None) -> dict:
+                  reduced: bool = False, account_id: int | None = None, loss_reason_id: int | None = None) -> dict:
         payload = {"status_id": status_id, "reduced": reduced}
-        payload.update({key: value for key, value in (("pipeline_id", pipeline_id), ("price", price))
-                        if value is not None})
+        payload.update({key: value for key, value in (("pipeline_id", pipeline_id), ("price", price),
+                                                      ("loss_reason_id", loss_reason_id)) if value is not None})
         return self._call("POST", f"{self._account(account_id)}/deals/{deal_id}/move", payload)
 
     def delete_deal(self, deal_id: int, *, account_id: int | None = None) -> dict:

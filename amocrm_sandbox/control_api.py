@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 from . import validation
+from .catalog import LOST_STATUS_ID
 from .entities import contact_to_api, deal_to_api, note_to_api, task_to_api, unsorted_to_api
 from .faults import FaultSettingsError
 from .search import normalized_email, normalized_phone
@@ -280,7 +281,11 @@ def webhooks_disable(sandbox: SandboxState, serving: AccountState | None, reques
 @routes.route("POST", "/_sandbox/accounts/{account:str}/deals/{deal_id}/move")
 def deal_move(sandbox: SandboxState, serving: AccountState | None, request: Request, account: Any,
               deal_id: int) -> Response:
-    """{"status_id", "pipeline_id"?, "price"?, "reduced"?}: a manager drags the deal; webhooks follow."""
+    """{"status_id", "pipeline_id"?, "price"?, "reduced"?, "loss_reason_id"?}: a manager drags the deal.
+
+    Webhooks follow. Closing as lost (143) may name one of the account's loss reasons; leaving
+    the lost stage clears it.
+    """
     target = _account(sandbox, serving, account)
     payload = request.json_object()
     if "status_id" not in payload:
@@ -295,13 +300,18 @@ def deal_move(sandbox: SandboxState, serving: AccountState | None, request: Requ
         changes = validation.check_deal(item, problems, catalog=target.catalog, store=target.store, deal=deal)
         if problems:
             raise validation.ValidationFailed([{"request_id": "0", "errors": problems}])
+        reason_id = payload.get("loss_reason_id")
+        if reason_id is not None and (payload["status_id"] != LOST_STATUS_ID
+                                      or target.catalog.loss_reason(reason_id) is None):
+            raise ControlError("loss_reason_id must be one of the account's loss reasons, with status_id 143")
         change = target.store.update_deal(deal, changes, now=target.now(), user_id=target.catalog.users[-1].id)
+        deal.loss_reason_id = reason_id if deal.status_id == LOST_STATUS_ID else None
         if reduced:
             target.outbox.publish([reduced_status_event(deal, change)], target, reduced=True)
         else:
             events = [lead_event("status", deal, target, change)] if change.status_changed(deal) else []
             target.outbox.publish(events + [lead_event("update", deal, target, change)], target)
-        return plain_json(deal_to_api(deal, target, with_contacts=True))
+        return plain_json(deal_to_api(deal, target, with_contacts=True, with_loss_reason=True))
 
 
 @routes.route("POST", "/_sandbox/accounts/{account:str}/deals/{deal_id}/delete")

@@ -33,6 +33,7 @@ class Deal:
     contact_ids: list[int] = field(default_factory=list)
     company_id: int | None = None
     is_deleted: bool = False
+    loss_reason_id: int | None = None
 
 
 @dataclass
@@ -362,7 +363,7 @@ def custom_fields_to_api(stored: FieldValues, field_set: FieldSet) -> list[dict]
     return rendered or None
 
 
-def deal_to_api(deal: Deal, account: Any, *, with_contacts: bool = False) -> dict:
+def deal_to_api(deal: Deal, account: Any, *, with_contacts: bool = False, with_loss_reason: bool = False) -> dict:
     store = account.store
     embedded: dict[str, Any] = {
         "tags": [_tag_to_api(store.tag_by_id("leads", tag_id)) for tag_id in deal.tag_ids],
@@ -375,6 +376,11 @@ def deal_to_api(deal: Deal, account: Any, *, with_contacts: bool = False) -> dic
              "_links": link(f"{account.origin}/api/v4/contacts/{contact_id}")}
             for position, contact_id in enumerate(deal.contact_ids)
         ]
+    reason = account.catalog.loss_reason(deal.loss_reason_id) if deal.loss_reason_id else None
+    if with_loss_reason and reason is not None:
+        # An array of one, as amoCRM embeds it (docs/amocrm.md#entities).
+        embedded["loss_reason"] = [{"id": reason.id, "name": reason.name, "sort": reason.sort,
+                                    "_links": link(f"{account.origin}/api/v4/leads/loss_reasons/{reason.id}")}]
     return {
         "id": deal.id,
         "name": deal.name,
@@ -383,7 +389,7 @@ def deal_to_api(deal: Deal, account: Any, *, with_contacts: bool = False) -> dic
         "group_id": 0,
         "status_id": deal.status_id,
         "pipeline_id": deal.pipeline_id,
-        "loss_reason_id": None,
+        "loss_reason_id": deal.loss_reason_id,
         "created_by": deal.created_by,
         "updated_by": deal.updated_by,
         "created_at": deal.created_at,

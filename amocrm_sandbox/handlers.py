@@ -58,7 +58,7 @@ def account_info(account: AccountState, request: Request) -> Response:
         "customers_mode": "disabled",
         "is_unsorted_on": True,
         "mobile_feature_version": 0,
-        "is_loss_reason_enabled": False,
+        "is_loss_reason_enabled": bool(account.catalog.loss_reasons),
         "is_helpbot_enabled": False,
         "is_technical_account": False,
         "contact_name_display_order": 1,
@@ -234,9 +234,10 @@ def leads_list(account: AccountState, request: Request) -> Response:
     deals = [deal for deal in account.store.deals.values() if not deal.is_deleted and admits(deal)]
     field, direction = _order(request)
     deals.sort(key=lambda deal: getattr(deal, field), reverse=direction == "desc")
-    with_contacts = "contacts" in _with(request)
+    wanted = _with(request)
     return _page_of(request, deals, account=account, path="/api/v4/leads", key="leads",
-                    render=lambda deal: deal_to_api(deal, account, with_contacts=with_contacts))
+                    render=lambda deal: deal_to_api(deal, account, with_contacts="contacts" in wanted,
+                                                    with_loss_reason="loss_reason" in wanted))
 
 
 def _deal_filter(request: Request, account: AccountState) -> Callable[[Deal], bool]:
@@ -273,7 +274,21 @@ def lead_detail(account: AccountState, request: Request, lead_id: int) -> Respon
     deal = account.store.live_deal(lead_id)
     if deal is None:
         return no_content()  # amoCRM answers an unknown id with 204, not 404
-    return hal(deal_to_api(deal, account, with_contacts="contacts" in _with(request)))
+    wanted = _with(request)
+    return hal(deal_to_api(deal, account, with_contacts="contacts" in wanted,
+                           with_loss_reason="loss_reason" in wanted))
+
+
+@routes.route("GET", "/api/v4/leads/loss_reasons")
+def loss_reasons_list(account: AccountState, request: Request) -> Response:
+    """The account's loss reasons (docs/amocrm.md#entities)."""
+    reasons = [{"id": reason.id, "name": reason.name, "sort": reason.sort,
+                "_links": link(f"{account.origin}/api/v4/leads/loss_reasons/{reason.id}")}
+               for reason in account.catalog.loss_reasons]
+    if not reasons:
+        return no_content()
+    return hal({"_links": link(f"{account.origin}/api/v4/leads/loss_reasons"),
+                "_embedded": {"loss_reasons": reasons}})
 
 
 @routes.route("POST", "/api/v4/leads")

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
-# Modules of bench/ that are not benchmarks: this runner, the Django site the benchmarks serve, the volume generator.
-NOT_BENCHMARKS = {"run", "settings", "urls", "views", "volume"}
+# Modules of bench/ that are not benchmarks: this runner, the Django site the benchmarks serve, the volume generators.
+NOT_BENCHMARKS = {"run", "settings", "urls", "views", "volume", "report_data"}
 # Short names for `make bench BENCH_ARGS=<name>`.
 ALIASES = {"admin": "admin_pages"}
 

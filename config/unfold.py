@@ -65,6 +65,8 @@ SIDEBAR_NAVIGATION = [
         "items": [
             _item(_("Sales"), "payments", "admin:sales_sale_changelist", "sales.sale"),
             _item(_("Sales report"), "bar_chart", "admin:sales_sale_report", "sales.sale"),
+            _item(_("Ad spend"), "account_balance_wallet", "admin:sales_adspend_changelist", "sales.adspend"),
+            _item(_("Lost deals"), "block", "admin:sales_dealloss_changelist", "sales.dealloss"),
             _item(_("Conversions to ad platforms"), "ads_click", "admin:conversions_conversionexport_changelist",
                   "conversions.conversionexport"),
         ],

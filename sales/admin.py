@@ -1,16 +1,8 @@
 """Sales admin: the read-only list with totals for the current filter, the campaign report and its CSV export."""
 
-import csv
-from datetime import timedelta
-
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
-from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
@@ -18,88 +10,20 @@ from unfold.admin import ModelAdmin
 from amocrm.admin import names
 from amocrm.error_messages import exception_message
 from amocrm.errors import AmoCRMError
-from amocrm.models import Account
 from config.admin_filters import recent_values_filter
 from config.admin_paging import EstimatedCountPaginator, with_cheap_dates
 from config.logging import mask_url_secrets
 from leads.models import Lead
 
-from . import selectors, services
-from .models import Sale
-
-REPORT_DEFAULT_DAYS = 30
-# Spreadsheets run a cell starting with one of these as a formula; UTM values come from visitors.
-CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-class SalesReportForm(forms.Form):
-    date_from = forms.DateField(label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(label="To", widget=forms.DateInput(attrs={"type": "date"}))
-    group_by = forms.ChoiceField(label="Group by", choices=[(key, value[2]) for key, value in
-                                                            selectors.GROUPINGS.items()])
-    account = forms.ModelChoiceField(queryset=Account.objects.all(), required=False, empty_label="All accounts")
-
-    def clean(self):
-        data = super().clean()
-        if data.get("date_from") and data.get("date_to"):
-            try:
-                selectors.report_period_check(date_from=data["date_from"], date_to=data["date_to"])
-            except selectors.ReportPeriodError as exc:
-                raise forms.ValidationError(str(exc)) from exc
-        return data
-
-    def error_text(self) -> str:
-        """Every error in plain words, one per line (for the CSV export's 400 answer)."""
-        lines = []
-        for name, errors in self.errors.items():
-            label = self.fields[name].label if name in self.fields else ""
-            lines += [f"{label}: {message}" if label else message for message in errors]
-        return "\n".join(lines)
-
-    @classmethod
-    def from_request(cls, request) -> "SalesReportForm":
-        today = timezone.localdate()
-        defaults = {"date_from": today - timedelta(days=REPORT_DEFAULT_DAYS - 1), "date_to": today,
-                    "group_by": "utm_campaign"}
-        given = {key: value for key, value in request.GET.items() if value}
-        return cls({**{key: str(value) for key, value in defaults.items()}, **given})
-
-
-CHART_ROW_HEIGHT = 28
-CHART_LABEL_WIDTH = 300
-CHART_BAR_WIDTH = 560
-
-
-def _table(report: selectors.SalesReport) -> list[dict]:
-    """Rows with their revenue cells in the report's currency order, formatted for the page."""
-    return [{"row": row, "revenue": [selectors.format_amount(row.revenue_in(c)) for c in report.currencies]}
-            for row in [*report.rows, report.total]]
-
-
-def _chart(report: selectors.SalesReport) -> dict | None:
-    """Geometry of the inline SVG bar chart (no script, no CDN): one bar per group, in the main currency."""
-    currency = report.chart_currency
-    if currency is None:
-        return None
-    bars = [{"y": index * CHART_ROW_HEIGHT, "label": row.label,
-             "width": round(row.bar_percent * CHART_BAR_WIDTH / 100, 1),
-             "value": selectors.format_amount(row.revenue_in(currency))}
-            for index, row in enumerate(report.rows)]
-    for bar in bars:
-        bar["value_x"] = CHART_LABEL_WIDTH + bar["width"] + 8
-    return {"currency": currency, "bars": bars, "height": len(bars) * CHART_ROW_HEIGHT,
-            "label_width": CHART_LABEL_WIDTH, "width": CHART_LABEL_WIDTH + CHART_BAR_WIDTH + 140}
-
-
-def _csv_cell(value) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(CSV_FORMULA_PREFIXES) else text
+from . import report_views, selectors, services
+from .models import AdSpend, DealLoss, Sale
+from .spend_admin import AdSpendAdminMixin
 
 
 @admin.register(Sale)
 class SaleAdmin(ModelAdmin):
-    list_display = ["deal", "amount_display", "won_at", "state", "stage_display", "manager_display", "source_lead",
-                    "utm_source", "utm_campaign", "attribution", "account"]
+    list_display = ["sale_title", "deal", "amount_display", "won_at", "state", "stage_display", "manager_display",
+                    "source_lead", "utm_source", "utm_campaign", "attribution", "account"]
     list_filter = ["state", "account", "attribution", names.PipelineFilter, names.StageFilter, names.ManagerFilter,
                    ("won_at", admin.DateFieldListFilter),
                    # Through the sale's lead, one lookup per sale: the newest few thousand sales suffice.
@@ -108,6 +32,7 @@ class SaleAdmin(ModelAdmin):
                    recent_values_filter("lead__utm_campaign", title=_("UTM campaign"), newest_first="-won_at",
                                         recent_rows=5000)]
     search_fields = ["name", "=amocrm_deal_id", "lead__utm_source", "lead__utm_campaign"]
+    list_display_links = ["sale_title"]
     list_select_related = ["account", "lead"]
     date_hierarchy = "won_at"
     paginator = EstimatedCountPaginator
@@ -132,6 +57,11 @@ class SaleAdmin(ModelAdmin):
 
     # ---- columns
 
+    @admin.display(description=_("sale"), ordering="name")
+    def sale_title(self, obj):
+        """The visible link to the sale's page (the deal column links to amoCRM)."""
+        return obj.name or _("Deal #%(id)s") % {"id": obj.amocrm_deal_id}
+
     @admin.display(description="deal", ordering="amocrm_deal_id")
     def deal(self, obj):
         return format_html('<a href="{}" target="_blank" rel="noopener">#{}</a> {}', obj.deal_url,
@@ -139,7 +69,9 @@ class SaleAdmin(ModelAdmin):
 
     @admin.display(description="amount", ordering="amount")
     def amount_display(self, obj):
-        return selectors.format_amount(obj.amount, obj.currency)
+        # On one line: "150 000.00 RUB" wrapped over three lines in a narrow column.
+        return format_html('<span style="white-space:nowrap">{}</span>',
+                           selectors.format_amount(obj.amount, obj.currency))
 
     @admin.display(description=_("amoCRM contact"))
     def contact_display(self, obj):
@@ -212,48 +144,49 @@ class SaleAdmin(ModelAdmin):
         return [
             path("report/", view(self.report_view), name="sales_sale_report"),
             path("report/csv/", view(self.report_csv_view), name="sales_sale_report_csv"),
+            path("report/xlsx/", view(self.report_xlsx_view), name="sales_sale_report_xlsx"),
         ] + super().get_urls()
 
-    def _report(self, request):
-        form = SalesReportForm.from_request(request)
-        if not form.is_valid():
-            return form, None
-        data = form.cleaned_data
-        report = selectors.sales_report(date_from=data["date_from"], date_to=data["date_to"],
-                                        group_by=data["group_by"],
-                                        account_id=data["account"].pk if data["account"] else None)
-        return form, report
-
     def report_view(self, request):
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        form, report = self._report(request)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Sales by campaign",
-            "opts": self.model._meta,
-            "form": form,
-            "report": report,
-            "table": _table(report) if report else [],
-            "chart": _chart(report) if report else None,
-            "csv_url": reverse("admin:sales_sale_report_csv") + "?" + request.GET.urlencode(),
-        }
-        return TemplateResponse(request, "admin/sales/report.html", context)
+        return report_views.report_view(self, request)
 
     def report_csv_view(self, request):
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        form, report = self._report(request)
-        if report is None:
-            return HttpResponse(form.error_text(), status=400, content_type="text/plain; charset=utf-8")
-        filename = f"sales-by-{report.group_by}-{report.date_from}-{report.date_to}.csv"
-        response = HttpResponse(content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{filename}"'
-        writer = csv.writer(response)
-        writer.writerow([report.group_label, "leads", "converted leads", "conversion %", "sales",
-                         *(f"revenue {currency}" for currency in report.currencies)])
-        for row in [*report.rows, report.total]:
-            writer.writerow([_csv_cell(row.label), row.leads, row.converted,
-                             "" if row.conversion is None else row.conversion, row.sales,
-                             *(row.revenue_in(currency) for currency in report.currencies)])
-        return response
+        return report_views.report_csv_view(self, request)
+
+    def report_xlsx_view(self, request):
+        return report_views.report_xlsx_view(self, request)
+
+
+@admin.register(AdSpend)
+class AdSpendAdmin(AdSpendAdminMixin, ModelAdmin):
+    list_display = ["day", "utm_source", "utm_medium", "utm_campaign", "cost_display", "updated_at"]
+    list_filter = [("day", admin.DateFieldListFilter), "currency"]
+    search_fields = ["utm_source", "utm_campaign"]
+    date_hierarchy = "day"
+    fields = ["day", "utm_source", "utm_medium", "utm_campaign", "cost", "currency"]
+
+    @admin.display(description=_("cost"), ordering="cost")
+    def cost_display(self, obj):
+        return format_html('<span style="white-space:nowrap">{}</span>',
+                           selectors.format_amount(obj.cost, obj.currency))
+
+
+@admin.register(DealLoss)
+class DealLossAdmin(ModelAdmin):
+    """Lost deals and their reasons, as the reconciliation read them (read-only: amoCRM owns them)."""
+
+    list_display = ["amocrm_deal_id", "loss_reason", "lost_at", "lead", "account"]
+    list_filter = ["account"]
+    search_fields = ["=amocrm_deal_id", "loss_reason"]
+    list_select_related = ["account", "lead"]
+    readonly_fields = ["account", "amocrm_deal_id", "lead", "pipeline_id", "loss_reason_id", "loss_reason",
+                       "lost_at", "updated_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

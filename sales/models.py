@@ -72,3 +72,53 @@ class Sale(models.Model):
     @property
     def deal_url(self) -> str:
         return self.account.deal_url(self.amocrm_deal_id)
+
+
+class AdSpend(models.Model):
+    """What one day of one campaign cost (entered in the admin or imported from CSV); one row per day × UTMs."""
+
+    day = models.DateField(_("day"))
+    utm_source = models.CharField(_("UTM source"), max_length=255, blank=True)
+    utm_medium = models.CharField(_("UTM medium"), max_length=255, blank=True)
+    utm_campaign = models.CharField(_("UTM campaign"), max_length=255, blank=True)
+    cost = models.DecimalField(_("cost"), max_digits=14, decimal_places=2)
+    currency = models.CharField(_("currency"), max_length=8, default="RUB")
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        ordering = ["-day", "utm_source", "utm_medium", "utm_campaign"]
+        verbose_name = _("ad spend")
+        verbose_name_plural = _("ad spend")
+        constraints = [
+            # The import's upsert key: a second import of the same day and campaign replaces the cost.
+            models.UniqueConstraint(fields=["day", "utm_source", "utm_medium", "utm_campaign"],
+                                    name="sales_adspend_unique_day_campaign"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.utm_source}/{self.utm_medium}/{self.utm_campaign}: {self.cost} {self.currency}"
+
+
+class DealLoss(models.Model):
+    """A deal closed as lost (stage 143) and amoCRM's loss reason for it, read by the reconciliation."""
+
+    account = models.ForeignKey(Account, verbose_name=_("account"), on_delete=models.CASCADE,
+                                related_name="deal_losses")
+    amocrm_deal_id = models.BigIntegerField(_("amoCRM deal id"))
+    lead = models.ForeignKey("leads.Lead", verbose_name=_("lead"), on_delete=models.SET_NULL, null=True, blank=True,
+                             related_name="losses")
+    pipeline_id = models.BigIntegerField(_("pipeline id"), null=True, blank=True)
+    loss_reason_id = models.BigIntegerField(_("loss reason id"), null=True, blank=True)
+    loss_reason = models.CharField(_("loss reason"), max_length=255, blank=True)
+    lost_at = models.DateTimeField(_("lost at"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("lost deal")
+        verbose_name_plural = _("lost deals")
+        constraints = [
+            models.UniqueConstraint(fields=["account", "amocrm_deal_id"], name="sales_dealloss_unique_deal"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.amocrm_deal_id}: {self.loss_reason or '—'}"

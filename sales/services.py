@@ -36,6 +36,7 @@ from leads.models import Lead
 from leads.selectors import lead_of_contact, lead_that_created_deal
 from monitoring import metrics
 
+from .losses import deal_loss_apply
 from .models import Sale
 
 logger = logging.getLogger(__name__)
@@ -191,12 +192,13 @@ def sale_mark_deleted(*, account: Account, deal_id: int) -> Sale | None:
 
 
 def deal_apply(*, account: Account, deal: dict) -> Sale | None:
-    """Apply one deal as the API returned it: the lead mirror, then the sale."""
+    """Apply one deal as the API returned it: the lead mirror, its loss (sales.losses), then the sale."""
     lead_mirror_deal(
         account=account, deal_id=int(deal["id"]), pipeline_id=to_int(deal.get("pipeline_id")),
         stage_id=to_int(deal.get("status_id")), responsible_user_id=to_int(deal.get("responsible_user_id")),
         modified_at=to_moment(deal.get("updated_at")),
     )
+    deal_loss_apply(account=account, deal=deal)
     return sale_apply_deal(account=account, deal=deal)
 
 

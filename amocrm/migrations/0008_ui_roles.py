@@ -54,7 +54,7 @@ class Migration(migrations.Migration):
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
         ("leads", "0009_perf_search_indexes"),
-        ("sales", "0002_sale_reread_permission"),
+        ("sales", "0003_reports_spend_losses"),
         ("monitoring", "0002_default_rules"),
         ("conversions", "0001_attrib_conversion_export"),
     ]

@@ -93,11 +93,11 @@ def test_pagination_follows_next_links_until_they_stop(amocrm_mock, account):
         return body
 
     amocrm_mock.get(f"{API}/leads", json=page(1, True), match=[responses.matchers.query_param_matcher(
-        {"page": "1", "limit": "250", "filter[updated_at][from]": "100", "with": "contacts"})])
+        {"page": "1", "limit": "250", "filter[updated_at][from]": "100", "with": "contacts,loss_reason"})])
     amocrm_mock.get(f"{API}/leads", json=page(2, True), match=[responses.matchers.query_param_matcher(
-        {"page": "2", "limit": "250", "filter[updated_at][from]": "100", "with": "contacts"})])
+        {"page": "2", "limit": "250", "filter[updated_at][from]": "100", "with": "contacts,loss_reason"})])
     amocrm_mock.get(f"{API}/leads", status=204, body=b"", match=[responses.matchers.query_param_matcher(
-        {"page": "3", "limit": "250", "filter[updated_at][from]": "100", "with": "contacts"})])
+        {"page": "3", "limit": "250", "filter[updated_at][from]": "100", "with": "contacts,loss_reason"})])
     ids = [d["id"] for d in AmoCRMClient(account).leads_updated_since(100)]
     assert ids == [10, 11, 20, 21]
 

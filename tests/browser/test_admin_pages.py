@@ -38,6 +38,9 @@ def test_the_main_pages_open_in_russian_with_nothing_blocked(live_server, admin_
         "source": f"/admin/leads/leadsource/{source.pk}/change/",
         "sales": "/admin/sales/sale/",
         "report": "/admin/sales/sale/report/",
+        "spend": "/admin/sales/adspend/",
+        "lost-deals": "/admin/sales/dealloss/",
+        "conversions": "/admin/conversions/conversionexport/",
         "incidents": "/admin/monitoring/incident/",
     }
     for name, path in pages.items():

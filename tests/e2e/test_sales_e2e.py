@@ -16,9 +16,9 @@ from amocrm.models import Account, WebhookEvent
 from amocrm_sandbox.control import SandboxControl
 from amocrm_sandbox.harness import wait_until
 from leads.models import Lead
-from sales.models import Sale
+from sales.models import DealLoss, Sale
 from sales.reconcile import account_reconcile_deals
-from sales.selectors import sales_report
+from sales.report import sales_report
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -79,6 +79,7 @@ def test_deals_won_reverted_rewon_and_deleted_in_amocrm_become_the_right_sales(
     connected = connect_account(0)
     account = Account.objects.get(pk=connected["account"])
     control = SandboxControl(sandbox.accounts[0].origin)
+    loss_reason = sandbox.accounts[0].catalog.loss_reasons[0]  # "Дорого": managers give it when a deal is lost
 
     # 1. Fifty visitors submit the form; the worker pushes them; each lead learns its deal id.
     post_leads(live_server_url, connected["lead_source_key"])
@@ -100,7 +101,7 @@ def test_deals_won_reverted_rewon_and_deleted_in_amocrm_become_the_right_sales(
         elif action == "back":
             control.move_deal(deal_id, status_id=status_id, pipeline_id=pipeline_id)
         elif action == "lost":
-            control.move_deal(deal_id, status_id=LOST)
+            control.move_deal(deal_id, status_id=LOST, loss_reason_id=loss_reason.id)
         elif action == "delete":
             control.delete_deal(deal_id)
         else:
@@ -168,3 +169,7 @@ def test_deals_won_reverted_rewon_and_deleted_in_amocrm_become_the_right_sales(
     assert account_reconcile_deals(account_id=account.pk) >= DEALS - 2  # deleted deals are not listed
     after = {sale.amocrm_deal_id: (sale.state, sale.amount) for sale in Sale.objects.filter(account=account)}
     assert after == before
+    # …and it read why the lost deals were lost (with=loss_reason), for the report.
+    lost_deals = {deal_of[i] for i in (47, 48, 49)}
+    assert set(DealLoss.objects.filter(account=account).values_list("amocrm_deal_id", "loss_reason")) == {
+        (deal_id, loss_reason.name) for deal_id in lost_deals}

@@ -103,7 +103,7 @@ def test_the_open_pages_entry_is_marked_and_its_group_opened(admin_client):
 def test_fields_a_form_declares_itself_get_the_themes_widgets_with_their_choices(account):
     from unfold.widgets import UnfoldAdminSelectWidget, UnfoldAdminTextareaWidget
 
-    from leads.admin import LeadSourceForm
+    from leads.admin_source_form import LeadSourceForm
     from leads.models import LeadSource
 
     form = LeadSourceForm(instance=LeadSource(account=account, name="Form"))

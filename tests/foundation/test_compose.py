@@ -36,8 +36,11 @@ def services(compose) -> dict:
 
 
 def settings_variables() -> set[str]:
-    """Every variable config/settings.py reads through django-environ."""
+    """Every variable config/settings.py reads through django-environ, itself or in the config modules it
+    imports a group of settings from (`from config.<module> import read`)."""
     source = (BASE_DIR / "config" / "settings.py").read_text()
+    for module in re.findall(r"^from config\.(\w+) import read\b", source, flags=re.MULTILINE):
+        source += (BASE_DIR / "config" / f"{module}.py").read_text()
     names = set(re.findall(r"\benv(?:\.\w+)?\(\s*\"([A-Z][A-Z0-9_]*)\"", source))
     names |= set(re.findall(r"_required_in_production\(\s*\"([A-Z][A-Z0-9_]*)\"", source))
     return names

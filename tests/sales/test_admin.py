@@ -166,7 +166,7 @@ def test_the_report_draws_an_inline_svg_chart_without_scripts(admin_client, camp
 
 @pytest.mark.parametrize("group_by, label, expected", [
     ("utm_source", "google", (3, 2, Decimal("150000"))),
-    ("source", "Site form", (4, 2, Decimal("150000"))),
+    ("lead_source", "Site form", (4, 2, Decimal("150000"))),
 ])
 def test_the_report_groups_by_utm_source_or_lead_source(admin_client, campaigns, group_by, label, expected):
     row = rows_of(admin_client.get(report_url(group_by=group_by)))[label]
@@ -215,13 +215,16 @@ def test_the_csv_export_has_the_reports_rows(admin_client, campaigns):
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert "attachment; filename=\"sales-by-utm_campaign-" in response["Content-Disposition"]
-    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert response.content.startswith("\ufeff".encode())  # Excel reads UTF-8 only with the BOM
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert rows == [
-        ["UTM campaign", "leads", "converted leads", "conversion %", "sales", "revenue RUB"],
-        ["spring", "3", "3", "100.0", "2", "150000.00"],
-        ["(not attributed)", "0", "0", "", "1", "9000.00"],
-        ["autumn", "1", "0", "0.0", "0", "0"],
-        ["Total", "4", "3", "75.0", "3", "159000.00"],
+        ["UTM campaign", "Leads", "Deals", "Won leads", "Lost leads", "Conversion, %", "Sales", "Revenue (RUB)",
+         "Average deal (RUB)", "Cost (RUB)", "Cost per lead (RUB)", "Cost per sale (RUB)", "ROMI, %",
+         "Ad cost share of revenue (ДРР), %", "Median days to win", "Top loss reasons"],
+        ["spring", "3", "3", "3", "0", "100.0", "2", "150000.00", "75000.00", "0.00", "", "", "", "", "4.0", ""],
+        ["(not attributed)", "0", "0", "0", "0", "", "1", "9000.00", "9000.00", "0.00", "", "", "", "", "", ""],
+        ["autumn", "1", "1", "0", "0", "0.0", "0", "0.00", "", "0.00", "", "", "", "", "", ""],
+        ["Total", "4", "4", "3", "0", "75.0", "3", "159000.00", "53000.00", "0.00", "", "", "", "", "", ""],
     ]
 
 
@@ -230,7 +233,7 @@ def test_the_csv_export_defuses_spreadsheet_formulas_from_visitors(admin_client,
     make_sale(account, 1, amount="10", lead=lead)
 
     rows = list(csv.reader(io.StringIO(admin_client.get(reverse(REPORT_CSV), {"group_by": "utm_campaign"})
-                                       .content.decode())))
+                                       .content.decode("utf-8-sig"))))
 
     assert rows[1][0] == "'=HYPERLINK(\"http://evil\")"
 
@@ -340,7 +343,7 @@ def test_the_report_accepts_a_period_of_a_few_years(admin_client, campaigns):
 def test_the_report_selector_refuses_a_period_outside_its_range():
     from datetime import date
 
-    from sales import selectors
+    from sales import report, selectors
 
     with pytest.raises(selectors.ReportPeriodError):
-        selectors.sales_report(date_from=date(2025, 1, 1), date_to=date(9999, 12, 31), group_by="utm_campaign")
+        report.sales_report(date_from=date(2025, 1, 1), date_to=date(9999, 12, 31), group_by="utm_campaign")

@@ -58,7 +58,7 @@ def test_it_finds_a_won_deal_whose_webhook_was_lost_and_advances_the_checkpoint(
     # First run: a week back; only the two pages were asked for, and no deal was re-read.
     assert abs(since_of(amocrm_mock.calls[0]) - (before - RECONCILE_LOOKBACK).timestamp()) < 5
     assert [parse_qs(urlsplit(c.request.url).query)["page"] for c in amocrm_mock.calls] == [["1"], ["2"]]
-    assert all(parse_qs(urlsplit(c.request.url).query)["with"] == ["contacts"] for c in amocrm_mock.calls)
+    assert all(parse_qs(urlsplit(c.request.url).query)["with"] == ["contacts,loss_reason"] for c in amocrm_mock.calls)
 
 
 def test_the_next_run_starts_at_the_checkpoint_minus_the_overlap(account, amocrm_mock):

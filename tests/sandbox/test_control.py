@@ -123,3 +123,23 @@ def test_a_move_to_a_stage_that_does_not_exist_is_refused(api, control):
         control.move_deal(deal_id, status_id=1)
     with pytest.raises(SandboxControlError, match="404"):
         control.move_deal(1, status_id=142)
+
+
+def test_a_deal_closed_as_lost_carries_its_loss_reason_when_asked(api, control):
+    deal_id = api.post("/api/v4/leads", json=[{"name": "x"}]).json()["_embedded"]["leads"][0]["id"]
+    reasons = api.get("/api/v4/leads/loss_reasons").json()["_embedded"]["loss_reasons"]
+    assert [reason["name"] for reason in reasons] == ["Дорого", "Выбрали конкурента", "Не дозвонились"]
+    assert api.get("/api/v4/account").json()["is_loss_reason_enabled"] is True
+
+    control.move_deal(deal_id, status_id=143, loss_reason_id=reasons[1]["id"])
+
+    plain = api.get(f"/api/v4/leads/{deal_id}").json()
+    assert plain["loss_reason_id"] == reasons[1]["id"] and "loss_reason" not in plain["_embedded"]
+    listed = api.get("/api/v4/leads", params={"with": "contacts,loss_reason"}).json()["_embedded"]["leads"]
+    embedded = next(deal for deal in listed if deal["id"] == deal_id)["_embedded"]["loss_reason"]
+    assert [(reason["id"], reason["name"]) for reason in embedded] == [(reasons[1]["id"], "Выбрали конкурента")]
+
+    with pytest.raises(SandboxControlError, match="400"):
+        control.move_deal(deal_id, status_id=143, loss_reason_id=1)  # not one of the account's reasons
+    control.move_deal(deal_id, status_id=142)
+    assert api.get(f"/api/v4/leads/{deal_id}").json()["loss_reason_id"] is None
