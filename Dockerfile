@@ -18,6 +18,10 @@ RUN pip install -r requirements.txt
 # The build context leaves out what production never runs: tests, benchmarks and the amoCRM sandbox (.dockerignore).
 COPY . .
 
+# The translation catalogues compiled in the image: any .mo that does not match its .po is rebuilt (Babel,
+# config/management/commands/compile_catalogues.py; no gettext package needed).
+RUN DEBUG=true ENV_FILE= python manage.py compile_catalogues --verbosity 0
+
 # Static files are collected into the image and served by whitenoise (hashed names, gzip).
 # DEBUG=false picks the manifest storage used at run time; settings refuse to load without
 # these two keys when DEBUG is off, so build-only placeholders stand in (nothing is encrypted

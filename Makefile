@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test e2e bench lint install sandbox clean
+.PHONY: run test e2e bench lint install messages sandbox clean
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "Python 3.11 is needed, $(PYTHON) is " + sys.version.split()[0] + ": run make PYTHON=/path/to/python3.11 ...")'
@@ -16,7 +16,13 @@ $(STAMP): $(PY) requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
-install: $(STAMP)
+# The Russian (and any other) catalogues compiled, so nobody has to remember: a .mo is rewritten only when
+# its messages differ from its .po. Babel compiles (config/management/commands/compile_catalogues.py), so
+# gettext's msgfmt is not needed.
+messages: $(STAMP)
+	@DEBUG=true ENV_FILE= $(PY) manage.py compile_catalogues --verbosity 0
+
+install: $(STAMP) messages
 
 run: install
 	@DEBUG=$${DEBUG:-true} bin/run-dev

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from .crypto import EncryptedTextField, redact
@@ -40,43 +41,46 @@ class Account(models.Model):
     """
 
     class State(models.TextChoices):
-        NOT_CONNECTED = "not_connected", "Not connected"
-        CONNECTED = "connected", "Connected"
-        NEEDS_REAUTH = "needs_reauth", "Needs re-authorization"
-        BLOCKED = "blocked", "Blocked by amoCRM"
-        DISABLED = "disabled", "Disabled"
+        NOT_CONNECTED = "not_connected", _("Not connected")
+        CONNECTED = "connected", _("Connected")
+        NEEDS_REAUTH = "needs_reauth", _("Needs re-authorization")
+        BLOCKED = "blocked", _("Blocked by amoCRM")
+        DISABLED = "disabled", _("Disabled")
 
-    name = models.CharField(max_length=200, help_text="Your name for this connection.")
+    name = models.CharField(_("name"), max_length=200, help_text=_("Your name for this connection."))
     host = models.CharField(
+        _("host"),
         max_length=255,
         blank=True,
         default="",
-        help_text="Account origin, e.g. https://example.amocrm.ru. Filled in on connect; set it "
-        "beforehand only to pick the consent page of Kommo (.kommo.com) accounts.",
+        help_text=_("Account origin, e.g. https://example.amocrm.ru. Filled in on connect; set it "
+          "beforehand only to pick the consent page of Kommo (.kommo.com) accounts."),
     )
-    client_id = models.CharField("integration ID", max_length=100)
-    client_secret = EncryptedTextField("secret key")
+    client_id = models.CharField(_("integration ID"), max_length=100)
+    client_secret = EncryptedTextField(_("secret key"))
     redirect_uri = models.URLField(
-        "redirect URI",
+        _("redirect URI"),
         max_length=500,
-        help_text="Exactly as in the integration settings in amoCRM (a trailing slash matters).",
+        help_text=_("Exactly as in the integration settings in amoCRM (a trailing slash matters)."),
     )
 
-    amocrm_account_id = models.BigIntegerField("amoCRM account id", null=True, blank=True, editable=False)
-    amocrm_name = models.CharField("amoCRM account name", max_length=255, blank=True, editable=False)
-    subdomain = models.CharField(max_length=100, blank=True, editable=False)
-    currency = models.CharField(max_length=8, blank=True, editable=False)
+    amocrm_account_id = models.BigIntegerField(_("amoCRM account id"), null=True, blank=True, editable=False)
+    amocrm_name = models.CharField(_("amoCRM account name"), max_length=255, blank=True, editable=False)
+    subdomain = models.CharField(_("subdomain"), max_length=100, blank=True, editable=False)
+    currency = models.CharField(_("currency"), max_length=8, blank=True, editable=False)
 
-    state = models.CharField(max_length=20, choices=State.choices, default=State.NOT_CONNECTED, editable=False)
-    connected_at = models.DateTimeField(null=True, blank=True, editable=False)
-    last_success_at = models.DateTimeField(null=True, blank=True, editable=False)
-    last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
-    last_error = models.TextField(blank=True, editable=False)
-    error_count = models.PositiveIntegerField(default=0, editable=False)
+    state = models.CharField(_("state"), max_length=20, choices=State.choices, default=State.NOT_CONNECTED,
+                             editable=False)
+    connected_at = models.DateTimeField(_("connected at"), null=True, blank=True, editable=False)
+    last_success_at = models.DateTimeField(_("last success at"), null=True, blank=True, editable=False)
+    last_error_at = models.DateTimeField(_("last error at"), null=True, blank=True, editable=False)
+    last_error = models.TextField(_("last error"), blank=True, editable=False)
+    error_count = models.PositiveIntegerField(_("error count"), default=0, editable=False)
 
-    webhook_key = models.CharField(max_length=64, unique=True, default=new_webhook_key, editable=False)
-    webhook_subscribed_at = models.DateTimeField(null=True, blank=True, editable=False)
-    webhook_error = models.TextField(blank=True, editable=False)
+    webhook_key = models.CharField(_("webhook key"), max_length=64, unique=True, default=new_webhook_key,
+                                   editable=False)
+    webhook_subscribed_at = models.DateTimeField(_("webhook subscribed at"), null=True, blank=True, editable=False)
+    webhook_error = models.TextField(_("webhook error"), blank=True, editable=False)
     # Webhook health (amocrm/webhooks/health.py): what GET /api/v4/webhooks showed of our subscription.
     webhook_state = models.CharField(_("webhook state"), max_length=10, choices=WebhookState.choices,
                                      default=WebhookState.UNKNOWN, editable=False)
@@ -88,30 +92,37 @@ class Account(models.Model):
         _("deals last seen changed"), null=True, blank=True, editable=False,
         help_text=_("The latest deal change reconciliation saw in amoCRM (compared with the last webhook)."))
     webhook_retry_at = models.DateTimeField(
+        _("webhook retry at"),
         null=True, blank=True, editable=False,
         help_text=_("A subscription that met a passing error (429, 5xx, network) is tried again then, by itself."))
     sending_paused_at = models.DateTimeField(
+        _("sending paused at"),
         null=True, blank=True, editable=False,
         help_text=_("Set while sending is paused: leads are still accepted and wait until sending is resumed."))
 
-    default_pipeline_id = models.BigIntegerField(null=True, blank=True)
-    default_status_id = models.BigIntegerField(null=True, blank=True)
-    default_responsible_user_id = models.BigIntegerField(null=True, blank=True)
+    default_pipeline_id = models.BigIntegerField(_("default pipeline id"), null=True, blank=True)
+    default_status_id = models.BigIntegerField(_("default stage id"), null=True, blank=True)
+    default_responsible_user_id = models.BigIntegerField(_("default responsible user id"), null=True, blank=True)
     won_stages = models.JSONField(
+        _("won stages"),
         default=list,
         blank=True,
-        help_text='Won stages as [[pipeline_id, status_id], ...]. Empty: stage 142 ("won") in every pipeline.',
+        help_text=_('Won stages as [[pipeline_id, status_id], ...]. Empty: stage 142 ("won") in every pipeline.'),
     )
-    metadata_synced_at = models.DateTimeField(null=True, blank=True, editable=False)
+    metadata_synced_at = models.DateTimeField(_("metadata synced at"), null=True, blank=True, editable=False)
     reconciled_until = models.DateTimeField(
-        null=True, blank=True, editable=False, help_text="Deals updated before this moment have been reconciled."
+        _("reconciled until"),
+        null=True, blank=True, editable=False, help_text=_("Deals updated before this moment have been reconciled.")
     )
 
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = _("account")
+        verbose_name_plural = _("accounts")
         ordering = ["name"]
+        # Operators may pause and resume sending without the right to change the connection (README "Roles").
         permissions = [("pause_account", "Can pause and resume sending")]
         constraints = [
             models.UniqueConstraint(fields=["host"], condition=~models.Q(host=""), name="amocrm_account_unique_host"),
@@ -169,18 +180,19 @@ class Account(models.Model):
 class Token(models.Model):
     """The account's OAuth pair (or a long-lived token). Refreshed only under a row lock: see amocrm.tokens."""
 
-    account = models.OneToOneField(Account, on_delete=models.CASCADE, related_name="token")
-    access_token = EncryptedTextField()
-    refresh_token = EncryptedTextField(blank=True, default="")
-    expires_at = models.DateTimeField()
-    long_lived = models.BooleanField(default=False)
-    refreshed_at = models.DateTimeField(null=True, blank=True)
-    refresh_count = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    account = models.OneToOneField(Account, verbose_name=_("account"), on_delete=models.CASCADE, related_name="token")
+    access_token = EncryptedTextField(_("access token"))
+    refresh_token = EncryptedTextField(_("refresh token"), blank=True, default="")
+    expires_at = models.DateTimeField(_("expires at"))
+    long_lived = models.BooleanField(_("long-lived"), default=False)
+    refreshed_at = models.DateTimeField(_("refreshed at"), null=True, blank=True)
+    refresh_count = models.PositiveIntegerField(_("refresh count"), default=0)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     def __str__(self) -> str:
-        return f"token {redact(self.access_token)} for account {self.account_id}"
+        return gettext("token %(token)s for account %(account)s") % {"token": redact(self.access_token),
+                                                                    "account": self.account_id}
 
     def refresh_due(self, *, ahead: timedelta) -> bool:
         """True when the token should be refreshed before use: within `ahead` of expiry, but never
@@ -201,14 +213,16 @@ class Token(models.Model):
 class Pipeline(models.Model):
     """A cached amoCRM pipeline (refreshed by 'Sync metadata')."""
 
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="pipelines")
-    amocrm_id = models.BigIntegerField()
-    name = models.CharField(max_length=255)
-    sort = models.IntegerField(default=0)
-    is_main = models.BooleanField(default=False)
-    is_archive = models.BooleanField(default=False)
+    account = models.ForeignKey(Account, verbose_name=_("account"), on_delete=models.CASCADE, related_name="pipelines")
+    amocrm_id = models.BigIntegerField(_("amoCRM id"))
+    name = models.CharField(_("name"), max_length=255)
+    sort = models.IntegerField(_("sort"), default=0)
+    is_main = models.BooleanField(_("main"), default=False)
+    is_archive = models.BooleanField(_("archived"), default=False)
 
     class Meta:
+        verbose_name = _("pipeline")
+        verbose_name_plural = _("pipelines")
         ordering = ["account", "sort", "amocrm_id"]
         constraints = [models.UniqueConstraint(fields=["account", "amocrm_id"], name="amocrm_pipeline_unique")]
 
@@ -219,14 +233,16 @@ class Pipeline(models.Model):
 class Stage(models.Model):
     """A cached pipeline stage ("status" in the API). Type 1 is the unsorted stage; 142 won, 143 lost."""
 
-    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="stages")
-    amocrm_id = models.BigIntegerField()
-    name = models.CharField(max_length=255)
-    sort = models.IntegerField(default=0)
-    color = models.CharField(max_length=20, blank=True)
-    type = models.IntegerField(default=0)
+    pipeline = models.ForeignKey(Pipeline, verbose_name=_("pipeline"), on_delete=models.CASCADE, related_name="stages")
+    amocrm_id = models.BigIntegerField(_("amoCRM id"))
+    name = models.CharField(_("name"), max_length=255)
+    sort = models.IntegerField(_("sort"), default=0)
+    color = models.CharField(_("color"), max_length=20, blank=True)
+    type = models.IntegerField(_("type"), default=0)
 
     class Meta:
+        verbose_name = _("stage")
+        verbose_name_plural = _("stages")
         ordering = ["pipeline", "sort", "amocrm_id"]
         constraints = [models.UniqueConstraint(fields=["pipeline", "amocrm_id"], name="amocrm_stage_unique")]
 
@@ -237,16 +253,16 @@ class Stage(models.Model):
 class AmoUser(models.Model):
     """A cached amoCRM user (for 'responsible user' choices)."""
 
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="users")
-    amocrm_id = models.BigIntegerField()
-    name = models.CharField(max_length=255)
-    email = models.CharField(max_length=255, blank=True)
+    account = models.ForeignKey(Account, verbose_name=_("account"), on_delete=models.CASCADE, related_name="users")
+    amocrm_id = models.BigIntegerField(_("amoCRM id"))
+    name = models.CharField(pgettext_lazy("person", "name"), max_length=255)
+    email = models.CharField(_("email"), max_length=255, blank=True)
     # amoCRM's rights.is_active: an inactive user keeps their deals but gets no new ones (round-robin skips them).
-    is_active = models.BooleanField(default=True)
+    is_active = models.BooleanField(_("active"), default=True)
 
     class Meta:
         ordering = ["account", "name"]
-        verbose_name = "amoCRM user"
+        verbose_name = _("amoCRM user")
         constraints = [models.UniqueConstraint(fields=["account", "amocrm_id"], name="amocrm_user_unique")]
 
     def __str__(self) -> str:
@@ -256,16 +272,19 @@ class AmoUser(models.Model):
 class CustomField(models.Model):
     """A cached deal or contact custom field; `tracking_data` deal fields with UTM_* codes carry the UTMs."""
 
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="custom_fields")
+    account = models.ForeignKey(Account, verbose_name=_("account"), on_delete=models.CASCADE,
+                                related_name="custom_fields")
     # "leads" or "contacts": amoCRM's field ids are unique per account across entities.
-    entity_type = models.CharField(max_length=10, default="leads")
-    amocrm_id = models.BigIntegerField()
-    name = models.CharField(max_length=255)
-    code = models.CharField(max_length=100, blank=True)
-    type = models.CharField(max_length=50, blank=True)
-    enums = models.JSONField(default=list, blank=True)
+    entity_type = models.CharField(_("entity type"), max_length=10, default="leads")
+    amocrm_id = models.BigIntegerField(_("amoCRM id"))
+    name = models.CharField(_("name"), max_length=255)
+    code = models.CharField(_("code"), max_length=100, blank=True)
+    type = models.CharField(_("type"), max_length=50, blank=True)
+    enums = models.JSONField(_("enums"), default=list, blank=True)
 
     class Meta:
+        verbose_name = _("custom field")
+        verbose_name_plural = _("custom fields")
         ordering = ["account", "name"]
         constraints = [models.UniqueConstraint(fields=["account", "amocrm_id"], name="amocrm_custom_field_unique")]
 
@@ -277,29 +296,32 @@ class SyncLog(models.Model):
     """One row per outbound amoCRM call or inbound event handled, redacted and truncated."""
 
     class Direction(models.TextChoices):
-        OUTBOUND = "outbound", "Outbound"
-        INBOUND = "inbound", "Inbound"
+        OUTBOUND = "outbound", _("Outbound")
+        INBOUND = "inbound", _("Inbound")
 
     class Status(models.TextChoices):
-        OK = "ok", "OK"
-        ERROR = "error", "Error"
+        OK = "ok", _("OK")
+        ERROR = "error", _("Error")
 
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, null=True, blank=True, related_name="sync_logs")
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    operation = models.CharField(max_length=64)
-    direction = models.CharField(max_length=10, choices=Direction.choices, default=Direction.OUTBOUND)
-    status = models.CharField(max_length=10, choices=Status.choices)
-    method = models.CharField(max_length=10, blank=True)
-    path = models.CharField(max_length=500, blank=True)
-    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    duration_ms = models.PositiveIntegerField(null=True, blank=True)
-    amocrm_request_id = models.CharField("X-Request-Id", max_length=100, blank=True)
-    request_body = models.TextField(blank=True)
-    response_body = models.TextField(blank=True)
-    error = models.TextField(blank=True)
-    context = models.JSONField(default=dict, blank=True)
+    account = models.ForeignKey(Account, verbose_name=_("account"), on_delete=models.CASCADE, null=True, blank=True,
+                                related_name="sync_logs")
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
+    operation = models.CharField(_("operation"), max_length=64)
+    direction = models.CharField(_("direction"), max_length=10, choices=Direction.choices, default=Direction.OUTBOUND)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices)
+    method = models.CharField(_("method"), max_length=10, blank=True)
+    path = models.CharField(_("path"), max_length=500, blank=True)
+    http_status = models.PositiveSmallIntegerField(_("HTTP status"), null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(_("duration, ms"), null=True, blank=True)
+    amocrm_request_id = models.CharField(_("X-Request-Id"), max_length=100, blank=True)
+    request_body = models.TextField(_("request body"), blank=True)
+    response_body = models.TextField(_("response body"), blank=True)
+    error = models.TextField(_("error"), blank=True)
+    context = models.JSONField(_("context"), default=dict, blank=True)
 
     class Meta:
+        verbose_name = _("sync log")
+        verbose_name_plural = _("sync logs")
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["account", "-created_at"], name="amocrm_synclog_account_idx")]
 
@@ -311,35 +333,41 @@ class WebhookEvent(models.Model):
     """One raw webhook delivery from amoCRM, stored before anything else happens to it."""
 
     class State(models.TextChoices):
-        RECEIVED = "received", "Received"
-        PROCESSED = "processed", "Processed"
-        IGNORED = "ignored", "Ignored"
-        DUPLICATE = "duplicate", "Duplicate"
-        FAILED = "failed", "Failed"
-        REJECTED = "rejected", "Rejected"
+        RECEIVED = "received", _("Received")
+        PROCESSED = "processed", _("Processed")
+        IGNORED = "ignored", _("Ignored")
+        DUPLICATE = "duplicate", _("Duplicate")
+        FAILED = "failed", _("Failed")
+        REJECTED = "rejected", _("Rejected")
 
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="webhook_events")
-    received_at = models.DateTimeField(default=timezone.now, db_index=True)
-    remote_ip = models.GenericIPAddressField(null=True, blank=True)
-    headers = models.JSONField(default=dict, blank=True)
-    content_type = models.CharField(max_length=200, blank=True)
-    body = models.BinaryField()
-    body_sha256 = models.CharField(max_length=64, db_index=True)
-    parsed = models.JSONField(null=True, blank=True)
-    state = models.CharField(max_length=10, choices=State.choices, default=State.RECEIVED, db_index=True)
-    error = models.TextField(blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    processed_at = models.DateTimeField(null=True, blank=True)
+    account = models.ForeignKey(Account, verbose_name=_("account"), on_delete=models.CASCADE,
+                                related_name="webhook_events")
+    received_at = models.DateTimeField(_("received at"), default=timezone.now, db_index=True)
+    remote_ip = models.GenericIPAddressField(_("sender IP address"), null=True, blank=True)
+    headers = models.JSONField(_("headers"), default=dict, blank=True)
+    content_type = models.CharField(_("content type"), max_length=200, blank=True)
+    body = models.BinaryField(_("body"))
+    body_sha256 = models.CharField(_("body SHA-256"), max_length=64, db_index=True)
+    parsed = models.JSONField(_("parsed"), null=True, blank=True)
+    state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.RECEIVED, db_index=True)
+    error = models.TextField(_("error"), blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
     # A delivery larger than WEBHOOK_ITEMS_PER_RUN is processed over several task runs: each run
     # handles the next items and records how far it got, so the rest is never dropped.
-    items_total = models.PositiveIntegerField(null=True, blank=True, help_text="Items (events) in the delivery.")
-    items_done = models.PositiveIntegerField(default=0, help_text="Items handled so far.")
-    items_failed = models.PositiveIntegerField(default=0, help_text="Items that could not be processed.")
+    items_total = models.PositiveIntegerField(_("items total"), null=True, blank=True,
+                                              help_text=_("Items (events) in the delivery."))
+    items_done = models.PositiveIntegerField(_("items done"), default=0, help_text=_("Items handled so far."))
+    items_failed = models.PositiveIntegerField(_("items failed"), default=0,
+                                               help_text=_("Items that could not be processed."))
     item_errors = models.JSONField(
-        default=list, blank=True, help_text="What went wrong with each item that could not be processed."
+        _("item errors"),
+        default=list, blank=True, help_text=_("What went wrong with each item that could not be processed.")
     )
 
     class Meta:
+        verbose_name = _("webhook event")
+        verbose_name_plural = _("webhook events")
         ordering = ["-received_at", "-id"]
         indexes = [models.Index(fields=["account", "body_sha256", "received_at"], name="amocrm_webhook_dedupe_idx")]
         # Deliveries are read-only records, so "change" cannot stand for "may reprocess": operators

@@ -39,20 +39,20 @@ def _result(request, *, ok: bool, title: str, message: str, account: Account | N
 def oauth_callback(request):
     """GET /amocrm/oauth/callback/?code=&state=&referer= — finish connecting an account."""
     if request.GET.get("from_widget"):
-        return _result(request, ok=False, status=400, title="Installed from the amoCRM marketplace",
-                       message="This integration is connected from its own admin: open the Django admin, "
-                               "Accounts → your account → Connect.")
+        return _result(request, ok=False, status=400, title=_("Installed from the amoCRM marketplace"),
+                       message=_("This integration is connected from its own admin: open the admin, "
+                                 "amoCRM accounts → your account → Connect."))
     user_id = request.user.pk if request.user.is_authenticated and request.user.is_staff else None
     try:
         account_pk = read_state(request.GET.get("state", ""), user_id=user_id)
     except StateError as exc:
-        hint = "" if user_id else " Log in to the admin in this browser first."
-        return _result(request, ok=False, status=400, title="This connect link is not valid",
-                       message=f"{exc}{hint} Start again from the account page in the admin.")
+        hint = "" if user_id else " " + _("Log in to the admin in this browser first.")
+        return _result(request, ok=False, status=400, title=_("This connect link is not valid"),
+                       message=f"{exc}{hint} " + _("Start again from the account page in the admin."))
     account = Account.objects.filter(pk=account_pk).first()
     if account is None:
-        return _result(request, ok=False, status=404, title="Account not found",
-                       message="The account this connection was started for no longer exists.")
+        return _result(request, ok=False, status=404, title=_("Account not found"),
+                       message=_("The account this connection was started for no longer exists."))
     # As for the admin's Connect button: the state may predate a permission that was taken away since.
     if not request.user.has_perm("amocrm.change_account"):
         return _result(request, ok=False, status=403, title=_("Not allowed"),
@@ -60,22 +60,24 @@ def oauth_callback(request):
                                  "change accounts."))
     if request.GET.get("error"):
         account_consent_denied(account=account, error=request.GET["error"])
-        message = "Access was not granted in amoCRM, so nothing was connected. Click Connect again and allow access."
-        return _result(request, ok=False, status=400, title="Access denied", message=message, account=account)
+        message = _("Access was not granted in amoCRM, so nothing was connected. Click Connect again and allow "
+                    "access.")
+        return _result(request, ok=False, status=400, title=_("Access denied"), message=message, account=account)
     code = request.GET.get("code", "")
     if not code:
-        return _result(request, ok=False, status=400, title="No authorization code",
-                       message="amoCRM did not send an authorization code. Start the connection again.",
+        return _result(request, ok=False, status=400, title=_("No authorization code"),
+                       message=_("amoCRM did not send an authorization code. Start the connection again."),
                        account=account)
     try:
         result = account_connect(account=account, host=request.GET.get("referer", ""), code=code)
     except ConnectError as exc:  # the service recorded it on the account
-        return _result(request, ok=False, status=400, title="Not connected", message=str(exc), account=account)
+        return _result(request, ok=False, status=400, title=_("Not connected"), message=str(exc),
+                       account=account)
     notes = [n for n in (result.metadata_error, result.webhook_error) if n]
-    message = f"Connected to {result.account.amocrm_name or result.account.host}."
+    message = _("Connected to %(name)s.") % {"name": result.account.amocrm_name or result.account.host}
     if notes:
         message += " " + " ".join(notes)
-    return _result(request, ok=True, title="Connected", message=message, account=result.account)
+    return _result(request, ok=True, title=_("Connected"), message=message, account=result.account)
 
 
 def _read_to_end(stream, limit: int) -> bytes:

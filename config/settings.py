@@ -76,6 +76,7 @@ SITE_URL = env.str("SITE_URL", default=f"http://localhost:{PORT}").rstrip("/")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[SITE_URL])
 
 INSTALLED_APPS = [
+    "unfold",  # the admin's theme (config/unfold.py); before django.contrib.admin so its templates win
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -104,6 +105,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",  # the language: session/cookie (the switcher), then the browser
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -131,7 +133,11 @@ TEMPLATES = [
     },
 ]
 
-LANGUAGE_CODE = "en-us"
+# The language when neither the switcher nor the browser's Accept-Language picks one of LANGUAGES.
+LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="ru")
+LANGUAGES = [("ru", "Русский"), ("en", "English")]
+# Per-app catalogues sit in <app>/locale; this one holds templates/ and config/.
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
@@ -330,6 +336,8 @@ SESSION_COOKIE_HTTPONLY = True
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=[])
 
+from .unfold import UNFOLD  # noqa: E402,F401  (the admin's theme: names, sidebar, language switcher)
+
 # ------------------------------------------------------------------------------
 # Admin security: login lockout (django-axes)
 # ------------------------------------------------------------------------------
@@ -356,15 +364,17 @@ AXES_VERBOSE = False
 # ------------------------------------------------------------------------------
 # Admin security: Content-Security-Policy (django-csp) and self-hosted API docs
 # ------------------------------------------------------------------------------
-# One policy for every response. Scripts only from our own origin, never inline, so an
-# injected <script> or onclick= cannot run; nothing is loaded from another origin. Styles allow
-# 'unsafe-inline' (and only styles): the admin's badges and pre blocks use style attributes and
-# Swagger UI sets inline styles, while injected CSS cannot send anything anywhere because every
-# fetch directive is 'self'. img-src allows data: for the icons inside Swagger UI's stylesheet.
+# One policy for every response (admin pages add 'unsafe-eval': config/csp.py). Scripts only from our
+# own origin, never inline, so an injected <script> or onclick= cannot run; nothing is loaded from
+# another origin. Styles allow 'unsafe-inline' (and only styles): the admin's badges and pre blocks
+# use style attributes and Swagger UI sets inline styles, while injected CSS cannot send anything
+# anywhere because every fetch directive is 'self'. img-src allows data: for the icons inside Swagger UI's stylesheet.
 # No form-action: the Connect action's form answers with a redirect to amoCRM's consent page,
 # which browsers check against form-action.
 INSTALLED_APPS += ["csp", "drf_spectacular_sidecar"]
-MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "csp.middleware.CSPMiddleware")
+# config.csp: django-csp's middleware plus 'unsafe-eval' for the admin's Alpine.js, on /admin/ pages only.
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+                  "config.csp.AdminAwareCSPMiddleware")
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],

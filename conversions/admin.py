@@ -8,6 +8,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin
 
 from .forms import DownloadForm
 from .models import ConversionExport
@@ -15,7 +16,7 @@ from .services import export_conversions
 
 
 @admin.register(ConversionExport)
-class ConversionExportAdmin(admin.ModelAdmin):
+class ConversionExportAdmin(ModelAdmin):
     list_display = ["exported_at", "platform", "kind", "sale_link", "id_type", "click_id", "value", "currency", "state",
                     "upload_id", "short_error"]
     list_filter = ["platform", "kind", "state", "id_type", ("exported_at", admin.DateFieldListFilter)]

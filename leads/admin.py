@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+from unfold.admin import ModelAdmin
 
 from amocrm import error_messages
 from amocrm.admin import names, pretty_json
@@ -54,7 +55,7 @@ def tracker_url() -> str:
 
 
 @admin.register(LeadSource)
-class LeadSourceAdmin(admin.ModelAdmin):
+class LeadSourceAdmin(ModelAdmin):
     form = LeadSourceForm
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ["name", "account", "mode", "is_active", "is_default", "public_key", "lead_count"]
@@ -64,13 +65,13 @@ class LeadSourceAdmin(admin.ModelAdmin):
     readonly_fields = ["public_key", "is_default", "embed_snippet", "deal_fields_hint", "deal_name_preview"]
     fieldsets = [
         (None, {"fields": ["name", "account", "is_active", "public_key", "is_default"]}),
-        ("Where leads go in amoCRM", {"fields": ["mode", "pipeline_id", "status_id", "responsible_user_id",
+        (_("Where leads go in amoCRM"), {"fields": ["mode", "pipeline_id", "status_id", "responsible_user_id",
                                                  "deal_name_template", "deal_name_preview", "tags", "form_id"]}),
-        ("Custom fields", {"fields": ["field_mapping", "deal_fields_hint", "contact_field_mapping"]}),
+        (_("Custom fields"), {"fields": ["field_mapping", "deal_fields_hint", "contact_field_mapping"]}),
         (_("Managers, tasks and repeat enquiries"), {"fields": [
             "responsible_mode", "responsible_user_ids", "task_enabled", "task_text", "task_due_minutes",
             "task_working_hours", "task_type_id", "dedup_policy", "dedup_days"]}),
-        ("The website", {"fields": ["allowed_origins", "success_url", "error_url", "embed_snippet"]}),
+        (_("The website"), {"fields": ["allowed_origins", "success_url", "error_url", "embed_snippet"]}),
     ]
     hook_fieldset = (_("Form-builder hook (Tilda, WordPress, Make, a backend)"),
                      {"fields": ["hook_preset", "hook_aliases", "hook_instructions"]})
@@ -111,14 +112,14 @@ class LeadSourceAdmin(admin.ModelAdmin):
     def lead_count(self, obj):
         return getattr(obj, "recent_leads", "—")
 
-    @admin.display(description="deal fields of this account")
+    @admin.display(description=_("deal fields of this account"))
     def deal_fields_hint(self, obj):
         if not obj or not obj.pk:
-            return "Save the source first."
+            return _("Save the source first.")
         fields = CustomField.objects.filter(account_id=obj.account_id, entity_type="leads").exclude(
             type="tracking_data")
         if not fields:
-            return "No cached deal fields: run “Sync metadata” on the account."
+            return _("No cached deal fields: run “Sync metadata” on the account.")
         return format_html_join(", ", "{} <small>({}, id {})</small>",
                                 ((f.name, f.type, f.amocrm_id) for f in fields))
 
@@ -131,10 +132,10 @@ class LeadSourceAdmin(admin.ModelAdmin):
         return format_html('<strong>{}</strong> <small>({})</small>', deal_name(lead, obj),
                            _("from the lead of %(when)s") % {"when": when})
 
-    @admin.display(description="embed snippet")
+    @admin.display(description=_("embed snippet"))
     def embed_snippet(self, obj):
         if not obj or not obj.pk:
-            return "Save the source to get its snippet."
+            return _("Save the source to get its snippet.")
         endpoint = settings.SITE_URL + reverse("lead-intake")
         snippet = render_to_string("leads/embed_snippet.html", {
             "source": obj, "endpoint": endpoint, "honeypot": HONEYPOT_FIELD, "tracker_url": tracker_url(),
@@ -166,7 +167,7 @@ def lead_reason(lead: Lead):
 
 
 @admin.register(Lead)
-class LeadAdmin(admin.ModelAdmin):
+class LeadAdmin(ModelAdmin):
     list_display = ["created_at", "status_badge", "reason", "source", "name", "phone", "email", "utm_source",
                     "utm_campaign", "deal_link", "stage_display", "manager_display", "sent_at", "attempts"]
     list_filter = ["status", "source", names.PipelineFilter, names.StageFilter, names.ManagerFilter,
@@ -184,11 +185,11 @@ class LeadAdmin(admin.ModelAdmin):
         ("amoCRM", {"fields": ["deal_link", "attached_to_deal", "contact_display", "amocrm_unsorted_uid",
                                "note_pending", "task_pending", "write_attempted_at", "pipeline_display",
                                "stage_display", "manager_display", "stage_changed_at"]}),
-        ("Contact", {"fields": ["name", "phone", "phone_raw", "email", "message", "price", "company"]}),
-        ("Attribution", {"fields": ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
+        (_("Contact"), {"fields": ["name", "phone", "phone_raw", "email", "message", "price", "company"]}),
+        (_("Attribution"), {"fields": ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
                                     "referrer", "page_url", *ATTRIBUTION_FIELDS, "fields_pretty"]}),
-        ("Request", {"fields": ["ip", "user_agent", "idempotency_key"]}),
-        ("Sync log", {"fields": ["sync_log_table"]}),
+        (_("Request"), {"fields": ["ip", "user_agent", "idempotency_key"]}),
+        (_("Sync log"), {"fields": ["sync_log_table"]}),
     ]
 
     def get_queryset(self, request):
@@ -207,14 +208,14 @@ class LeadAdmin(admin.ModelAdmin):
         # The list's actions need change permission; a lead itself is a read-only record.
         return obj is None and super().has_change_permission(request)
 
-    @admin.display(description="status", ordering="status")
+    @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj):
         return format_html(
             '<span title="{}" style="background:{};color:#fff;padding:2px 8px;border-radius:10px;'
             'white-space:nowrap">{}</span>',
             obj.last_error, LEAD_BADGES.get(obj.status, "#6c757d"), obj.get_status_display())
 
-    @admin.display(description="deal", ordering="amocrm_deal_id")
+    @admin.display(description=_("deal"), ordering="amocrm_deal_id")
     def deal_link(self, obj):
         if not obj.amocrm_deal_id:
             return "—"
@@ -246,11 +247,11 @@ class LeadAdmin(admin.ModelAdmin):
     def last_error_explained(self, obj):
         return error_messages.render(obj.last_error)
 
-    @admin.display(description="fields")
+    @admin.display(description=_("fields"))
     def fields_pretty(self, obj):
         return pretty_json(obj.fields)
 
-    @admin.display(description="amoCRM calls for this lead")
+    @admin.display(description=_("amoCRM calls for this lead"))
     def sync_log_table(self, obj):
         logs = obj.sync_logs.order_by("created_at", "id")
         if not logs:
@@ -266,7 +267,7 @@ class LeadAdmin(admin.ModelAdmin):
         return format_html("<table><thead><tr><th>time</th><th>operation</th><th>status</th><th>HTTP</th>"
                            "<th>duration</th><th>error</th></tr></thead><tbody>{}</tbody></table>", rows)
 
-    @admin.action(description="Retry push", permissions=["change"])
+    @admin.action(description=_("Retry push"), permissions=["change"])
     def action_retry_push(self, request, queryset):
         selected = list(queryset.values_list("pk", flat=True))
         count = actions.lead_retry(lead_ids=selected)
@@ -275,7 +276,7 @@ class LeadAdmin(admin.ModelAdmin):
             self.message_user(request, f"{len(selected) - count} lead(s) skipped: already sent or being sent.",
                               messages.WARNING)
 
-    @admin.action(description="Mark as spam", permissions=["change"])
+    @admin.action(description=_("Mark as spam"), permissions=["change"])
     def action_mark_spam(self, request, queryset):
         selected = list(queryset.values_list("pk", flat=True))
         count = actions.lead_mark_spam(lead_ids=selected)

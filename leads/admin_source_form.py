@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from amocrm.models import AmoUser, CustomField, Pipeline, Stage
 from amocrm.values import to_int
+from config.admin_widgets import ThemedFormMixin
 
 from . import deal_names
 from .admin_routing import ROUTING_FIELDS, RoutingFormMixin, mapping_parse
@@ -22,24 +23,25 @@ def _https_urls(db_field, **kwargs):
     return db_field.formfield(**kwargs)
 
 
-class LeadSourceForm(RoutingFormMixin, forms.ModelForm):
+class LeadSourceForm(ThemedFormMixin, RoutingFormMixin, forms.ModelForm):
     """Pipeline, stage, responsible user and field mapping picked by name from the account's cached metadata."""
 
-    pipeline_id = forms.TypedChoiceField(label="Pipeline", coerce=int, empty_value=None, required=False)
-    status_id = forms.TypedChoiceField(label="Stage", coerce=int, empty_value=None, required=False,
-                                       help_text="Empty: the pipeline's first stage.")
-    responsible_user_id = forms.TypedChoiceField(label="Responsible user", coerce=int, empty_value=None,
+    pipeline_id = forms.TypedChoiceField(label=_("Pipeline"), coerce=int, empty_value=None, required=False)
+    status_id = forms.TypedChoiceField(label=_("Stage"), coerce=int, empty_value=None, required=False,
+                                       help_text=_("Empty: the pipeline's first stage."))
+    responsible_user_id = forms.TypedChoiceField(label=_("Responsible user"), coerce=int, empty_value=None,
                                                  required=False)
-    tags = forms.CharField(required=False, help_text="Comma-separated tags for every deal, e.g. site, landing.")
+    tags = forms.CharField(label=_("Tags"), required=False,
+                           help_text=_("Comma-separated tags for every deal, e.g. site, landing."))
     allowed_origins = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="One origin per line, e.g. https://example.com — the sites whose pages may post this form "
-                  "from a browser. Server-to-server posts (no Origin header) are always accepted.")
+        label=_("Allowed origins"), required=False, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("One origin per line, e.g. https://example.com — the sites whose pages may post this form "
+                    "from a browser. Server-to-server posts (no Origin header) are always accepted."))
     field_mapping = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 4}),
-        help_text="One mapping per line: form field → amoCRM deal field (its name or id), e.g. "
-                  "“city: Город”. Form fields are the keys of `fields`, or name, message, page_url, utm_…, "
-                  "click ids (gclid, yclid, …) and the first touch (first_utm_source, first_landing_page, …)")
+        label=_("Field mapping"), required=False, widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=_("One mapping per line: form field → amoCRM deal field (its name or id), e.g. "
+                    "“city: Город”. Form fields are the keys of `fields`, or name, message, page_url, utm_…, "
+                    "click ids (gclid, yclid, …) and the first touch (first_utm_source, first_landing_page, …)"))
 
     class Meta:
         model = LeadSource
@@ -66,14 +68,14 @@ class LeadSourceForm(RoutingFormMixin, forms.ModelForm):
         def label(obj_account, text):
             return f"{obj_account.name}: {text}" if multi else text
 
-        self.fields["pipeline_id"].choices = [("", "— the account's default pipeline —")] + [
+        self.fields["pipeline_id"].choices = [("", _("— the account's default pipeline —"))] + [
             (p.amocrm_id, label(p.account, p.name + (" (main)" if p.is_main else ""))) for p in pipelines]
         grouped: dict[str, list] = {}
         for stage in stages:
             grouped.setdefault(label(stage.pipeline.account, stage.pipeline.name), []).append(
                 (stage.amocrm_id, stage.name))
-        self.fields["status_id"].choices = [("", "— first stage —")] + list(grouped.items())
-        self.fields["responsible_user_id"].choices = [("", "— the account's default user —")] + [
+        self.fields["status_id"].choices = [("", _("— first stage —"))] + list(grouped.items())
+        self.fields["responsible_user_id"].choices = [("", _("— the account's default user —"))] + [
             (u.amocrm_id, label(u.account, u.name)) for u in users]
         # Keep a stored id the cache no longer knows, instead of silently dropping it on save.
         for name in ("pipeline_id", "status_id", "responsible_user_id"):

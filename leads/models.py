@@ -7,6 +7,7 @@ import uuid
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from amocrm.models import Account, SyncLog
 
@@ -33,10 +34,10 @@ class HookPreset(models.TextChoices):
     """The form builders whose field names the hook knows (leads/intake/hook_fields.py)."""
 
     AUTO = "auto", _("Any (all known form builders)")
-    TILDA = "tilda", "Tilda"
-    CF7 = "cf7", "WordPress: Contact Form 7"
-    ELEMENTOR = "elementor", "WordPress: Elementor"
-    WPFORMS = "wpforms", "WordPress: WPForms"
+    TILDA = "tilda", _("Tilda")
+    CF7 = "cf7", _("WordPress: Contact Form 7")
+    ELEMENTOR = "elementor", _("WordPress: Elementor")
+    WPFORMS = "wpforms", _("WordPress: WPForms")
     NONE = "none", _("None (our field names and the aliases only)")
 
 
@@ -44,8 +45,8 @@ class LeadSource(models.Model):
     """A website form: where its leads go in amoCRM and how they are shaped."""
 
     class Mode(models.TextChoices):
-        DEAL = "deal", "Deal with contact (leads/complex)"
-        UNSORTED = "unsorted", "Incoming lead (unsorted)"
+        DEAL = "deal", _("Deal with contact (leads/complex)")
+        UNSORTED = "unsorted", _("Incoming lead (unsorted)")
 
     class DedupPolicy(models.TextChoices):
         NEW_DEAL = "new", _("Always a new deal")
@@ -55,33 +56,40 @@ class LeadSource(models.Model):
         FIXED = "fixed", _("Fixed user")
         ROUND_ROBIN = "round_robin", _("Round-robin over chosen users")
 
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="lead_sources")
-    name = models.CharField(max_length=200)
-    public_key = models.CharField(max_length=64, unique=True, default=new_public_key, editable=False,
-                                  help_text="The `source` value the website form sends.")
-    is_active = models.BooleanField(default=True)
-    is_default = models.BooleanField(default=False, editable=False)
-    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.DEAL)
-    pipeline_id = models.BigIntegerField(null=True, blank=True, help_text="Empty: the account's main pipeline.")
-    status_id = models.BigIntegerField("stage id", null=True, blank=True,
-                                       help_text="Empty: the pipeline's first stage.")
-    responsible_user_id = models.BigIntegerField(null=True, blank=True)
-    tags = models.JSONField(default=list, blank=True, help_text='Tags for every deal, e.g. ["site", "landing"].')
+    account = models.ForeignKey(Account, verbose_name=_("account"), on_delete=models.CASCADE,
+                                related_name="lead_sources")
+    name = models.CharField(_("name"), max_length=200)
+    public_key = models.CharField(_("public key"), max_length=64, unique=True, default=new_public_key, editable=False,
+                                  help_text=_("The `source` value the website form sends."))
+    is_active = models.BooleanField(_("active"), default=True)
+    is_default = models.BooleanField(_("default"), default=False, editable=False)
+    mode = models.CharField(_("mode"), max_length=10, choices=Mode.choices, default=Mode.DEAL)
+    pipeline_id = models.BigIntegerField(_("pipeline id"), null=True, blank=True,
+                                         help_text=_("Empty: the account's main pipeline."))
+    status_id = models.BigIntegerField(_("stage id"), null=True, blank=True,
+                                       help_text=_("Empty: the pipeline's first stage."))
+    responsible_user_id = models.BigIntegerField(_("responsible user id"), null=True, blank=True)
+    tags = models.JSONField(_("tags"), default=list, blank=True,
+                            help_text=_('Tags for every deal, e.g. ["site", "landing"].'))
     deal_name_template = models.CharField(
+        _("deal name template"),
         max_length=255, default=DEFAULT_DEAL_NAME,
-        help_text="Placeholders: {name}, {phone}, {email}, {source}, {utm_source}, {utm_campaign}.",
+        help_text=_("Placeholders: {name}, {phone}, {email}, {source}, {utm_source}, {utm_campaign}."),
     )
     field_mapping = models.JSONField(
+        _("field mapping"),
         default=dict, blank=True,
-        help_text='Form field → amoCRM deal custom field id, e.g. {"city": 123456}.',
+        help_text=_('Form field → amoCRM deal custom field id, e.g. {"city": 123456}.'),
     )
     allowed_origins = models.JSONField(
+        _("allowed origins"),
         default=list, blank=True,
-        help_text='Origins allowed to post from a browser (CORS), e.g. ["https://example.com"].',
+        help_text=_('Origins allowed to post from a browser (CORS), e.g. ["https://example.com"].'),
     )
-    success_url = models.URLField(max_length=2000, blank=True,
-                                  help_text="Where a plain HTML form post is redirected (303) after submit.")
-    form_id = models.CharField(max_length=100, blank=True, help_text="Form id reported to amoCRM in unsorted mode.")
+    success_url = models.URLField(_("success url"), max_length=2000, blank=True,
+                                  help_text=_("Where a plain HTML form post is redirected (303) after submit."))
+    form_id = models.CharField(_("form id"), max_length=100, blank=True,
+                               help_text=_("Form id reported to amoCRM in unsorted mode."))
     error_url = models.URLField(
         _("error URL"), max_length=2000, blank=True,
         help_text=_("Where a plain HTML form post that cannot be accepted is redirected (303). Empty: a short page "
@@ -90,7 +98,7 @@ class LeadSource(models.Model):
     # useless without it), so it is stored as it is; the digest is what requests are looked up by.
     hook_secret = models.CharField(_("hook secret"), max_length=64, unique=True, default=new_hook_secret,
                                    editable=False)
-    hook_secret_digest = models.CharField(max_length=64, unique=True, editable=False)
+    hook_secret_digest = models.CharField(_("hook secret digest"), max_length=64, unique=True, editable=False)
     hook_preset = models.CharField(
         _("form builder"), max_length=12, choices=HookPreset.choices, default=HookPreset.AUTO,
         help_text=_("Which form builder posts to the hook URL: its field names are understood without aliases."))
@@ -114,7 +122,7 @@ class LeadSource(models.Model):
         _("round-robin users"), default=list, blank=True,
         help_text=_("amoCRM user ids taking new deals in turn; users inactive in amoCRM are skipped."))
     # The round-robin's position: taken under the row's lock, so every worker and host shares one turn.
-    responsible_turn = models.PositiveBigIntegerField(default=0, editable=False)
+    responsible_turn = models.PositiveBigIntegerField(_("responsible turn"), default=0, editable=False)
     task_enabled = models.BooleanField(_("task for the manager"), default=False,
                                        help_text=_("Create an amoCRM task on each new deal."))
     task_text = models.CharField(
@@ -128,10 +136,12 @@ class LeadSource(models.Model):
                     "N minutes after the next working day starts. Times in TIME_ZONE."))
     task_type_id = models.PositiveIntegerField(_("task type"), default=1,
                                                help_text=_("amoCRM task type id: 1 call, 2 meeting, or a custom type."))
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = _("lead source")
+        verbose_name_plural = _("lead sources")
         ordering = ["account", "name"]
         constraints = [
             # The default source is created on every connect; this makes a racing second one fail, not exist.
@@ -166,32 +176,33 @@ class Lead(models.Model):
     """
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SENDING = "sending", "Sending"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed"
-        SPAM = "spam", "Spam"
+        PENDING = "pending", _("Pending")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+        SPAM = "spam", _("Spam")
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    source = models.ForeignKey(LeadSource, on_delete=models.PROTECT, related_name="leads")
+    id = models.UUIDField(_("ID"), primary_key=True, default=uuid.uuid4, editable=False)
+    source = models.ForeignKey(LeadSource, verbose_name=_("source"), on_delete=models.PROTECT, related_name="leads")
     # Indexed through leads_lead_deal_idx, whose first column it is.
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="leads", db_index=False)
+    account = models.ForeignKey(Account, verbose_name=_("account"), on_delete=models.CASCADE, related_name="leads",
+                                db_index=False)
 
-    name = models.CharField(max_length=255, blank=True)
-    phone_raw = models.CharField(max_length=64, blank=True)
-    phone = models.CharField(max_length=20, blank=True, help_text="E.164")
-    email = models.EmailField(max_length=254, blank=True)
-    message = models.TextField(max_length=5000, blank=True)
+    name = models.CharField(pgettext_lazy("person", "name"), max_length=255, blank=True)
+    phone_raw = models.CharField(_("phone raw"), max_length=64, blank=True)
+    phone = models.CharField(_("phone"), max_length=20, blank=True, help_text=_("E.164"))
+    email = models.EmailField(_("email"), max_length=254, blank=True)
+    message = models.TextField(_("message"), max_length=5000, blank=True)
     price = models.DecimalField(_("budget"), max_digits=14, decimal_places=2, null=True, blank=True)
     company = models.CharField(_("company"), max_length=255, blank=True)
-    utm_source = models.CharField(max_length=255, blank=True)
-    utm_medium = models.CharField(max_length=255, blank=True)
-    utm_campaign = models.CharField(max_length=255, blank=True)
-    utm_term = models.CharField(max_length=255, blank=True)
-    utm_content = models.CharField(max_length=255, blank=True)
-    referrer = models.CharField(max_length=2000, blank=True)
-    page_url = models.CharField(max_length=2000, blank=True)
-    fields = models.JSONField(default=dict, blank=True)
+    utm_source = models.CharField(_("UTM source"), max_length=255, blank=True)
+    utm_medium = models.CharField(_("UTM medium"), max_length=255, blank=True)
+    utm_campaign = models.CharField(_("UTM campaign"), max_length=255, blank=True)
+    utm_term = models.CharField(_("UTM term"), max_length=255, blank=True)
+    utm_content = models.CharField(_("UTM content"), max_length=255, blank=True)
+    referrer = models.CharField(_("referrer"), max_length=2000, blank=True)
+    page_url = models.CharField(_("page URL"), max_length=2000, blank=True)
+    fields = models.JSONField(_("fields"), default=dict, blank=True)
     # Attribution (leads/attribution.py): ad click ids and analytics client ids, and the visitor's first touch
     # as the tracker kept it (the UTM fields above are the last touch).
     gclid = models.CharField(_("Google click id (gclid)"), max_length=255, blank=True)
@@ -212,52 +223,58 @@ class Lead(models.Model):
     first_referrer = models.CharField(_("first touch referrer"), max_length=2000, blank=True)
     first_landing_page = models.CharField(_("first touch landing page"), max_length=2000, blank=True)
     first_touch_at = models.DateTimeField(_("first touch at"), null=True, blank=True)
-    ip = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.CharField(max_length=500, blank=True)
-    idempotency_key = models.CharField(max_length=255, blank=True)
-    fingerprint = models.CharField(max_length=64, blank=True,
-                                   help_text="Hash of source + phone/email + message, to collapse double clicks.")
+    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    user_agent = models.CharField(_("user agent"), max_length=500, blank=True)
+    idempotency_key = models.CharField(_("idempotency key"), max_length=255, blank=True)
+    fingerprint = models.CharField(_("fingerprint"), max_length=64, blank=True,
+                                   help_text=_("Hash of source + phone/email + message, to collapse double clicks."))
     submission_hash = models.CharField(
+        _("submission hash"),
         max_length=64, blank=True,
-        help_text="With an idempotency key: hash of the validated submission, which a repeat of the key must match.")
+        help_text=_("With an idempotency key: hash of the validated submission, which a repeat of the key must match."))
 
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.TextField(blank=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+    claimed_at = models.DateTimeField(_("claimed at"), null=True, blank=True)
     lease_expires_at = models.DateTimeField(
+        _("lease expires at"),
         null=True, blank=True,
-        help_text="While sending: the push that claimed the lead renews this as it works; once it has passed, "
-                  "that push is presumed dead and the lead is taken back.")
-    next_attempt_at = models.DateTimeField(null=True, blank=True,
-                                           help_text="Not pushed again before this moment (backoff after an error).")
+        help_text=_("While sending: the push that claimed the lead renews this as it works; once it has passed, "
+                    "that push is presumed dead and the lead is taken back."))
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True,
+                                           help_text=_("Not pushed again before this moment (backoff after an error)."))
     write_attempted_at = models.DateTimeField(
+        _("write attempted at"),
         null=True, blank=True,
-        help_text="A write that may have created this lead's deal was sent then, and its answer never came: the "
-                  "next push looks for the deal by the lead's marker tag and adopts it instead of creating another.",
+        help_text=_("A write that may have created this lead's deal was sent then, and its answer never came: the "
+                    "next push looks for the deal by the lead's marker tag and adopts it instead of creating another."),
     )
-    note_pending = models.BooleanField(default=False, help_text="The deal exists; its note is still to be added.")
-    task_pending = models.BooleanField(default=False,
+    note_pending = models.BooleanField(_("note pending"), default=False,
+                                       help_text=_("The deal exists; its note is still to be added."))
+    task_pending = models.BooleanField(_("task pending"), default=False,
                                        help_text=_("The deal exists; the manager's task is still to be created."))
     attached_to_deal = models.BooleanField(
         _("attached to an open deal"), default=False,
         help_text=_("The person had an open deal: this enquiry became a note on it (the deal id) "
                     "instead of a new deal."))
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
 
-    amocrm_deal_id = models.BigIntegerField(null=True, blank=True)
-    amocrm_contact_id = models.BigIntegerField(null=True, blank=True)
-    amocrm_unsorted_uid = models.CharField(max_length=100, blank=True)
+    amocrm_deal_id = models.BigIntegerField(_("amoCRM deal id"), null=True, blank=True)
+    amocrm_contact_id = models.BigIntegerField(_("amoCRM contact id"), null=True, blank=True)
+    amocrm_unsorted_uid = models.CharField(_("amoCRM incoming lead uid"), max_length=100, blank=True)
     # Mirrored from amoCRM webhooks: where the deal is now.
-    pipeline_id = models.BigIntegerField(null=True, blank=True)
-    stage_id = models.BigIntegerField(null=True, blank=True)
-    responsible_user_id = models.BigIntegerField(null=True, blank=True)
-    stage_changed_at = models.DateTimeField(null=True, blank=True)
+    pipeline_id = models.BigIntegerField(_("pipeline id"), null=True, blank=True)
+    stage_id = models.BigIntegerField(_("stage id"), null=True, blank=True)
+    responsible_user_id = models.BigIntegerField(_("responsible user id"), null=True, blank=True)
+    stage_changed_at = models.DateTimeField(_("stage changed at"), null=True, blank=True)
 
-    sync_logs = models.ManyToManyField(SyncLog, blank=True, related_name="leads")
+    sync_logs = models.ManyToManyField(SyncLog, verbose_name=_("sync logs"), blank=True, related_name="leads")
 
     class Meta:
+        verbose_name = _("lead")
+        verbose_name_plural = _("leads")
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(fields=["source", "idempotency_key"], condition=~models.Q(idempotency_key=""),
@@ -283,16 +300,19 @@ class ContactMatch(models.Model):
     """What we learned from earlier pushes: this normalized phone/email is amoCRM contact N."""
 
     class Kind(models.TextChoices):
-        PHONE = "phone", "Phone"
-        EMAIL = "email", "Email"
+        PHONE = "phone", _("Phone")
+        EMAIL = "email", _("Email")
 
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="contact_matches")
-    kind = models.CharField(max_length=5, choices=Kind.choices)
-    value = models.CharField(max_length=254)
-    contact_id = models.BigIntegerField()
-    updated_at = models.DateTimeField(auto_now=True)
+    account = models.ForeignKey(Account, verbose_name=_("account"), on_delete=models.CASCADE,
+                                related_name="contact_matches")
+    kind = models.CharField(_("kind"), max_length=5, choices=Kind.choices)
+    value = models.CharField(_("value"), max_length=254)
+    contact_id = models.BigIntegerField(_("contact id"))
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = _("contact match")
+        verbose_name_plural = _("contact matches")
         constraints = [models.UniqueConstraint(fields=["account", "kind", "value"], name="leads_contact_match_unique")]
 
     def __str__(self) -> str:

@@ -7,6 +7,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin, TabularInline
 
 from config.queue import publish
 
@@ -87,7 +88,7 @@ class AlertChannelForm(forms.ModelForm):
 
 
 @admin.register(AlertChannel)
-class AlertChannelAdmin(admin.ModelAdmin):
+class AlertChannelAdmin(ModelAdmin):
     form = AlertChannelForm
     list_display = ["name", "kind", "enabled", "language", "state_badge", "last_success_at", "last_error_at",
                     "last_error"]
@@ -133,7 +134,7 @@ class AlertChannelAdmin(admin.ModelAdmin):
 
 
 @admin.register(AlertRule)
-class AlertRuleAdmin(admin.ModelAdmin):
+class AlertRuleAdmin(ModelAdmin):
     list_display = ["kind", "enabled", "threshold", "threshold_meaning", "window_minutes", "reminder_minutes",
                     "open_incidents"]
     list_editable = ["enabled", "threshold", "window_minutes", "reminder_minutes"]
@@ -175,7 +176,7 @@ class OpenFilter(admin.SimpleListFilter):
         return queryset
 
 
-class IncidentEventInline(admin.TabularInline):
+class IncidentEventInline(TabularInline):
     model = IncidentEvent
     fields = ["kind", "at", "summary", "messages"]
     readonly_fields = fields
@@ -199,7 +200,7 @@ class IncidentEventInline(admin.TabularInline):
 
 
 @admin.register(Incident)
-class IncidentAdmin(admin.ModelAdmin):
+class IncidentAdmin(ModelAdmin):
     list_display = ["rule", "subject", "state_badge", "opened_at", "last_seen_at", "last_notified_at",
                     "resolved_at", "fix_link"]
     list_filter = [OpenFilter, "rule", "opened_at"]
@@ -230,7 +231,7 @@ class IncidentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(ModelAdmin):
     list_display = ["created_at", "channel", "event", "state", "attempts", "sent_at", "error"]
     list_filter = ["state", "channel"]
     list_select_related = ["channel", "event__incident__rule"]

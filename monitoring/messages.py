@@ -112,6 +112,11 @@ def _problem(incident: Incident) -> tuple[str, str]:
     return (str(incident.rule), "")
 
 
+def describe(incident: Incident) -> tuple[str, str]:
+    """(what broke, what to do) for an incident, in the active language: the admin dashboard shows the alerts' words."""
+    return _problem(incident)
+
+
 def render(event: IncidentEvent, *, language: str) -> Message:
     """The message for one incident event, in `language`."""
     incident = event.incident

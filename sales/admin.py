@@ -5,10 +5,12 @@ from django.contrib.auth import get_permission_codename
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin
 
 from amocrm.admin import names
 from amocrm.error_messages import exception_message
 from amocrm.errors import AmoCRMError
+from config import formats
 from config.admin_filters import recent_values_filter
 from config.admin_paging import EstimatedCountPaginator, with_cheap_dates
 from config.logging import mask_url_secrets
@@ -20,7 +22,7 @@ from .spend_admin import AdSpendAdminMixin
 
 
 @admin.register(Sale)
-class SaleAdmin(admin.ModelAdmin):
+class SaleAdmin(ModelAdmin):
     list_display = ["sale_title", "deal", "amount_display", "won_at", "state", "stage_display", "manager_display",
                     "source_lead", "utm_source", "utm_campaign", "attribution", "account"]
     list_filter = ["state", "account", "attribution", names.PipelineFilter, names.StageFilter, names.ManagerFilter,
@@ -61,16 +63,15 @@ class SaleAdmin(admin.ModelAdmin):
         """The visible link to the sale's page (the deal column links to amoCRM)."""
         return obj.name or _("Deal #%(id)s") % {"id": obj.amocrm_deal_id}
 
-    @admin.display(description="deal", ordering="amocrm_deal_id")
+    @admin.display(description=_("deal"), ordering="amocrm_deal_id")
     def deal(self, obj):
         return format_html('<a href="{}" target="_blank" rel="noopener">#{}</a> {}', obj.deal_url,
                            obj.amocrm_deal_id, obj.name)
 
-    @admin.display(description="amount", ordering="amount")
+    @admin.display(description=_("amount"), ordering="amount")
     def amount_display(self, obj):
-        # On one line: "150 000.00 RUB" wrapped over three lines in a narrow column.
-        return format_html('<span style="white-space:nowrap">{}</span>',
-                           selectors.format_amount(obj.amount, obj.currency))
+        # On one line ("150 000,00 ₽" wrapped over three lines in a narrow column), as the page's language writes it.
+        return format_html('<span style="white-space:nowrap">{}</span>', formats.money(obj.amount, obj.currency))
 
     @admin.display(description=_("amoCRM contact"))
     def contact_display(self, obj):
@@ -88,7 +89,7 @@ class SaleAdmin(admin.ModelAdmin):
     def manager_display(self, obj):
         return names.shown(obj._user_name, obj.responsible_user_id)
 
-    @admin.display(description="source lead")
+    @admin.display(description=_("source lead"))
     def source_lead(self, obj):
         if obj.lead_id is None:
             return "—"
@@ -96,11 +97,11 @@ class SaleAdmin(admin.ModelAdmin):
         label = str(obj.lead)
         return format_html('<a href="{}">{}</a>', url, label) if url else label
 
-    @admin.display(description="UTM source", ordering="lead__utm_source")
+    @admin.display(description=_("UTM source"), ordering="lead__utm_source")
     def utm_source(self, obj):
         return obj.lead.utm_source if obj.lead_id else ""
 
-    @admin.display(description="UTM campaign", ordering="lead__utm_campaign")
+    @admin.display(description=_("UTM campaign"), ordering="lead__utm_campaign")
     def utm_campaign(self, obj):
         return obj.lead.utm_campaign if obj.lead_id else ""
 
@@ -123,7 +124,7 @@ class SaleAdmin(admin.ModelAdmin):
         opts = self.opts
         return request.user.has_perm(f"{opts.app_label}.{get_permission_codename('reread', opts)}")
 
-    @admin.action(description="Re-read from amoCRM", permissions=["reread"])
+    @admin.action(description=_("Re-read from amoCRM"), permissions=["reread"])
     def action_refresh(self, request, queryset):
         for sale in queryset.select_related("account"):
             try:
@@ -157,7 +158,7 @@ class SaleAdmin(admin.ModelAdmin):
 
 
 @admin.register(AdSpend)
-class AdSpendAdmin(AdSpendAdminMixin, admin.ModelAdmin):
+class AdSpendAdmin(AdSpendAdminMixin, ModelAdmin):
     list_display = ["day", "utm_source", "utm_medium", "utm_campaign", "cost_display", "updated_at"]
     list_filter = [("day", admin.DateFieldListFilter), "currency"]
     search_fields = ["utm_source", "utm_campaign"]
@@ -166,12 +167,11 @@ class AdSpendAdmin(AdSpendAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=_("cost"), ordering="cost")
     def cost_display(self, obj):
-        return format_html('<span style="white-space:nowrap">{}</span>',
-                           selectors.format_amount(obj.cost, obj.currency))
+        return format_html('<span style="white-space:nowrap">{}</span>', formats.money(obj.cost, obj.currency))
 
 
 @admin.register(DealLoss)
-class DealLossAdmin(admin.ModelAdmin):
+class DealLossAdmin(ModelAdmin):
     """Lost deals and their reasons, as the reconciliation read them (read-only: amoCRM owns them)."""
 
     list_display = ["amocrm_deal_id", "loss_reason", "lost_at", "lead", "account"]

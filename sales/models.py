@@ -18,40 +18,46 @@ class Sale(models.Model):
     """
 
     class State(models.TextChoices):
-        WON = "won", "Won"
-        REVERTED = "reverted", "Reverted"
-        DELETED = "deleted", "Deleted"
+        WON = "won", _("Won")
+        REVERTED = "reverted", _("Reverted")
+        DELETED = "deleted", _("Deleted")
 
     class Attribution(models.TextChoices):
-        DEAL = "deal", "Our lead created the deal"
-        CONTACT = "contact", "A lead of the same contact"
-        NONE = "none", "Not attributed"
+        DEAL = "deal", _("Our lead created the deal")
+        CONTACT = "contact", _("A lead of the same contact")
+        NONE = "none", _("Not attributed")
 
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="sales")
-    amocrm_deal_id = models.BigIntegerField("amoCRM deal id")
-    lead = models.ForeignKey("leads.Lead", on_delete=models.SET_NULL, null=True, blank=True, related_name="sales",
-                             help_text="The lead this sale is attributed to (its UTMs and source).")
-    attribution = models.CharField(max_length=10, choices=Attribution.choices, default=Attribution.NONE)
-    amocrm_contact_id = models.BigIntegerField("main contact id", null=True, blank=True)
+    account = models.ForeignKey(Account, verbose_name=_("account"), on_delete=models.CASCADE, related_name="sales")
+    amocrm_deal_id = models.BigIntegerField(_("amoCRM deal id"))
+    lead = models.ForeignKey("leads.Lead", verbose_name=_("lead"), on_delete=models.SET_NULL, null=True, blank=True,
+                             related_name="sales",
+                             help_text=_("The lead this sale is attributed to (its UTMs and source)."))
+    attribution = models.CharField(_("attribution"), max_length=10, choices=Attribution.choices,
+                                   default=Attribution.NONE)
+    amocrm_contact_id = models.BigIntegerField(_("main contact id"), null=True, blank=True)
 
-    name = models.CharField(max_length=255, blank=True)
-    amount = models.DecimalField(max_digits=14, decimal_places=2, default=0)
-    currency = models.CharField(max_length=8, blank=True)
-    pipeline_id = models.BigIntegerField(null=True, blank=True)
-    stage_id = models.BigIntegerField(null=True, blank=True)
-    responsible_user_id = models.BigIntegerField(null=True, blank=True)
-    won_at = models.DateTimeField(db_index=True, help_text="When the deal was closed as won (amoCRM closed_at).")
-    state = models.CharField(max_length=10, choices=State.choices, default=State.WON, db_index=True)
-    state_changed_at = models.DateTimeField(default=timezone.now)
+    name = models.CharField(_("name"), max_length=255, blank=True)
+    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2, default=0)
+    currency = models.CharField(_("currency"), max_length=8, blank=True)
+    pipeline_id = models.BigIntegerField(_("pipeline id"), null=True, blank=True)
+    stage_id = models.BigIntegerField(_("stage id"), null=True, blank=True)
+    responsible_user_id = models.BigIntegerField(_("responsible user id"), null=True, blank=True)
+    won_at = models.DateTimeField(_("won at"), db_index=True,
+                                  help_text=_("When the deal was closed as won (amoCRM closed_at)."))
+    state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.WON, db_index=True)
+    state_changed_at = models.DateTimeField(_("state changed at"), default=timezone.now)
     deal_updated_at = models.DateTimeField(
+        _("deal updated at"),
         null=True, blank=True,
-        help_text="amoCRM updated_at of the deal this row reflects; older information is not applied.",
+        help_text=_("amoCRM updated_at of the deal this row reflects; older information is not applied."),
     )
 
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = _("sale")
+        verbose_name_plural = _("sales")
         ordering = ["-won_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["account", "amocrm_deal_id"], name="sales_sale_unique_deal"),
@@ -96,15 +102,16 @@ class AdSpend(models.Model):
 class DealLoss(models.Model):
     """A deal closed as lost (stage 143) and amoCRM's loss reason for it, read by the reconciliation."""
 
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="deal_losses")
+    account = models.ForeignKey(Account, verbose_name=_("account"), on_delete=models.CASCADE,
+                                related_name="deal_losses")
     amocrm_deal_id = models.BigIntegerField(_("amoCRM deal id"))
-    lead = models.ForeignKey("leads.Lead", on_delete=models.SET_NULL, null=True, blank=True,
+    lead = models.ForeignKey("leads.Lead", verbose_name=_("lead"), on_delete=models.SET_NULL, null=True, blank=True,
                              related_name="losses")
-    pipeline_id = models.BigIntegerField(null=True, blank=True)
-    loss_reason_id = models.BigIntegerField(null=True, blank=True)
+    pipeline_id = models.BigIntegerField(_("pipeline id"), null=True, blank=True)
+    loss_reason_id = models.BigIntegerField(_("loss reason id"), null=True, blank=True)
     loss_reason = models.CharField(_("loss reason"), max_length=255, blank=True)
     lost_at = models.DateTimeField(_("lost at"), null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         verbose_name = _("lost deal")

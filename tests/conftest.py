@@ -72,6 +72,16 @@ def _clean_cache():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Every test ends in the default language: LocaleMiddleware activates a request's language (a test's
+    Accept-Language: ru) for the whole thread, and a later test would read its texts in Russian."""
+    from django.utils import translation
+
+    yield
+    translation.deactivate()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _clean_test_keys_at_exit():
     yield

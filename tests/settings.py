@@ -11,6 +11,9 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("SITE_URL", "http://testserver")
 os.environ.setdefault("AMOCRM_TRUSTED_HOSTS", "http://sandbox.test,http://127.0.0.1:8765")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+# English unless a test asks for another language (Accept-Language, translation.override): the tests
+# read English texts; the Russian catalogues are checked by tests/test_translations.py.
+os.environ.setdefault("LANGUAGE_CODE", "en")
 # One id per pytest run, inherited through the environment by the workers and servers a test
 # starts (the `subprocess_env` fixture). It names this run's test database, cache key prefix and
 # Celery queue, so runs side by side (CI next to a developer, two checkouts) never see each

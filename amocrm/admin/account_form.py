@@ -9,6 +9,8 @@ from django import forms
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
+from config.admin_widgets import ThemedFormMixin
+
 from ..models import Account, AmoUser, Pipeline, Stage
 from .names import LOST, MISSING_HINT, WON
 
@@ -31,7 +33,7 @@ def _keep_unknown(field, current) -> None:
         field.choices = [*field.choices, (current, _missing_label(current))]
 
 
-class AccountForm(forms.ModelForm):
+class AccountForm(ThemedFormMixin, forms.ModelForm):
     default_pipeline_id = forms.TypedChoiceField(
         label=_("Default pipeline"), coerce=int, empty_value=None, required=False,
         help_text=_("Where leads go when their source names no pipeline. Empty: the main pipeline."))

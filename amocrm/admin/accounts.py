@@ -10,6 +10,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin, StackedInline
 
 from .. import error_messages, errors, oauth, sending, services, tokens
 from ..crypto import redact
@@ -36,8 +37,9 @@ class StateFilter(admin.SimpleListFilter):
         return queryset.filter(pk__in=ids)
 
 
-class TokenInline(admin.StackedInline):
+class TokenInline(StackedInline):
     model = Token
+    verbose_name = verbose_name_plural = _("Token")
     can_delete = False
     extra = 0
     max_num = 0
@@ -45,17 +47,17 @@ class TokenInline(admin.StackedInline):
               "refresh_count"]
     readonly_fields = fields
 
-    @admin.display(description="access token")
+    @admin.display(description=_("access token"))
     def access_token_redacted(self, obj):
         return redact(obj.access_token)
 
-    @admin.display(description="refresh token")
+    @admin.display(description=_("refresh token"))
     def refresh_token_redacted(self, obj):
         return redact(obj.refresh_token) or "—"
 
 
 @admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):
+class AccountAdmin(ModelAdmin):
     form = AccountForm
     list_display = ["name", "status_badge", "amocrm_name", "host", "token_expiry", "last_success_at",
                     "last_error_short"]
@@ -74,15 +76,15 @@ class AccountAdmin(admin.ModelAdmin):
                        "error_count", "metadata_synced_at", "reconciled_until", "token_status"]
     fieldsets = [
         (None, {"fields": ["name", "status_badge", "token_status", "connect_button"]}),
-        ("Integration (from amoCRM → Settings → Integrations)", {
+        (_("Integration (from amoCRM → Settings → Integrations)"), {
             "fields": ["client_id", "client_secret", "redirect_uri", "redirect_uri_hint", "host"],
         }),
-        ("Webhook", {"fields": ["webhook_url_display", "webhook_status"]}),
-        ("amoCRM account", {"fields": ["amocrm_account_id", "amocrm_name", "subdomain", "currency",
+        (_("Webhook"), {"fields": ["webhook_url_display", "webhook_status"]}),
+        (_("amoCRM account"), {"fields": ["amocrm_account_id", "amocrm_name", "subdomain", "currency",
                                        "metadata_synced_at"]}),
-        ("Defaults for leads and sales", {"fields": ["default_pipeline_id", "default_status_id",
+        (_("Defaults for leads and sales"), {"fields": ["default_pipeline_id", "default_status_id",
                                                      "default_responsible_user_id", "won_stages"]}),
-        ("Health", {"fields": ["connected_at", "last_success_at", "last_error_at", "last_error_display",
+        (_("Health"), {"fields": ["connected_at", "last_success_at", "last_error_at", "last_error_display",
                                "error_count", "reconciled_until"]}),
     ]
     # What a user who may only view the account gets instead (None: nothing). Without change
@@ -125,11 +127,11 @@ class AccountAdmin(admin.ModelAdmin):
 
     # ---- columns
 
-    @admin.display(description="status")
+    @admin.display(description=_("status"))
     def status_badge(self, obj):
         return badge(obj.health()) if obj.pk else "—"
 
-    @admin.display(description="token expires", ordering="token__expires_at")
+    @admin.display(description=_("token expires"), ordering="token__expires_at")
     def token_expiry(self, obj):
         token = getattr(obj, "token", None)
         if token is None:
@@ -165,51 +167,52 @@ class AccountAdmin(admin.ModelAdmin):
         return error_messages.render(scrub(obj.last_error, obj, hide_webhook_key=hide_webhook_key),
                                      note=note)
 
-    @admin.display(description="secret key")
+    @admin.display(description=_("secret key"))
     def client_secret_stored(self, obj):
         return obj.client_secret_redacted or "—"
 
-    @admin.display(description="token")
+    @admin.display(description=_("token"))
     def token_status(self, obj):
         token = getattr(obj, "token", None) if obj and obj.pk else None
         if token is None:
-            return "No token: connect the account."
+            return _("No token: connect the account.")
         expires = f"{timezone.localtime(token.expires_at):%Y-%m-%d %H:%M}"
         if not token.long_lived:
-            return f"Expires {expires}; refreshed automatically before that."
+            return _("Expires %(when)s; refreshed automatically before that.") % {"when": expires}
         if token.expires_soon():
-            return format_html('<strong style="color:#c0392b">The long-lived token expires on {}: issue a new one in '
-                               'amoCRM and run amocrm_connect again.</strong>', expires)
-        return f"Long-lived, expires {expires} (not refreshed; the admin warns 7 days before)."
+            return format_html('<strong style="color:#c0392b">{}</strong>', _(
+                "The long-lived token expires on %(when)s: issue a new one in amoCRM and connect the account with "
+                "it again.") % {"when": expires})
+        return _("Long-lived, expires %(when)s (not refreshed; the admin warns 7 days before).") % {"when": expires}
 
-    @admin.display(description="connect")
+    @admin.display(description=_("connect"))
     def connect_button(self, obj):
         if not obj or not obj.pk:
-            return "Save the account first, then connect it."
+            return _("Save the account first, then connect it.")
         url = reverse("admin:amocrm_account_connect", args=[obj.pk])
-        label = "Reconnect" if obj.state != Account.State.NOT_CONNECTED else "Connect to amoCRM"
+        label = _("Reconnect") if obj.state != Account.State.NOT_CONNECTED else _("Connect to amoCRM")
         return format_html('<a class="button" href="{}">{}</a>', url, label)
 
-    @admin.display(description="redirect URI to enter in amoCRM")
+    @admin.display(description=_("redirect URI to enter in amoCRM"))
     def redirect_uri_hint(self, obj):
         return settings.SITE_URL + reverse("amocrm-oauth-callback")
 
-    @admin.display(description="webhook URL")
+    @admin.display(description=_("webhook URL"))
     def webhook_url_display(self, obj):
         if not obj or not obj.pk:
             return "—"
         return format_html("<code>{}</code>", obj.webhook_url)
 
-    @admin.display(description="webhook URL")
+    @admin.display(description=_("webhook URL"))
     def webhook_url_hidden(self, obj):
         # The URL carries the key that authenticates amoCRM's deliveries.
         return _("Shown only to users who may change the account.")
 
-    @admin.display(description="webhook subscription")
+    @admin.display(description=_("webhook subscription"))
     def webhook_status(self, obj):
         return self._webhook_status(obj, hide_webhook_key=False)
 
-    @admin.display(description="webhook subscription")
+    @admin.display(description=_("webhook subscription"))
     def webhook_status_restricted(self, obj):
         return self._webhook_status(obj, hide_webhook_key=True)
 
@@ -220,7 +223,8 @@ class AccountAdmin(admin.ModelAdmin):
             return format_html('<span style="color:#c0392b">{} ({})</span>', obj.get_webhook_state_display(),
                                f"{timezone.localtime(obj.webhook_checked_at):%Y-%m-%d %H:%M}")
         if obj.webhook_subscribed_at:
-            return f"Subscribed {timezone.localtime(obj.webhook_subscribed_at):%Y-%m-%d %H:%M}"
+            subscribed = f"{timezone.localtime(obj.webhook_subscribed_at):%Y-%m-%d %H:%M}"
+            return _("Subscribed %(when)s") % {"when": subscribed}
         if obj.webhook_error:
             retry = ""
             if obj.webhook_retry_at:
@@ -228,7 +232,7 @@ class AccountAdmin(admin.ModelAdmin):
                     "when": f"{timezone.localtime(obj.webhook_retry_at):%Y-%m-%d %H:%M:%S}"}
             return error_messages.render(scrub(obj.webhook_error, obj, hide_webhook_key=hide_webhook_key),
                                          note=retry, kind="webhook")
-        return "Not subscribed"
+        return _("Not subscribed")
 
     # ---- the connect view
 
@@ -264,14 +268,14 @@ class AccountAdmin(admin.ModelAdmin):
                 continue
             self.message_user(request, f"{account.name}: {note or label + ' done.'}", messages.SUCCESS)
 
-    @admin.action(description="Connect (opens amoCRM's consent page)", permissions=["change"])
+    @admin.action(description=_("Connect (opens amoCRM's consent page)"), permissions=["change"])
     def action_connect(self, request, queryset):
         if queryset.count() != 1:
-            self.message_user(request, "Select exactly one account to connect.", messages.WARNING)
+            self.message_user(request, _("Select exactly one account to connect."), messages.WARNING)
             return None
         return HttpResponseRedirect(reverse("admin:amocrm_account_connect", args=[queryset.get().pk]))
 
-    @admin.action(description="Test connection", permissions=["change"])
+    @admin.action(description=_("Test connection"), permissions=["change"])
     def action_test_connection(self, request, queryset):
         def run(account):
             info = services.account_test_connection(account=account)
@@ -279,7 +283,7 @@ class AccountAdmin(admin.ModelAdmin):
 
         self._each(request, queryset, "test connection", run)
 
-    @admin.action(description="Refresh token now", permissions=["change"])
+    @admin.action(description=_("Refresh token now"), permissions=["change"])
     def action_refresh_token(self, request, queryset):
         def run(account):
             token = tokens.account_refresh_token(account_id=account.pk, force=True)
@@ -289,7 +293,7 @@ class AccountAdmin(admin.ModelAdmin):
 
         self._each(request, queryset, "refresh token", run)
 
-    @admin.action(description="Sync metadata (pipelines, users, fields)", permissions=["change"])
+    @admin.action(description=_("Sync metadata (pipelines, users, fields)"), permissions=["change"])
     def action_sync_metadata(self, request, queryset):
         def run(account):
             services.account_sync_metadata(account=account)
@@ -298,7 +302,7 @@ class AccountAdmin(admin.ModelAdmin):
 
         self._each(request, queryset, "sync metadata", run)
 
-    @admin.action(description="Subscribe webhook", permissions=["change"])
+    @admin.action(description=_("Subscribe webhook"), permissions=["change"])
     def action_subscribe_webhook(self, request, queryset):
         for account in queryset:
             if services.account_subscribe_webhook(account=account):
@@ -309,7 +313,7 @@ class AccountAdmin(admin.ModelAdmin):
                 text = error_messages.one_line(scrub(account.webhook_error, account))
                 self.message_user(request, f"{account.name}: {text}", messages.WARNING)
 
-    @admin.action(description="Rotate webhook key", permissions=["change"])
+    @admin.action(description=_("Rotate webhook key"), permissions=["change"])
     def action_rotate_webhook_key(self, request, queryset):
         for account in queryset:
             subscribed = services.account_rotate_webhook_key(account=account)
@@ -318,7 +322,7 @@ class AccountAdmin(admin.ModelAdmin):
             self.message_user(request, f"{account.name}: new webhook URL {note}.",
                               messages.SUCCESS if subscribed else messages.WARNING)
 
-    @admin.action(description="Disconnect", permissions=["change"])
+    @admin.action(description=_("Disconnect"), permissions=["change"])
     def action_disconnect(self, request, queryset):
         for account in queryset:
             services.account_disconnect(account=account)

@@ -2,9 +2,9 @@
 
 import json
 
-from django.contrib import admin
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin
 
 from config.logging import mask_url_secrets
 
@@ -40,13 +40,13 @@ def scrub(text: str, account: Account | None = None, *, hide_webhook_key: bool =
 
 
 BADGES = {
-    "connected": ("#1e7e34", "Connected"),
-    "expiring": ("#b8860b", "Token expiring soon"),
-    "needs_reauth": ("#c0392b", "Needs re-authorization"),
-    "blocked": ("#8e0000", "Blocked by amoCRM"),
-    "error": ("#d35400", "Error"),
-    "not_connected": ("#6c757d", "Not connected"),
-    "disabled": ("#343a40", "Disabled"),
+    "connected": ("#1e7e34", _("Connected")),
+    "expiring": ("#b8860b", _("Token expiring soon")),
+    "needs_reauth": ("#c0392b", _("Needs re-authorization")),
+    "blocked": ("#8e0000", _("Blocked by amoCRM")),
+    "error": ("#d35400", _("Error")),
+    "not_connected": ("#6c757d", _("Not connected")),
+    "disabled": ("#343a40", _("Disabled")),
     "paused": ("#6f42c1", _("Sending paused")),
 }
 
@@ -72,7 +72,7 @@ def pretty_json(value):
     return format_html('<pre style="white-space:pre-wrap;max-width:70em">{}</pre>', scrub(text))
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ModelAdmin):
     def has_add_permission(self, request):
         return False
 

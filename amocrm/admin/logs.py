@@ -78,15 +78,15 @@ class SyncLogAdmin(ReadOnlyAdmin):
                 context["webhook_event"]))
         return format_html_join(", ", "{}", ((item,) for item in items)) or "—"
 
-    @admin.display(description="request (redacted)")
+    @admin.display(description=_("request (redacted)"))
     def request_pretty(self, obj):
         return pretty_json(obj.request_body)
 
-    @admin.display(description="response (redacted)")
+    @admin.display(description=_("response (redacted)"))
     def response_pretty(self, obj):
         return pretty_json(obj.response_body)
 
-    @admin.display(description="context")
+    @admin.display(description=_("context"))
     def context_pretty(self, obj):
         return pretty_json(obj.context)
 
@@ -111,7 +111,7 @@ class WebhookEventAdmin(ReadOnlyAdmin):
                 events_summary=RawSQL(EVENTS_SUMMARY_SQL, []))  # noqa: S611 (a constant, no input)
         return with_cheap_dates(queryset)
 
-    @admin.display(description="events")
+    @admin.display(description=_("events"))
     def summary(self, obj):
         if hasattr(obj, "events_summary"):
             return ", ".join((obj.events_summary or "").split(", ")[:5]) or "—"
@@ -120,16 +120,16 @@ class WebhookEventAdmin(ReadOnlyAdmin):
                  and isinstance(actions, dict) for action in actions]
         return ", ".join(names[:5]) or "—"
 
-    @admin.display(description="headers")
+    @admin.display(description=_("headers"))
     def headers_pretty(self, obj):
         return pretty_json(obj.headers)
 
-    @admin.display(description="raw body")
+    @admin.display(description=_("raw body"))
     def body_pretty(self, obj):
         return format_html('<pre style="white-space:pre-wrap;word-break:break-all;max-width:70em">{}</pre>',
                            obj.body_text[:20000])
 
-    @admin.display(description="parsed")
+    @admin.display(description=_("parsed"))
     def parsed_pretty(self, obj):
         return pretty_json(obj.parsed)
 
@@ -137,7 +137,7 @@ class WebhookEventAdmin(ReadOnlyAdmin):
         opts = self.opts
         return request.user.has_perm(f"{opts.app_label}.{get_permission_codename('reprocess', opts)}")
 
-    @admin.action(description="Reprocess", permissions=["reprocess"])
+    @admin.action(description=_("Reprocess"), permissions=["reprocess"])
     def action_reprocess(self, request, queryset):
         done = 0
         for event in queryset:

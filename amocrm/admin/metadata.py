@@ -2,11 +2,13 @@
 
 from django.contrib import admin
 from django.db.models import Count
+from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin, TabularInline
 
 from ..models import AmoUser, CustomField, Pipeline, Stage
 
 
-class StageInline(admin.TabularInline):
+class StageInline(TabularInline):
     model = Stage
     extra = 0
     can_delete = False
@@ -15,7 +17,7 @@ class StageInline(admin.TabularInline):
 
 
 @admin.register(Pipeline)
-class PipelineAdmin(admin.ModelAdmin):
+class PipelineAdmin(ModelAdmin):
     list_display = ["name", "account", "amocrm_id", "is_main", "stage_count"]
     list_filter = ["account"]
     inlines = [StageInline]
@@ -24,7 +26,7 @@ class PipelineAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_stages=Count("stages"))
 
-    @admin.display(description="stages")
+    @admin.display(description=_("stages"))
     def stage_count(self, obj):
         return obj._stages
 
@@ -33,7 +35,7 @@ class PipelineAdmin(admin.ModelAdmin):
 
 
 @admin.register(AmoUser)
-class AmoUserAdmin(admin.ModelAdmin):
+class AmoUserAdmin(ModelAdmin):
     list_display = ["name", "email", "amocrm_id", "is_active", "account"]
     list_filter = ["account", "is_active"]
     readonly_fields = ["account", "amocrm_id", "name", "email", "is_active"]
@@ -43,7 +45,7 @@ class AmoUserAdmin(admin.ModelAdmin):
 
 
 @admin.register(CustomField)
-class CustomFieldAdmin(admin.ModelAdmin):
+class CustomFieldAdmin(ModelAdmin):
     list_display = ["name", "entity_type", "code", "type", "amocrm_id", "account"]
     list_filter = ["account", "entity_type", "type"]
     search_fields = ["name", "code"]

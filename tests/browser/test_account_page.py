@@ -19,7 +19,7 @@ def log_in(page, live_server) -> None:
     page.goto(f"{live_server.url}/admin/login/?next=/admin/")
     page.fill("#id_username", "admin")
     page.fill("#id_password", "password")
-    page.click("input[type=submit]")
+    page.click("#login-form [type=submit]")  # the theme's log-in button
     page.wait_for_url(f"{live_server.url}/admin/")
 
 
@@ -52,7 +52,7 @@ def test_the_account_page_chooses_by_name_sends_a_test_lead_and_pauses(live_serv
     page.select_option("#id_default_responsible_user_id", label="Boris (6)")
     page.select_option("#id_won_stages", label="Talks (1003)")
     screenshot(page, "1-defaults")
-    page.click("input[name=_continue]")
+    page.click("[name=_continue]")
     page.wait_for_load_state()
     account.refresh_from_db()
     assert (account.default_pipeline_id, account.default_status_id, account.default_responsible_user_id) == (

@@ -22,7 +22,7 @@ def test_the_report_renders_in_the_browser(live_server, admin_user, page, locale
     page.goto(f"{live_server.url}/admin/login/?next=/admin/")
     page.fill("#id_username", "admin")
     page.fill("#id_password", "password")
-    page.click("input[type=submit]")
+    page.click("#login-form [type=submit]")  # the theme's log-in button
     page.wait_for_url(f"{live_server.url}/admin/")
 
     page.goto(live_server.url + REPORT)

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -59,7 +60,7 @@ def test_the_list_shows_deal_links_amounts_and_utms(admin_client, campaigns):
     page = admin_client.get(reverse(LIST)).content.decode()
 
     assert f'href="{HOST}/leads/detail/100"' in page
-    assert "100 000.00 RUB" in page
+    assert "RUB100,000.00" in page  # money as the page's language writes it (config/formats.py)
     assert "spring" in page and "yandex" in page
     assert "Report by campaign" in page
 
@@ -93,7 +94,7 @@ def test_the_list_has_a_date_hierarchy_and_a_detail_page(admin_client, campaigns
 
     page = admin_client.get(reverse("admin:sales_sale_change", args=[sale.pk])).content.decode()
 
-    assert "Deal 100" in page and "100 000.00 RUB" in page
+    assert "Deal 100" in page and "RUB100,000.00" in page
 
 
 def test_sales_cannot_be_added_edited_or_deleted_by_hand(admin_client, campaigns):
@@ -158,7 +159,9 @@ def test_the_report_draws_an_inline_svg_chart_without_scripts(admin_client, camp
     assert [(bar["label"], bar["width"]) for bar in bars] == [("spring", 560.0), ("(not attributed)", 33.6),
                                                                 ("autumn", 0.0)]
     assert "<svg" in page and 'width="560.0"' in page and "150 000.00" in page
-    assert "<script" not in page.split('id="content-main"')[1]
+    # No script of the report's own: after the content starts, only the theme's static files (unfold's page end).
+    scripts = re.findall(r"<script\b[^>]*>", page.split('id="content-main"')[1])
+    assert all(re.fullmatch(r'<script src="/static/unfold/[^"]+\.js">', script) for script in scripts), scripts
 
 
 @pytest.mark.parametrize("group_by, label, expected", [
@@ -344,3 +347,10 @@ def test_the_report_selector_refuses_a_period_outside_its_range():
 
     with pytest.raises(selectors.ReportPeriodError):
         report.sales_report(date_from=date(2025, 1, 1), date_to=date(9999, 12, 31), group_by="utm_campaign")
+
+
+def test_the_list_writes_money_and_totals_in_russian_for_a_russian_reader(admin_client, campaigns):
+    page = admin_client.get(reverse(LIST), HTTP_ACCEPT_LANGUAGE="ru").content.decode()
+
+    assert '<span style="white-space:nowrap">100\xa0000,00\xa0₽</span>' in page
+    assert "Итого по выборке:" in page

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from amocrm.hosts import normalize_account_host
 from amocrm.models import Account
@@ -69,8 +70,8 @@ class Command(BaseCommand):
     def _from_stdin(self, option: str) -> str:
         value = sys.stdin.readline().rstrip("\r\n")
         if not value:
-            raise CommandError(f"{option} -: standard input has no (or an empty) line for it. Give one line per "
-                               "'-': the client secret first, then the code or token.")
+            raise CommandError(_("%(option)s -: standard input has no (or an empty) line for it. Give one line per "
+                                 "'-': the client secret first, then the code or token.") % {"option": option})
         return value
 
     def _secrets(self, opts) -> tuple[str, str | None, str | None]:
@@ -81,18 +82,19 @@ class Command(BaseCommand):
 
         secret = given("client_secret", "--client-secret") or os.environ.get(SECRET_VARIABLES["client_secret"])
         if not secret:
-            raise CommandError("No client secret: give --client-secret - (read from standard input) or set "
-                               "AMOCRM_CLIENT_SECRET.")
+            raise CommandError(_("No client secret: give --client-secret - (read from standard input) or set "
+                                 "AMOCRM_CLIENT_SECRET."))
         code = given("code", "--code")
         token = given("long_lived_token", "--long-lived-token")
         if code is None and token is None:
             code = os.environ.get(SECRET_VARIABLES["code"]) or None
             token = os.environ.get(SECRET_VARIABLES["long_lived_token"]) or None
             if code and token:
-                raise CommandError("Both AMOCRM_CODE and AMOCRM_LONG_LIVED_TOKEN are set: set only one of them.")
+                raise CommandError(_("Both AMOCRM_CODE and AMOCRM_LONG_LIVED_TOKEN are set: set only one of them."))
             if not code and not token:
-                raise CommandError("No authorization code or long-lived token: give --code or --long-lived-token "
-                                   "('-' reads it from standard input) or set AMOCRM_CODE or AMOCRM_LONG_LIVED_TOKEN.")
+                raise CommandError(_("No authorization code or long-lived token: give --code or --long-lived-token "
+                                     "('-' reads it from standard input) or set AMOCRM_CODE or "
+                                     "AMOCRM_LONG_LIVED_TOKEN."))
         return secret, code, token
 
     def _handle(self, opts):
@@ -125,14 +127,16 @@ class Command(BaseCommand):
             }))
             return
         name = account.amocrm_name or account.host
-        self.stdout.write(self.style.SUCCESS(f"Connected {name} (account {account.pk})."))
-        self.stdout.write(f"Webhook URL: {account.webhook_url}")
+        # For people (the language of LANGUAGE_CODE); --json stays the same in every language.
+        self.stdout.write(self.style.SUCCESS(_("Connected %(name)s (account %(id)s).") % {"name": name,
+                                                                                          "id": account.pk}))
+        self.stdout.write(_("Webhook URL: %(url)s") % {"url": account.webhook_url})
         for note in (result.metadata_error, result.webhook_error):
             if note:
                 self.stdout.write(self.style.WARNING(note))
         if default_source:
-            self.stdout.write(f"Lead source key: {default_source.public_key}")
-            self.stdout.write(f"Form-builder hook URL (keep it secret): {_hook_url(default_source)}")
+            self.stdout.write(_("Lead source key: %(key)s") % {"key": default_source.public_key})
+            self.stdout.write(_("Form-builder hook URL (keep it secret): %(url)s") % {"url": _hook_url(default_source)})
 
 
 def _hook_url(source) -> str:

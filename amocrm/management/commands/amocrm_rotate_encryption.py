@@ -3,6 +3,7 @@
 from django.apps import apps
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from amocrm.crypto import EncryptedTextField
 
@@ -25,6 +26,7 @@ class Command(BaseCommand):
                     # Reading decrypts with any listed key; saving encrypts with the first one.
                     model._default_manager.filter(pk=obj.pk).update(**{f: getattr(obj, f) for f in fields})
                     count += 1
-            self.stdout.write(f"{model._meta.label}: {count} rows re-encrypted")
+            self.stdout.write(_("%(model)s: %(count)d rows re-encrypted") % {"model": model._meta.label,
+                                                                             "count": count})
             total += count
-        self.stdout.write(self.style.SUCCESS(f"Done: {total} rows."))
+        self.stdout.write(self.style.SUCCESS(_("Done: %(count)d rows.") % {"count": total}))

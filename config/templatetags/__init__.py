@@ -1,0 +1,1 @@
+"""Template tags of the project: money and numbers per locale (config.formats)."""
