@@ -17,8 +17,9 @@ from .support import BASE_DIR, clean_env, free_port, run_python, wait_for
 
 pytestmark = pytest.mark.slow
 
-PROMPTS = (("Username", "hint-admin"), ("Email address", "hint@example.com"), ("Password (again)", None),
-           ("Password", None))
+# The field prompts follow LANGUAGE_CODE (Russian by default), the password prompts are Django's own English.
+PROMPTS = (("Username", "hint-admin"), ("Имя пользователя", "hint-admin"), ("Email address", "hint@example.com"),
+           ("Адрес электронной почты", "hint@example.com"), ("Password (again)", None), ("Password", None))
 
 
 def printed_createsuperuser(output: str) -> str:
