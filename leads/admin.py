@@ -167,7 +167,7 @@ def lead_reason(lead: Lead):
 
 
 @admin.register(Lead)
-class LeadAdmin(ModelAdmin):
+class LeadAdmin(names.NameColumns, ModelAdmin):
     list_display = ["created_at", "status_badge", "reason", "source", "name", "phone", "email", "utm_source",
                     "utm_campaign", "deal_link", "stage_display", "manager_display", "sent_at", "attempts"]
     list_filter = ["status", "source", names.PipelineFilter, names.StageFilter, names.ManagerFilter,
@@ -225,18 +225,6 @@ class LeadAdmin(ModelAdmin):
     @admin.display(description=_("amoCRM contact"))
     def contact_display(self, obj):
         return names.contact_link(obj.account, obj.amocrm_contact_id, obj.name)
-
-    @admin.display(description=_("pipeline"), ordering="_pipeline_name")
-    def pipeline_display(self, obj):
-        return names.shown(obj._pipeline_name, obj.pipeline_id)
-
-    @admin.display(description=_("stage"), ordering="_stage_name")
-    def stage_display(self, obj):
-        return names.shown(obj._stage_name, obj.stage_id)
-
-    @admin.display(description=_("manager"), ordering="_user_name")
-    def manager_display(self, obj):
-        return names.shown(obj._user_name, obj.responsible_user_id)
 
     @admin.display(description=_("why / next try"))
     def reason(self, obj):

@@ -22,7 +22,7 @@ from .spend_admin import AdSpendAdminMixin
 
 
 @admin.register(Sale)
-class SaleAdmin(ModelAdmin):
+class SaleAdmin(names.NameColumns, ModelAdmin):
     list_display = ["sale_title", "deal", "amount_display", "won_at", "state", "stage_display", "manager_display",
                     "source_lead", "utm_source", "utm_campaign", "attribution", "account"]
     list_filter = ["state", "account", "attribution", names.PipelineFilter, names.StageFilter, names.ManagerFilter,
@@ -76,18 +76,6 @@ class SaleAdmin(ModelAdmin):
     @admin.display(description=_("amoCRM contact"))
     def contact_display(self, obj):
         return names.contact_link(obj.account, obj.amocrm_contact_id, obj.lead.name if obj.lead_id else "")
-
-    @admin.display(description=_("pipeline"), ordering="_pipeline_name")
-    def pipeline_display(self, obj):
-        return names.shown(obj._pipeline_name, obj.pipeline_id)
-
-    @admin.display(description=_("stage"), ordering="_stage_name")
-    def stage_display(self, obj):
-        return names.shown(obj._stage_name, obj.stage_id)
-
-    @admin.display(description=_("manager"), ordering="_user_name")
-    def manager_display(self, obj):
-        return names.shown(obj._user_name, obj.responsible_user_id)
 
     @admin.display(description=_("source lead"))
     def source_lead(self, obj):

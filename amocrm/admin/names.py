@@ -60,6 +60,22 @@ def with_names(queryset, *, account: str = "account_id", pipeline: str = "pipeli
                              _user_name=user_name(account, user))
 
 
+class NameColumns:
+    """The pipeline, stage and manager columns of an admin whose queryset went through `with_names`."""
+
+    @admin.display(description=_("pipeline"), ordering="_pipeline_name")
+    def pipeline_display(self, obj):
+        return shown(obj._pipeline_name, obj.pipeline_id)
+
+    @admin.display(description=_("stage"), ordering="_stage_name")
+    def stage_display(self, obj):
+        return shown(obj._stage_name, obj.stage_id)
+
+    @admin.display(description=_("manager"), ordering="_user_name")
+    def manager_display(self, obj):
+        return shown(obj._user_name, obj.responsible_user_id)
+
+
 def account_names(account_id: int | None) -> dict:
     """{"pipelines": {id: name}, "stages": {(pipeline, stage): name}, "users": {id: name}} for one account page."""
     if account_id is None:

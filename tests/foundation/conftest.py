@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import BASE_DIR, alive, descendants
+from .support import BASE_DIR, GUNICORN, alive, descendants, free_port, http_get, wait_for
 
 
 def _default_signals() -> None:
@@ -106,3 +106,24 @@ def private_queue(settings):
         client.unlink(name, f"_kombu.binding.{name}", *client.scan_iter(match=f"{name}\x06\x16*"))
     finally:
         client.close()
+
+
+@pytest.fixture
+def gunicorn(subprocess_env, start_process):
+    """(port, process) of a gunicorn with the container's config (one worker) on this test's database."""
+    port = free_port()
+    web = start_process(
+        "gunicorn",
+        [GUNICORN, "-c", "python:config.gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "config.wsgi"],
+        dict(subprocess_env, SITE_URL=f"http://127.0.0.1:{port}", LOG_LEVEL="INFO"),
+    )
+
+    def up():
+        web.assert_running()
+        try:
+            return http_get(f"http://127.0.0.1:{port}/healthz/", timeout=2)[0] == 200
+        except OSError:
+            return False
+
+    wait_for(up, timeout=30, what="gunicorn to answer", output=web.output)
+    return port, web

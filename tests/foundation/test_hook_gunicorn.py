@@ -7,7 +7,7 @@ import pytest
 from leads.models import Lead, LeadSource
 from tests.factories import make_account
 
-from .support import GUNICORN, free_port, http_get, json_lines, wait_for
+from .support import json_lines, wait_for
 
 pytestmark = pytest.mark.slow
 FORM = "application/x-www-form-urlencoded"
@@ -24,22 +24,8 @@ def post(port: int, path: str, body: bytes) -> int:
         connection.close()
 
 
-def test_gunicorn_logs_the_hook_path_with_its_secret_masked(subprocess_env, start_process):
-    port = free_port()
-    web = start_process(
-        "gunicorn",
-        [GUNICORN, "-c", "python:config.gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "config.wsgi"],
-        dict(subprocess_env, SITE_URL=f"http://127.0.0.1:{port}", LOG_LEVEL="INFO"),
-    )
-
-    def up():
-        web.assert_running()
-        try:
-            return http_get(f"http://127.0.0.1:{port}/healthz/", timeout=2)[0] == 200
-        except OSError:
-            return False
-
-    wait_for(up, timeout=30, what="gunicorn to answer", output=web.output)
+def test_gunicorn_logs_the_hook_path_with_its_secret_masked(gunicorn):
+    port, web = gunicorn
     source = LeadSource.objects.create(account=make_account(), name="Tilda site")
     secret = source.hook_secret
 

@@ -8,29 +8,9 @@ from amocrm.models import WebhookEvent
 from tests.factories import make_account
 from tests.sales.builders import AMO_ACCOUNT_ID, FORM, delivery, lead_event
 
-from .support import GUNICORN, free_port, http_get, json_lines, wait_for
+from .support import json_lines, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def gunicorn(subprocess_env, start_process):
-    port = free_port()
-    web = start_process(
-        "gunicorn",
-        [GUNICORN, "-c", "python:config.gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "config.wsgi"],
-        dict(subprocess_env, SITE_URL=f"http://127.0.0.1:{port}", LOG_LEVEL="INFO"),
-    )
-
-    def up():
-        web.assert_running()
-        try:
-            return http_get(f"http://127.0.0.1:{port}/healthz/", timeout=2)[0] == 200
-        except OSError:
-            return False
-
-    wait_for(up, timeout=30, what="gunicorn to answer", output=web.output)
-    return port, web
 
 
 def post_chunked(port: int, path: str, chunks: list[bytes]) -> int:
