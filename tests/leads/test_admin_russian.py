@@ -8,7 +8,8 @@ from django.urls import reverse
 
 from amocrm.models import SyncLog
 from leads.models import Lead
-from tests.leads.conftest import make_lead
+from tests.leads.conftest import PIPELINE, make_lead
+from tests.leads.test_admin import source_form
 
 pytestmark = pytest.mark.django_db
 
@@ -53,3 +54,21 @@ def test_the_sync_log_table_and_the_snippet_hint_are_in_russian(staff, source, a
     page = html.unescape(staff.get(reverse("admin:leads_leadsource_change", args=[source.pk]), **RUSSIAN)
                          .content.decode())
     assert "Вставьте на страницу сайта. Добавьте адрес сайта в «Разрешённые сайты» выше." in page
+
+
+@pytest.mark.usefixtures("account_with_metadata")
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"allowed_origins": "shop.example"}, "'shop.example' — не адрес сайта: укажите только протокол и домен"),
+    ({"pipeline_id": str(PIPELINE), "status_id": "2002"}, "Этого этапа нет в выбранной воронке."),
+    ({"field_mapping": "city: No such field"}, "'No such field' — не поле (сделки) этого аккаунта"),
+])
+def test_the_source_form_says_what_to_fix_in_russian(staff, account, changes, message):
+    response = staff.post(reverse("admin:leads_leadsource_add"), source_form(account, **changes), **RUSSIAN)
+    assert response.status_code == 200
+    assert message in html.unescape(response.content.decode())
+
+
+@pytest.mark.usefixtures("account_with_metadata")
+def test_the_source_form_names_the_main_pipeline_in_russian(staff, source):
+    page = staff.get(reverse("admin:leads_leadsource_change", args=[source.pk]), **RUSSIAN).content.decode()
+    assert "Sales (основная)" in page
