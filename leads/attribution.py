@@ -9,6 +9,7 @@ on the Lead as `gclid`, … and `first_utm_source`, …, `first_touch_at` (`lead
 from datetime import UTC
 
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -75,13 +76,13 @@ class FirstTouch(serializers.Field):
     """
 
     default_error_messages = {
-        "invalid": "Expected an object with utm_source, utm_medium, utm_campaign, utm_term, utm_content, "
-                   "referrer, landing_page and at.",
-        "unknown": "Unknown key(s): {keys}. Allowed: utm_source, utm_medium, utm_campaign, utm_term, "
-                   "utm_content, referrer, landing_page, at.",
-        "text": "{name}: expected a string of at most {max_length} characters.",
-        "at": "at: expected an ISO 8601 date and time, e.g. 2026-05-01T10:00:00Z.",
-        "unstorable": "{name}: null or surrogate characters are not allowed.",
+        "invalid": _("Expected an object with utm_source, utm_medium, utm_campaign, utm_term, utm_content, "
+                     "referrer, landing_page and at."),
+        "unknown": _("Unknown key(s): {keys}. Allowed: utm_source, utm_medium, utm_campaign, utm_term, "
+                     "utm_content, referrer, landing_page, at."),
+        "text": _("{name}: expected a string of at most {max_length} characters."),
+        "at": _("at: expected an ISO 8601 date and time, e.g. 2026-05-01T10:00:00Z."),
+        "unstorable": _("{name}: null or surrogate characters are not allowed."),
     }
 
     def __init__(self, unstorable):
