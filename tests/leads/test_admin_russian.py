@@ -72,3 +72,9 @@ def test_the_source_form_says_what_to_fix_in_russian(staff, account, changes, me
 def test_the_source_form_names_the_main_pipeline_in_russian(staff, source):
     page = staff.get(reverse("admin:leads_leadsource_change", args=[source.pk]), **RUSSIAN).content.decode()
     assert "Sales (основная)" in page
+
+
+def test_a_lead_is_named_with_its_status_in_the_operators_language(staff, source):
+    lead = make_lead(source, name="Иван")
+    page = staff.get(reverse("admin:leads_lead_change", args=[lead.pk]), **RUSSIAN).content.decode()
+    assert "Иван (Ожидает)" in page and "(pending)" not in page
