@@ -15,6 +15,7 @@ import requests
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 
 from config.locks import hold_locks, lock_key
 
@@ -41,8 +42,8 @@ def configured() -> bool:
     return bool(settings.YANDEX_METRIKA_COUNTER and settings.YANDEX_METRIKA_TOKEN)
 
 
-REFUSED_HINT = ("Fix the cause (the goal CONVERSIONS_YANDEX_TARGET, the counter, the token's access), then delete "
-                "these records to send the sales again.")
+REFUSED_HINT = gettext_lazy("Fix the cause (the goal CONVERSIONS_YANDEX_TARGET, the counter, the token's access), "
+                            "then delete these records to send the sales again.")
 
 
 def _refusal(response: requests.Response) -> str:
@@ -53,7 +54,9 @@ def _refusal(response: requests.Response) -> str:
         body = {}
     details = [item.get("message", "") for item in body.get("errors", []) if isinstance(item, dict)]
     text = body.get("message") or "; ".join(filter(None, details)) or response.text[:500]
-    return f"Yandex Metrika refused the upload ({response.status_code}): {text}. {REFUSED_HINT}"
+    # Stored on the records and read by the operator: in the site's language (LANGUAGE_CODE in the worker).
+    return gettext("Yandex Metrika refused the upload (%(status)s): %(text)s. %(hint)s") % {
+        "status": response.status_code, "text": text, "hint": REFUSED_HINT}
 
 
 def _post(content: bytes, id_type: str) -> requests.Response:

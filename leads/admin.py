@@ -141,9 +141,8 @@ class LeadSourceAdmin(ModelAdmin):
             "source": obj, "endpoint": endpoint, "honeypot": HONEYPOT_FIELD, "tracker_url": tracker_url(),
         })
         return format_html(
-            '<p>Paste into the site’s page. Add the site’s origin to “Allowed origins” above.</p>'
-            '<textarea readonly rows="24" style="width:100%;font-family:monospace">{}'
-            '</textarea>', snippet.strip())
+            '<p>{}</p><textarea readonly rows="24" style="width:100%;font-family:monospace">{}</textarea>',
+            _("Paste into the site’s page. Add the site’s origin to “Allowed origins” above."), snippet.strip())
 
 
 # ============================================================================ leads
@@ -252,23 +251,32 @@ class LeadAdmin(names.NameColumns, ModelAdmin):
               error_messages.render(log.error[:500], http_status=log.http_status) if log.error else "")
              for log in logs),
         )
-        return format_html("<table><thead><tr><th>time</th><th>operation</th><th>status</th><th>HTTP</th>"
-                           "<th>duration</th><th>error</th></tr></thead><tbody>{}</tbody></table>", rows)
+        heads = format_html_join("", "<th>{}</th>", ((head,) for head in (
+            _("time"), _("operation"), _("status"), "HTTP", _("duration"), _("error"))))
+        return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", heads, rows)
 
     @admin.action(description=_("Retry push"), permissions=["change"])
     def action_retry_push(self, request, queryset):
         selected = list(queryset.values_list("pk", flat=True))
         count = actions.lead_retry(lead_ids=selected)
-        self.message_user(request, f"{count} lead(s) queued to push again.", messages.SUCCESS)
-        if count < len(selected):
-            self.message_user(request, f"{len(selected) - count} lead(s) skipped: already sent or being sent.",
-                              messages.WARNING)
+        self.message_user(request, ngettext("%(count)d lead(s) queued to push again.",
+                                            "%(count)d lead(s) queued to push again.", count) % {"count": count},
+                          messages.SUCCESS)
+        skipped = len(selected) - count
+        if skipped:
+            self.message_user(request, ngettext("%(count)d lead(s) skipped: already sent or being sent.",
+                                                "%(count)d lead(s) skipped: already sent or being sent.",
+                                                skipped) % {"count": skipped}, messages.WARNING)
 
     @admin.action(description=_("Mark as spam"), permissions=["change"])
     def action_mark_spam(self, request, queryset):
         selected = list(queryset.values_list("pk", flat=True))
         count = actions.lead_mark_spam(lead_ids=selected)
-        self.message_user(request, f"{count} lead(s) marked as spam; they will not be pushed.", messages.SUCCESS)
-        if count < len(selected):
-            self.message_user(request, f"{len(selected) - count} lead(s) skipped: already in amoCRM or being sent.",
-                              messages.WARNING)
+        self.message_user(request, ngettext("%(count)d lead(s) marked as spam; they will not be pushed.",
+                                            "%(count)d lead(s) marked as spam; they will not be pushed.",
+                                            count) % {"count": count}, messages.SUCCESS)
+        skipped = len(selected) - count
+        if skipped:
+            self.message_user(request, ngettext("%(count)d lead(s) skipped: already in amoCRM or being sent.",
+                                                "%(count)d lead(s) skipped: already in amoCRM or being sent.",
+                                                skipped) % {"count": skipped}, messages.WARNING)

@@ -4,6 +4,7 @@ from urllib.parse import urlsplit
 
 from django import forms
 from django.db import models
+from django.utils.translation import gettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
 from amocrm.models import AmoUser, CustomField, Pipeline, Stage
@@ -69,7 +70,7 @@ class LeadSourceForm(ThemedFormMixin, RoutingFormMixin, forms.ModelForm):
             return f"{obj_account.name}: {text}" if multi else text
 
         self.fields["pipeline_id"].choices = [("", _("— the account's default pipeline —"))] + [
-            (p.amocrm_id, label(p.account, p.name + (" (main)" if p.is_main else ""))) for p in pipelines]
+            (p.amocrm_id, label(p.account, p.name + (gettext(" (main)") if p.is_main else ""))) for p in pipelines]
         grouped: dict[str, list] = {}
         for stage in stages:
             grouped.setdefault(label(stage.pipeline.account, stage.pipeline.name), []).append(
@@ -82,7 +83,8 @@ class LeadSourceForm(ThemedFormMixin, RoutingFormMixin, forms.ModelForm):
             current = getattr(self.instance, name)
             known = {str(value) for value, _ in _flat_choices(self.fields[name].choices)}
             if current and str(current) not in known:
-                self.fields[name].choices.append((current, f"#{current} (not in the cached amoCRM metadata)"))
+                self.fields[name].choices.append((current, gettext("#%(id)s (not in the cached amoCRM metadata)")
+                                                   % {"id": current}))
         if self.instance.pk:
             self.initial["tags"] = ", ".join(self.instance.tags or [])
             self.initial["allowed_origins"] = "\n".join(self.instance.allowed_origins or [])
@@ -117,8 +119,8 @@ class LeadSourceForm(ThemedFormMixin, RoutingFormMixin, forms.ModelForm):
             parts = urlsplit(line)
             if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") \
                     or parts.query or parts.fragment:
-                raise forms.ValidationError(f"{line!r} is not an origin: write scheme and host only, "
-                                            "e.g. https://example.com")
+                raise forms.ValidationError(gettext("%(line)r is not an origin: write scheme and host only, "
+                                                    "e.g. https://example.com") % {"line": line})
             origins.append(normalize_origin(f"{parts.scheme}://{parts.netloc}"))
         return list(dict.fromkeys(origins))
 
@@ -126,7 +128,7 @@ class LeadSourceForm(ThemedFormMixin, RoutingFormMixin, forms.ModelForm):
         account_id = to_int(self.data.get("account")) or self._account_id
         fields = list(CustomField.objects.filter(account_id=account_id, entity_type="leads")
                       .exclude(type="tracking_data"))
-        return mapping_parse(self.cleaned_data["field_mapping"], fields, entity="deal")
+        return mapping_parse(self.cleaned_data["field_mapping"], fields, entity=pgettext("a field of", "deal"))
 
     def clean(self):
         cleaned = super().clean()
@@ -142,18 +144,18 @@ class LeadSourceForm(ThemedFormMixin, RoutingFormMixin, forms.ModelForm):
             return cleaned
         if pipeline_id and not Pipeline.objects.filter(account=account, amocrm_id=pipeline_id).exists() \
                 and pipeline_id != self.instance.pipeline_id:
-            self.add_error("pipeline_id", "This pipeline belongs to another account.")
+            self.add_error("pipeline_id", gettext("This pipeline belongs to another account."))
         if status_id:
             target = pipeline_id or account.default_pipeline_id
             if not target:
-                self.add_error("status_id", "Choose the pipeline of this stage.")
+                self.add_error("status_id", gettext("Choose the pipeline of this stage."))
             elif not Stage.objects.filter(pipeline__account=account, pipeline__amocrm_id=target,
                                           amocrm_id=status_id).exists() and status_id != self.instance.status_id:
-                self.add_error("status_id", "This stage is not in the chosen pipeline.")
+                self.add_error("status_id", gettext("This stage is not in the chosen pipeline."))
         user_id = cleaned.get("responsible_user_id")
         if user_id and not AmoUser.objects.filter(account=account, amocrm_id=user_id).exists() \
                 and user_id != self.instance.responsible_user_id:
-            self.add_error("responsible_user_id", "This user belongs to another account.")
+            self.add_error("responsible_user_id", gettext("This user belongs to another account."))
         return cleaned
 
 

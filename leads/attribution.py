@@ -9,6 +9,8 @@ on the Lead as `gclid`, … and `first_utm_source`, …, `first_touch_at` (`lead
 from datetime import UTC
 
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -75,13 +77,13 @@ class FirstTouch(serializers.Field):
     """
 
     default_error_messages = {
-        "invalid": "Expected an object with utm_source, utm_medium, utm_campaign, utm_term, utm_content, "
-                   "referrer, landing_page and at.",
-        "unknown": "Unknown key(s): {keys}. Allowed: utm_source, utm_medium, utm_campaign, utm_term, "
-                   "utm_content, referrer, landing_page, at.",
-        "text": "{name}: expected a string of at most {max_length} characters.",
-        "at": "at: expected an ISO 8601 date and time, e.g. 2026-05-01T10:00:00Z.",
-        "unstorable": "{name}: null or surrogate characters are not allowed.",
+        "invalid": _("Expected an object with utm_source, utm_medium, utm_campaign, utm_term, utm_content, "
+                     "referrer, landing_page and at."),
+        "unknown": _("Unknown key(s): {keys}. Allowed: utm_source, utm_medium, utm_campaign, utm_term, "
+                     "utm_content, referrer, landing_page, at."),
+        "text": _("{name}: expected a string of at most {max_length} characters."),
+        "at": _("at: expected an ISO 8601 date and time, e.g. 2026-05-01T10:00:00Z."),
+        "unstorable": _("{name}: null or surrogate characters are not allowed."),
     }
 
     def __init__(self, unstorable):
@@ -150,12 +152,13 @@ def note_lines(lead) -> list[str]:
              if key not in ("referrer", "landing_page", "at") and getattr(lead, column)]
     if touch or lead.first_referrer or lead.first_landing_page or lead.first_touch_at:
         when = f" ({lead.first_touch_at:%Y-%m-%d %H:%M} UTC)" if lead.first_touch_at else ""
-        lines.append(f"First touch{when}: " + (", ".join(touch) or "direct"))
+        lines.append(gettext("First touch%(when)s: %(marks)s") % {
+            "when": when, "marks": ", ".join(touch) or gettext("direct")})
         if lead.first_landing_page:
-            lines.append(f"  Landing page: {lead.first_landing_page}")
+            lines.append("  " + gettext("Landing page: %(value)s") % {"value": lead.first_landing_page})
         if lead.first_referrer:
-            lines.append(f"  Referrer: {lead.first_referrer}")
+            lines.append("  " + gettext("Referrer: %(value)s") % {"value": lead.first_referrer})
     ids = [f"{name}={getattr(lead, name)}" for name in ID_FIELDS if getattr(lead, name)]
     if ids:
-        lines.append("Click and analytics ids: " + ", ".join(ids))
+        lines.append(gettext("Click and analytics ids: %(ids)s") % {"ids": ", ".join(ids)})
     return lines

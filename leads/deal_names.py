@@ -87,7 +87,11 @@ def template_problems(template: str, *, form_fields: set[str]) -> list[str]:
     if not problems:
         try:
             template.format_map(Blank({**dict.fromkeys(PLACEHOLDERS, "x"), "fields": Blank()}))
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
-            problems.append(gettext("The template cannot be filled in: %(error)s.") % {"error": exc})
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            # What is left to fail is a format spec or conversion ({name:%}, {name!z}): Python's own
+            # words for it ("Unknown format code '%' for object of type 'str'") tell an operator nothing.
+            problems.append(gettext("The template cannot be filled in: a placeholder has a format or conversion "
+                                    "(after “:” or “!”) its value does not take. Write it without one, "
+                                    "e.g. {name}."))
     return problems
 

@@ -293,7 +293,7 @@ class Lead(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name or self.phone or self.email} ({self.status})"
+        return f"{self.name or self.phone or self.email} ({self.get_status_display()})"
 
 
 class ContactMatch(models.Model):

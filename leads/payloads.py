@@ -295,26 +295,28 @@ def unsorted_form(lead, source, account, *, request_id: str, fields_by_id, track
 
 def note_text(lead, source) -> str:
     """The visitor's message and everything else the form sent, so nothing is lost in amoCRM."""
+    # The manager reads it in amoCRM: labels in the project's language (the worker's LANGUAGE_CODE).
     details = []
     if lead.page_url:
-        details.append(f"Page: {lead.page_url}")
+        details.append(gettext("Page: %(value)s") % {"value": lead.page_url})
     if lead.referrer:
-        details.append(f"Referrer: {lead.referrer}")
+        details.append(gettext("Referrer: %(value)s") % {"value": lead.referrer})
     if lead.company:
-        details.append(f"Company: {lead.company}")
+        details.append(gettext("Company: %(value)s") % {"value": lead.company})
     if lead.price is not None:
-        details.append(f"Budget: {lead.price}")
+        details.append(gettext("Budget: %(value)s") % {"value": lead.price})
     utms = [f"{name}={getattr(lead, name)}" for name in UTM_FIELDS if getattr(lead, name)]
     if utms:
         details.append("UTM: " + ", ".join(utms))
     details += attribution.note_lines(lead)
     if lead.fields:
-        details.append("Form fields:")
+        details.append(gettext("Form fields:"))
         details += [f"  {key}: {value}" for key, value in lead.fields.items()]
     parts = [part for part in (lead.message.strip(), "\n".join(details)) if part]
     if not parts:
         return ""
-    return "\n\n".join([*parts, f"Website lead {lead.id} from “{source.name}”."])
+    return "\n\n".join([*parts, gettext("Website lead %(id)s from “%(source)s”.") % {"id": lead.id,
+                                                                                   "source": source.name}])
 
 
 def deal_note(*, deal_id: int, text: str) -> dict:

@@ -262,11 +262,11 @@ class LeadIntakeApi(APIView):
 
         def validate_fields(self, value):
             if len(value) > MAX_EXTRA_FIELDS:
-                raise serializers.ValidationError(f"At most {MAX_EXTRA_FIELDS} fields.")
+                raise serializers.ValidationError(_("At most %(count)d fields.") % {"count": MAX_EXTRA_FIELDS})
             if any(len(str(key)) > 100 for key in value):
-                raise serializers.ValidationError("Field names are at most 100 characters.")
+                raise serializers.ValidationError(_("Field names are at most 100 characters."))
             if any(UNSTORABLE.search(str(key)) for key in value):
-                raise serializers.ValidationError("Field names may not contain null or surrogate characters.")
+                raise serializers.ValidationError(_("Field names may not contain null or surrogate characters."))
             return {str(key): item for key, item in value.items() if item is not None}
 
         def validate(self, attrs):

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 import requests
-from django.utils import timezone
+from django.utils import timezone, translation
 from responses import matchers
 
 from conversions import metrika
@@ -79,6 +79,19 @@ def test_a_refused_upload_marks_its_sales_failed_with_metrikas_words(recent, amo
                                              f"{metrika.REFUSED_HINT}"),
                         9102: ("uploaded", "502", "")}
     assert TOKEN not in caplog.text
+
+
+@pytest.mark.usefixtures("configured")
+def test_a_refusal_is_recorded_in_the_sites_language(recent, amocrm_mock):
+    amocrm_mock.post(UPLOAD, status=400, json={"message": "Unknown goal crm_sale"})
+
+    with translation.override("ru"):
+        outcome = metrika.upload_due()
+
+    assert outcome.failed == 2
+    assert set(ConversionExport.objects.values_list("error", flat=True)) == {
+        "Яндекс Метрика отклонила загрузку (400): Unknown goal crm_sale. Устраните причину (цель "
+        "CONVERSIONS_YANDEX_TARGET, счётчик, доступ токена), затем удалите эти записи, чтобы отправить продажи снова."}
 
 
 @pytest.mark.usefixtures("configured")

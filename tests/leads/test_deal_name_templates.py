@@ -41,6 +41,13 @@ def test_broken_templates_are_refused_in_plain_words(template, problem):
     assert any(problem in text for text in deal_names.template_problems(template, form_fields={"city"}))
 
 
+@pytest.mark.parametrize("template", ["{name:%}", "{name!z}", "{name:,}"])
+def test_a_bad_format_is_explained_in_plain_words_not_pythons(template):
+    problems = deal_names.template_problems(template, form_fields=set())
+    assert problems == ["The template cannot be filled in: a placeholder has a format or conversion (after “:” or "
+                        "“!”) its value does not take. Write it without one, e.g. {name}."]
+
+
 def test_a_mapped_or_already_sent_form_field_is_accepted(staff, source):
     make_lead(source, fields={"product": "Диван"})
     url = reverse("admin:leads_leadsource_change", args=[source.pk])

@@ -64,3 +64,10 @@ def test_success_keeps_the_303_and_json_clients_keep_json_errors(client, source)
 def test_the_hook_answers_a_browser_form_with_html_too(client, source):
     response = post_form(client, {"Name": "Ivan"}, url=f"/api/leads/hook/{source.hook_secret}/")
     assert response.status_code == 400 and response["Content-Type"].startswith("text/html")
+
+
+def test_too_many_extra_fields_are_explained_in_the_visitors_language(client, source):
+    payload = {"source": source.public_key, "phone": "+79123456789", **{f"fields[k{i}]": "v" for i in range(51)}}
+    response = post_form(client, payload, HTTP_ACCEPT_LANGUAGE="ru")
+    assert response.status_code == 400 and "Не больше 50 полей." in response.content.decode()
+    assert Lead.objects.count() == 0

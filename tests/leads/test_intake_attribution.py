@@ -5,8 +5,11 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import pytest
+from django.utils import translation
+from rest_framework import serializers
 
 from leads.attribution import ID_FIELDS
+from leads.intake.api import LeadIntakeApi
 from leads.models import Lead
 
 pytestmark = pytest.mark.django_db
@@ -117,3 +120,16 @@ def test_a_null_id_is_like_an_absent_one(client, source):
     assert post_json(client, valid(source, gclid=None, first_touch=None)).status_code == 201
     lead = Lead.objects.get()
     assert (lead.gclid, lead.first_utm_source, lead.first_touch_at) == ("", "", None)
+
+
+@pytest.mark.parametrize(("value", "words"), [
+    ({"at": "yesterday"}, "at: ожидаются дата и время в формате ISO 8601"),
+    ({"utm_sourse": "google"}, "Неизвестные ключи: utm_sourse."),
+    ({"utm_campaign": "x" * 256}, "utm_campaign: ожидается строка не длиннее 255 символов."),
+    ("google", "Ожидается объект с ключами"),
+])
+def test_first_touch_errors_are_in_the_senders_language(value, words):
+    with translation.override("ru"):
+        with pytest.raises(serializers.ValidationError) as refused:
+            LeadIntakeApi.DocumentedInput().fields["first_touch"].to_internal_value(value)
+        assert words in str(refused.value.detail[0])

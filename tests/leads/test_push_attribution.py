@@ -4,6 +4,7 @@ into mapped fields, the first touch and every id into the note."""
 from datetime import UTC, datetime
 
 import pytest
+from django.utils import translation
 
 from amocrm.models import CustomField
 from leads.push.engine import leads_push
@@ -81,3 +82,20 @@ def test_a_source_may_map_the_first_touch_to_its_own_deal_fields(source, tracked
     source.save()
     _, deal, _ = push_one(source, tracked_account, amocrm_mock, first_utm_campaign="spring")
     assert {"field_id": MAPPED_FBCLID_FIELD, "values": [{"value": "spring"}]} in deal["custom_fields_values"]
+
+
+def test_the_note_is_in_the_projects_language(source, tracked_account, amocrm_mock):
+    with translation.override("ru"):
+        lead, _, note = push_one(
+            source, tracked_account, amocrm_mock, page_url="https://shop.example/p", referrer="https://ya.ru/",
+            company="ООО Ромашка", price="45000.50", fields={"city": "Москва"}, gclid="G-1",
+            first_landing_page="https://shop.example/", first_referrer="https://www.google.com/",
+            first_touch_at=datetime(2026, 5, 1, tzinfo=UTC))
+    assert note == (
+        "Страница: https://shop.example/p\nОткуда пришёл: https://ya.ru/\nКомпания: ООО Ромашка\n"
+        "Бюджет: 45000.50\n"
+        "Первое касание (2026-05-01 00:00 UTC): прямой заход\n"
+        "  Страница входа: https://shop.example/\n  Откуда пришёл: https://www.google.com/\n"
+        "Идентификаторы кликов и аналитики: gclid=G-1\n"
+        "Поля формы:\n  city: Москва\n\n"
+        f"Заявка с сайта {lead.id} из источника «{source.name}».")
