@@ -48,15 +48,21 @@ REFUSED_HINT = gettext_lazy("Fix the cause (the goal CONVERSIONS_YANDEX_TARGET, 
 
 def _refusal(response: requests.Response) -> str:
     """Metrika's own words for a refused upload ({"message": …, "errors": [{"message": …}]}), and what to do."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
+    body = _json_object(response)
     details = [item.get("message", "") for item in body.get("errors", []) if isinstance(item, dict)]
     text = body.get("message") or "; ".join(filter(None, details)) or response.text[:500]
     # Stored on the records and read by the operator: in the site's language (LANGUAGE_CODE in the worker).
     return gettext("Yandex Metrika refused the upload (%(status)s): %(text)s. %(hint)s") % {
         "status": response.status_code, "text": text, "hint": REFUSED_HINT}
+
+
+def _json_object(response: requests.Response) -> dict:
+    """The answer's JSON object; {} for a body that is not JSON or not an object."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def _post(content: bytes, id_type: str) -> requests.Response:
@@ -89,7 +95,10 @@ def upload_id_type(id_type: str, outcome: UploadOutcome) -> None:
             return
         now = timezone.now()
         if response.status_code == 200:
-            upload_id = str((response.json().get("uploading") or {}).get("id", ""))
+            # Accepted: recorded even when the answer's body is not what we expect (the file is in Metrika now;
+            # sending it again would count the sales twice).
+            uploading = _json_object(response).get("uploading")
+            upload_id = str(uploading.get("id", "")) if isinstance(uploading, dict) else ""
             records = [item.record(Platform.YANDEX, id_type, state=ConversionExport.State.UPLOADED,
                                    upload_id=upload_id, uploaded_at=now) for item in items]
             outcome.uploaded += len(records)

@@ -95,6 +95,21 @@ def test_a_refusal_is_recorded_in_the_sites_language(recent, amocrm_mock):
 
 
 @pytest.mark.usefixtures("configured")
+def test_an_accepted_upload_with_an_unexpected_body_is_recorded_and_never_sent_twice(recent, amocrm_mock):
+    amocrm_mock.post(UPLOAD, body="OK")  # 200, not JSON
+    assert upload_yandex_conversions() == 2
+    assert states() == {9101: ("uploaded", "", ""), 9102: ("uploaded", "", "")}
+    assert upload_yandex_conversions() == 0 and len(amocrm_mock.calls) == 2
+
+
+@pytest.mark.usefixtures("configured")
+def test_a_refusal_whose_json_is_not_an_object_keeps_the_answer_text(recent, amocrm_mock):
+    amocrm_mock.post(UPLOAD, status=400, json=["bad counter"])
+    assert metrika.upload_due().failed == 2
+    assert all('["bad counter"]' in error for error in ConversionExport.objects.values_list("error", flat=True))
+
+
+@pytest.mark.usefixtures("configured")
 @pytest.mark.parametrize("answer", [{"status": 503, "body": "busy"}, {"body": requests.ConnectionError("down")}])
 def test_a_5xx_or_a_network_error_records_nothing_and_the_next_run_sends_them(recent, amocrm_mock, answer, caplog):
     amocrm_mock.post(UPLOAD, **answer)
