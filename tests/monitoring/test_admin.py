@@ -125,3 +125,13 @@ def test_incidents_are_listed_read_only_with_their_history(admin_client, account
     page = admin_client.get(reverse("admin:monitoring_incident_change", args=[incident.pk])).content.decode()
     assert "Opened" in page and "Resolved" in page and "Ops mail: Sent" in page
     assert admin_client.post(reverse("admin:monitoring_incident_delete", args=[incident.pk])).status_code == 403
+
+
+def test_the_incident_page_labels_its_details_in_russian(admin_client, account):
+    Account.objects.filter(pk=account.pk).update(state=Account.State.NEEDS_REAUTH)
+    services.alerts_evaluate()
+    incident = Incident.objects.get()
+    page = admin_client.get(reverse("admin:monitoring_incident_change", args=[incident.pk]),
+                            HTTP_ACCEPT_LANGUAGE="ru").content.decode()
+    assert "Подробности" in page and "Числа, которые приводятся в сообщениях." in page
+    assert "The numbers the messages show." not in page
