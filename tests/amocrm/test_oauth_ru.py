@@ -1,10 +1,12 @@
-"""The OAuth callback's refusals read in Russian to a Russian-speaking operator, the reason included."""
+"""The OAuth callback page reads in Russian to a Russian-speaking operator: its refusals, with their reason, and
+what went wrong after connecting, in plain words."""
 
 import pytest
 from django.urls import reverse
 
 from amocrm import oauth
-from tests.factories import make_account
+from tests.amocrm.test_oauth import TOKEN_ANSWER, _state_for
+from tests.factories import API, TOKEN_URL, make_account
 
 pytestmark = pytest.mark.django_db
 
@@ -54,3 +56,19 @@ def test_an_expired_state_is_explained_in_russian(client, staff, amocrm_mock, mo
     state = oauth.make_state(account=account, user_id=staff.pk)
     monkeypatch.setattr(oauth, "STATE_MAX_AGE", -1)
     assert "Срок действия ссылки подключения истёк (она действует 20 минут)." in callback(client, state)
+
+
+def test_a_metadata_failure_after_connecting_is_told_in_plain_words(client, staff, amocrm_mock):
+    account = make_account(name="Shop", host="", state="not_connected")
+    client.force_login(staff)
+    state = _state_for(client, account)
+    amocrm_mock.post(TOKEN_URL, json=TOKEN_ANSWER)
+    amocrm_mock.get(f"{API}/account", status=500, body=b"oops")
+    amocrm_mock.get(f"{API}/webhooks", status=204, body=b"")
+    amocrm_mock.post(f"{API}/webhooks", json={"id": 1})
+    response = client.get(CALLBACK, {"code": "the-code", "state": state, "referer": "sandbox.test"},
+                          HTTP_ACCEPT_LANGUAGE="ru")
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Временный сбой на стороне amoCRM." in page
+    assert "answered 500" not in page
