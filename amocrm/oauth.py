@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 from django.core import signing
 from django.core.cache import cache
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from . import errors
 from .hosts import consent_page_url, normalize_account_host
@@ -23,7 +24,10 @@ STATE_MAX_AGE = 20 * 60  # the authorization code itself lives 20 minutes
 
 
 class StateError(ValueError):
-    """The callback's `state` is missing, forged, expired, already used or not this user's."""
+    """The callback's `state` is missing, forged, expired, already used or not this user's.
+
+    The message is shown on the callback page, in the reader's language.
+    """
 
 
 @dataclass(frozen=True)
@@ -40,17 +44,17 @@ def make_state(*, account: Account, user_id: int) -> str:
 def read_state(state: str, *, user_id: int | None) -> int:
     """Verify the state and return the account pk it was issued for. Single use."""
     if not state:
-        raise StateError("The request carries no state, so it cannot be tied to a connect attempt.")
+        raise StateError(_("The request carries no state, so it cannot be tied to a connect attempt."))
     try:
         data = signing.loads(state, salt=STATE_SALT, max_age=STATE_MAX_AGE)
     except signing.SignatureExpired as exc:
-        raise StateError("The connect link expired (it is valid for 20 minutes).") from exc
+        raise StateError(_("The connect link expired (it is valid for 20 minutes).")) from exc
     except signing.BadSignature as exc:
-        raise StateError("The state parameter is not one this site issued.") from exc
+        raise StateError(_("The state parameter is not one this site issued.")) from exc
     if user_id is None or data.get("u") != user_id:
-        raise StateError("The connect attempt was started by another user or the session ended.")
+        raise StateError(_("The connect attempt was started by another user or the session ended."))
     if not cache.add(f"amocrm:oauth-state:{data['n']}", 1, timeout=STATE_MAX_AGE + 60):
-        raise StateError("This authorization was already used.")
+        raise StateError(_("This authorization was already used."))
     return int(data["a"])
 
 

@@ -128,7 +128,9 @@ def account_refresh_token(*, account_id: int, stale_access_token: str | None = N
     try:
         with transaction.atomic():
             _set_lock_timeout()
-            token = Token.objects.select_for_update().select_related("account").get(account_id=account_id)
+            token = Token.objects.select_for_update().select_related("account").filter(account_id=account_id).first()
+            if token is None:  # never connected, or disconnected meanwhile: as unavailable as a paused one
+                raise errors.AccountUnavailable("The account is not connected; it has no token to refresh.")
             transport.account = token.account
             if token.account.state != Account.State.CONNECTED:
                 raise errors.AccountUnavailable("The account is not connected; its token is not refreshed.")

@@ -15,6 +15,7 @@ from config.net import client_ip
 from config.queue import enqueue_on_commit
 from monitoring import metrics
 
+from . import error_messages
 from .models import Account, WebhookEvent
 from .oauth import StateError, read_state
 from .services import ConnectError, account_connect, account_consent_denied
@@ -73,7 +74,8 @@ def oauth_callback(request):
     except ConnectError as exc:  # the service recorded it on the account
         return _result(request, ok=False, status=400, title=_("Not connected"), message=str(exc),
                        account=account)
-    notes = [n for n in (result.metadata_error, result.webhook_error) if n]
+    # In plain words, as the admin's code-or-token page says them: not an exception's technical text.
+    notes = [error_messages.one_line(n) for n in (result.metadata_error, result.webhook_error) if n]
     message = _("Connected to %(name)s.") % {"name": result.account.amocrm_name or result.account.host}
     if notes:
         message += " " + " ".join(notes)

@@ -25,10 +25,19 @@ BASE_SECONDS, CAP_SECONDS, MAX_ATTEMPTS = 30, 1800, 16
 
 
 def webhook_retry_schedule(*, account_id: int, attempt: int) -> datetime | None:
-    """Queue try number `attempt` + 1 after the backoff and record when; None when the tries are used up."""
+    """Queue try number `attempt` + 1 after the backoff and record when; None when the tries are used up.
+
+    A first failure (a click on Subscribe, the health check, a connect) while a series of tries is
+    already waiting starts no second series: the pending one's time is returned and nothing is queued.
+    """
     if attempt >= MAX_ATTEMPTS:
         Account.objects.filter(pk=account_id).update(webhook_retry_at=None)
         return None
+    if attempt == 0:
+        pending = (Account.objects.filter(pk=account_id, webhook_retry_at__gt=timezone.now())
+                   .values_list("webhook_retry_at", flat=True).first())
+        if pending is not None:
+            return pending
     delay = backoff_seconds(attempt + 1, base=BASE_SECONDS, cap=CAP_SECONDS)
     retry_at = timezone.now() + timedelta(seconds=delay)
     Account.objects.filter(pk=account_id).update(webhook_retry_at=retry_at)

@@ -134,8 +134,9 @@ class Incident(models.Model):
     subject = models.CharField(_("subject"), max_length=300)
     account = models.ForeignKey("amocrm.Account", on_delete=models.SET_NULL, null=True, blank=True,
                                 related_name="+", verbose_name=_("account"))
-    details = models.JSONField(default=dict, blank=True, help_text="The numbers the messages show.")
-    admin_path = models.CharField(max_length=300, blank=True, help_text="The admin page that fixes it.")
+    details = models.JSONField(_("details"), default=dict, blank=True, help_text=_("The numbers the messages show."))
+    admin_path = models.CharField(_("admin page"), max_length=300, blank=True,
+                                  help_text=_("The admin page that fixes it."))
     opened_at = models.DateTimeField(_("opened"), default=timezone.now, db_index=True)
     last_seen_at = models.DateTimeField(_("last seen"), default=timezone.now)
     last_notified_at = models.DateTimeField(_("last notified"), null=True, blank=True)

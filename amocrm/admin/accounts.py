@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, StackedInline
 
@@ -21,7 +22,7 @@ from .helpers import BADGES, badge, scrub
 
 
 class StateFilter(admin.SimpleListFilter):
-    title = "status"
+    title = _("status")
     parameter_name = "health"
 
     def lookups(self, request, model_admin):
@@ -136,7 +137,7 @@ class AccountAdmin(ModelAdmin):
         token = getattr(obj, "token", None)
         if token is None:
             return "—"
-        suffix = " (long-lived)" if token.long_lived else ""
+        suffix = gettext(" (long-lived)") if token.long_lived else ""
         return f"{timezone.localtime(token.expires_at):%Y-%m-%d %H:%M}{suffix}"
 
     @admin.display(description=_("last error"))
@@ -257,7 +258,8 @@ class AccountAdmin(ModelAdmin):
 
     # ---- actions: each calls a service and reports with message_user
 
-    def _each(self, request, queryset, label: str, func):
+    def _each(self, request, queryset, label, func):
+        """Run `func` on each account; `label` (translatable) names the action in a failure message."""
         for account in queryset:
             try:
                 note = func(account)
@@ -266,7 +268,7 @@ class AccountAdmin(ModelAdmin):
                 text = error_messages.exception_message(prefix, exc, detail=scrub(str(exc), account))
                 self.message_user(request, text, messages.ERROR)
                 continue
-            self.message_user(request, f"{account.name}: {note or label + ' done.'}", messages.SUCCESS)
+            self.message_user(request, f"{account.name}: {note}", messages.SUCCESS)
 
     @admin.action(description=_("Connect (opens amoCRM's consent page)"), permissions=["change"])
     def action_connect(self, request, queryset):
@@ -279,35 +281,38 @@ class AccountAdmin(ModelAdmin):
     def action_test_connection(self, request, queryset):
         def run(account):
             info = services.account_test_connection(account=account)
-            return f"connection works (amoCRM account {info.get('name')}, id {info.get('id')})."
+            return gettext("connection works (amoCRM account %(name)s, id %(id)s).") % {
+                "name": info.get("name"), "id": info.get("id")}
 
-        self._each(request, queryset, "test connection", run)
+        self._each(request, queryset, pgettext_lazy("admin action", "test connection"), run)
 
     @admin.action(description=_("Refresh token now"), permissions=["change"])
     def action_refresh_token(self, request, queryset):
         def run(account):
             token = tokens.account_refresh_token(account_id=account.pk, force=True)
             if token.long_lived:
-                return "long-lived tokens are not refreshed."
-            return f"token refreshed, valid until {timezone.localtime(token.expires_at):%Y-%m-%d %H:%M}."
+                return gettext("long-lived tokens are not refreshed.")
+            return gettext("token refreshed, valid until %(when)s.") % {
+                "when": f"{timezone.localtime(token.expires_at):%Y-%m-%d %H:%M}"}
 
-        self._each(request, queryset, "refresh token", run)
+        self._each(request, queryset, pgettext_lazy("admin action", "refresh token"), run)
 
     @admin.action(description=_("Sync metadata (pipelines, users, fields)"), permissions=["change"])
     def action_sync_metadata(self, request, queryset):
         def run(account):
             services.account_sync_metadata(account=account)
-            return (f"metadata synced: {account.pipelines.count()} pipelines, {account.users.count()} users, "
-                    f"{account.custom_fields.count()} deal fields.")
+            return gettext("metadata synced: %(pipelines)s pipelines, %(users)s users, %(fields)s deal fields.") % {
+                "pipelines": account.pipelines.count(), "users": account.users.count(),
+                "fields": account.custom_fields.count()}
 
-        self._each(request, queryset, "sync metadata", run)
+        self._each(request, queryset, pgettext_lazy("admin action", "sync metadata"), run)
 
     @admin.action(description=_("Subscribe webhook"), permissions=["change"])
     def action_subscribe_webhook(self, request, queryset):
         for account in queryset:
             if services.account_subscribe_webhook(account=account):
-                self.message_user(request, f"{account.name}: webhook subscribed ({account.webhook_url}).",
-                                  messages.SUCCESS)
+                self.message_user(request, gettext("%(account)s: webhook subscribed (%(url)s).") % {
+                    "account": account.name, "url": account.webhook_url}, messages.SUCCESS)
             else:
                 account.refresh_from_db()
                 text = error_messages.one_line(scrub(account.webhook_error, account))
@@ -318,15 +323,19 @@ class AccountAdmin(ModelAdmin):
         for account in queryset:
             subscribed = services.account_rotate_webhook_key(account=account)
             account.refresh_from_db()
-            note = "and subscribed it" if subscribed else "— add it in amoCRM by hand: " + account.webhook_url
-            self.message_user(request, f"{account.name}: new webhook URL {note}.",
-                              messages.SUCCESS if subscribed else messages.WARNING)
+            if subscribed:
+                text = gettext("%(account)s: new webhook URL and subscribed it.") % {"account": account.name}
+            else:
+                text = gettext("%(account)s: new webhook URL — add it in amoCRM by hand: %(url)s.") % {
+                    "account": account.name, "url": account.webhook_url}
+            self.message_user(request, text, messages.SUCCESS if subscribed else messages.WARNING)
 
     @admin.action(description=_("Disconnect"), permissions=["change"])
     def action_disconnect(self, request, queryset):
         for account in queryset:
             services.account_disconnect(account=account)
-            self.message_user(request, f"{account.name}: disconnected (tokens deleted).", messages.SUCCESS)
+            self.message_user(request, gettext("%(account)s: disconnected (tokens deleted).") % {
+                "account": account.name}, messages.SUCCESS)
 
     def has_pause_permission(self, request):
         return request.user.has_perm(account_buttons.PAUSE_PERMISSION)

@@ -6,6 +6,7 @@ from django.db import connection
 from django.db.models.expressions import RawSQL
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from config.admin_filters import recent_values_filter
@@ -143,4 +144,5 @@ class WebhookEventAdmin(ReadOnlyAdmin):
         for event in queryset:
             webhook_event_reprocess(event_id=event.pk)
             done += 1
-        self.message_user(request, f"{done} webhook event(s) queued for reprocessing.", messages.SUCCESS)
+        self.message_user(request, gettext("%(count)d webhook event(s) queued for reprocessing.") % {"count": done},
+                          messages.SUCCESS)

@@ -155,3 +155,12 @@ def test_the_sync_log_admin_is_read_only_with_pretty_escaped_json(staff_client):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert(1)" not in html
     listing = staff_client.get(reverse("admin:amocrm_synclog_changelist"), {"status": "error"})
     assert "leads.complex" in listing.content.decode()
+
+
+def test_the_refresh_token_action_on_an_account_without_a_token_says_to_connect_it(staff_client, amocrm_mock):
+    account = make_account(name="Fresh", host="", state=Account.State.NOT_CONNECTED)
+    response, messages = run_action(staff_client, "action_refresh_token", account)
+    assert response.status_code == 302
+    assert len(messages) == 1 and messages[0].startswith("Fresh: refresh token failed. The account is not connected")
+    assert "has no token to refresh" in messages[0]
+    assert not amocrm_mock.calls

@@ -76,3 +76,17 @@ def test_the_task_leaves_an_account_that_is_subscribed_or_not_connected(account,
     Account.objects.filter(pk=account.pk).update(state=Account.State.NEEDS_REAUTH)
     assert tasks.subscribe_webhook(account.pk, 3) is False
     assert not amocrm_mock.calls
+
+
+def test_a_second_failure_while_tries_are_waiting_queues_no_second_series(account, amocrm_mock,
+                                                                         django_capture_on_commit_callbacks):
+    amocrm_mock.get(f"{API}/webhooks", status=502, body=b"")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.account_subscribe_webhook(account=account)
+    first_retry_at = Account.objects.get(pk=account.pk).webhook_retry_at
+    rate_limiter_reset(account.pk)
+    with django_capture_on_commit_callbacks(execute=True):  # the operator clicks Subscribe again meanwhile
+        assert services.account_subscribe_webhook(account=account) is False
+    account.refresh_from_db()
+    assert account.webhook_retry_at == first_retry_at and "tried again by itself" in account.webhook_error
+    assert queued_subscribe_args() == [[account.pk, 1]]

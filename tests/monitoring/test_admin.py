@@ -2,6 +2,8 @@
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from amocrm.models import Account
@@ -125,3 +127,24 @@ def test_incidents_are_listed_read_only_with_their_history(admin_client, account
     page = admin_client.get(reverse("admin:monitoring_incident_change", args=[incident.pk])).content.decode()
     assert "Opened" in page and "Resolved" in page and "Ops mail: Sent" in page
     assert admin_client.post(reverse("admin:monitoring_incident_delete", args=[incident.pk])).status_code == 403
+
+
+def test_the_incident_page_labels_its_details_in_russian(admin_client, account):
+    Account.objects.filter(pk=account.pk).update(state=Account.State.NEEDS_REAUTH)
+    services.alerts_evaluate()
+    incident = Incident.objects.get()
+    page = admin_client.get(reverse("admin:monitoring_incident_change", args=[incident.pk]),
+                            HTTP_ACCEPT_LANGUAGE="ru").content.decode()
+    assert "Подробности" in page and "Числа, которые приводятся в сообщениях." in page
+    assert "The numbers the messages show." not in page
+
+
+def test_the_rule_list_counts_open_incidents_without_a_query_per_rule(admin_client, account):
+    Account.objects.filter(pk=account.pk).update(state=Account.State.NEEDS_REAUTH)
+    services.alerts_evaluate()
+    rule = Incident.objects.get().rule
+    with CaptureQueriesContext(connection) as queries:
+        html = admin_client.get(reverse("admin:monitoring_alertrule_changelist")).content.decode()
+    assert f'?rule__id__exact={rule.pk}&amp;open=yes">1</a>' in html
+    # Joined into the list's own query: no count of its own per rule.
+    assert not [query for query in queries.captured_queries if 'FROM "monitoring_incident"' in query["sql"]]
