@@ -354,3 +354,13 @@ def test_the_list_writes_money_and_totals_in_russian_for_a_russian_reader(admin_
 
     assert '<span style="white-space:nowrap">100\xa0000,00\xa0₽</span>' in page
     assert "Итого по выборке:" in page
+
+
+def test_a_sale_is_named_by_its_state_label_in_the_operators_language(account):
+    from django.utils import translation
+
+    sale = make_sale(account, 7, amount="100")
+    with translation.override("ru"):
+        assert str(sale) == "Deal 7 #7 (Выиграна)"
+        sale.name = ""
+        assert str(sale) == "сделка #7 (Выиграна)"
