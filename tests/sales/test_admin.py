@@ -364,3 +364,15 @@ def test_a_sale_is_named_by_its_state_label_in_the_operators_language(account):
         assert str(sale) == "Deal 7 #7 (Выиграна)"
         sale.name = ""
         assert str(sale) == "сделка #7 (Выиграна)"
+
+
+def test_a_lost_deal_page_names_its_pipeline(account, admin_client):
+    from amocrm.models import Pipeline
+    from sales.models import DealLoss
+
+    Pipeline.objects.create(account=account, amocrm_id=777, name="Продажи")
+    loss = DealLoss.objects.create(account=account, amocrm_deal_id=3, pipeline_id=777, loss_reason="Дорого")
+
+    page = admin_client.get(reverse("admin:sales_dealloss_change", args=[loss.pk])).content.decode()
+
+    assert "Продажи (777)" in page
