@@ -90,3 +90,15 @@ def test_every_page_opens(live_server, admin_user, shop, page, locale):
         page.screenshot(path=f"{stem}.png", full_page=True)
         stem.with_suffix(".txt").write_text(page.locator("body").inner_text())
     assert not failed, failed
+
+
+@pytest.mark.parametrize("locale", ["ru-RU"])
+def test_the_spend_upload_page_has_its_title_and_a_button(live_server, admin_user, page):
+    log_in(page, live_server)
+    page.goto(live_server.url + "/admin/sales/adspend/upload/")
+
+    assert page.locator("#content-main h1").inner_text() == "Загрузка рекламных расходов"
+    button = page.locator("form.spend-upload-form input[type=submit]")
+    assert button.get_attribute("value") == "Импортировать"
+    # A button, not a bare word: the theme resets form controls to transparent.
+    assert button.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(124, 58, 237)"
