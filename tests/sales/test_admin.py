@@ -220,7 +220,7 @@ def test_the_csv_export_has_the_reports_rows(admin_client, campaigns):
     assert rows == [
         ["UTM campaign", "Leads", "Deals", "Won leads", "Lost leads", "Conversion, %", "Sales", "Revenue (RUB)",
          "Average deal (RUB)", "Cost (RUB)", "Cost per lead (RUB)", "Cost per sale (RUB)", "ROMI, %",
-         "Ad cost share of revenue (ДРР), %", "Median days to win", "Top loss reasons"],
+         "Ad cost share of revenue (ACoS), %", "Median days to win", "Top loss reasons"],
         ["spring", "3", "3", "3", "0", "100.0", "2", "150000.00", "75000.00", "0.00", "", "", "", "", "4.0", ""],
         ["(not attributed)", "0", "0", "0", "0", "", "1", "9000.00", "9000.00", "0.00", "", "", "", "", "", ""],
         ["autumn", "1", "1", "0", "0", "0.0", "0", "0.00", "", "0.00", "", "", "", "", "", ""],
