@@ -122,8 +122,9 @@ class SaleAdmin(names.NameColumns, ModelAdmin):
                 self.message_user(request, exception_message(prefix, exc, detail=mask_url_secrets(str(exc))),
                                   messages.ERROR)
                 continue
-            state = refreshed.get_state_display().lower() if refreshed else "not a sale"
-            self.message_user(request, f"Deal #{sale.amocrm_deal_id}: {state}.", messages.SUCCESS)
+            state = refreshed.get_state_display().lower() if refreshed else _("not a sale")
+            self.message_user(request, _("Deal #%(deal)s: %(state)s.") % {"deal": sale.amocrm_deal_id, "state": state},
+                              messages.SUCCESS)
 
     # ---- the report
 

@@ -376,3 +376,13 @@ def test_a_lost_deal_page_names_its_pipeline(account, admin_client):
     page = admin_client.get(reverse("admin:sales_dealloss_change", args=[loss.pk])).content.decode()
 
     assert "Продажи (777)" in page
+
+
+def test_the_reread_action_reports_in_the_operators_language(admin_client, account):
+    sale = make_sale(account, 9001, amount="100")
+    with responses.RequestsMock() as amo:
+        amo.get(f"{HOST}/api/v4/leads/9001", json=api_deal(9001, price=250, status_id=143, updated_at=1700009000))
+        response = admin_client.post(reverse(LIST), {"action": "action_refresh", "_selected_action": [sale.pk]},
+                                     follow=True, headers={"accept-language": "ru"})
+
+    assert "Сделка #9001: отменена." in response.content.decode()
