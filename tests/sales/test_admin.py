@@ -386,3 +386,14 @@ def test_the_reread_action_reports_in_the_operators_language(admin_client, accou
                                      follow=True, headers={"accept-language": "ru"})
 
     assert "Сделка #9001: отменена." in response.content.decode()
+
+
+def test_the_report_without_a_period_selects_the_period_it_shows(admin_client, campaigns):
+    response = admin_client.get(reverse(REPORT))
+
+    today = timezone.localdate()
+    assert (response.context["report"].date_from, response.context["report"].date_to) == (
+        today - timedelta(days=29), today)
+    assert '<option value="30d" selected>' in response.content.decode()
+    dates_only = admin_client.get(report_url(date_from=today - timedelta(days=3), date_to=today))
+    assert '<option value="custom" selected>' in dates_only.content.decode()
