@@ -102,3 +102,24 @@ def test_the_spend_upload_page_has_its_title_and_a_button(live_server, admin_use
     assert button.get_attribute("value") == "Импортировать"
     # A button, not a bare word: the theme resets form controls to transparent.
     assert button.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(124, 58, 237)"
+
+
+@pytest.mark.parametrize("locale", ["ru-RU"])
+def test_an_operator_uploads_spend_in_russian(live_server, admin_user, page, tmp_path):
+    log_in(page, live_server)
+    page.goto(live_server.url + "/admin/sales/adspend/upload/")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,cost\nвчера,1\n")
+    page.set_input_files("input[type=file]", str(bad))
+    page.click("form.spend-upload-form input[type=submit]")
+    page.screenshot(path=str(SCREENSHOTS / "walk-ru-spend-upload-errors.png"), full_page=True)
+    assert "Ничего не импортировано" in page.locator("#content-main").inner_text()
+
+    good = tmp_path / "spend.csv"
+    good.write_text("date;utm_source;utm_medium;utm_campaign;cost;currency\n2026-03-01;yandex;cpc;весна;1 500,50;RUB\n")
+    page.set_input_files("input[type=file]", str(good))
+    page.click("form.spend-upload-form input[type=submit]")
+    page.wait_for_url("**/admin/sales/adspend/")
+    page.screenshot(path=str(SCREENSHOTS / "walk-ru-spend-uploaded.png"), full_page=True)
+    assert "Импортировано" in page.locator("body").inner_text()
+    assert AdSpend.objects.get().cost == Decimal("1500.50")
