@@ -167,8 +167,9 @@ class DealLossAdmin(names.NameColumns, ModelAdmin):
     list_filter = ["account"]
     search_fields = ["=amocrm_deal_id", "loss_reason"]
     list_select_related = ["account", "lead"]
-    readonly_fields = ["account", "amocrm_deal_id", "lead", "pipeline_display", "loss_reason_id", "loss_reason",
-                       "lost_at", "updated_at"]
+    fields = ["account", "amocrm_deal_id", "lead", "pipeline_display", "loss_reason_id", "loss_reason", "lost_at",
+              "updated_at"]
+    readonly_fields = fields  # and no form field of its own for the bare pipeline id
 
     def get_queryset(self, request):
         # The pipeline's name (a loss has no stage or manager to name): "Продажи (777)", not the bare id.

@@ -375,7 +375,7 @@ def test_a_lost_deal_page_names_its_pipeline(account, admin_client):
 
     page = admin_client.get(reverse("admin:sales_dealloss_change", args=[loss.pk])).content.decode()
 
-    assert "Продажи (777)" in page
+    assert "Продажи (777)" in page and "pipeline id" not in page.lower()
 
 
 def test_the_reread_action_reports_in_the_operators_language(admin_client, account):
