@@ -122,8 +122,9 @@ class SaleAdmin(names.NameColumns, ModelAdmin):
                 self.message_user(request, exception_message(prefix, exc, detail=mask_url_secrets(str(exc))),
                                   messages.ERROR)
                 continue
-            state = refreshed.get_state_display().lower() if refreshed else "not a sale"
-            self.message_user(request, f"Deal #{sale.amocrm_deal_id}: {state}.", messages.SUCCESS)
+            state = refreshed.get_state_display().lower() if refreshed else _("not a sale")
+            self.message_user(request, _("Deal #%(deal)s: %(state)s.") % {"deal": sale.amocrm_deal_id, "state": state},
+                              messages.SUCCESS)
 
     # ---- the report
 
@@ -159,15 +160,20 @@ class AdSpendAdmin(AdSpendAdminMixin, ModelAdmin):
 
 
 @admin.register(DealLoss)
-class DealLossAdmin(ModelAdmin):
+class DealLossAdmin(names.NameColumns, ModelAdmin):
     """Lost deals and their reasons, as the reconciliation read them (read-only: amoCRM owns them)."""
 
     list_display = ["amocrm_deal_id", "loss_reason", "lost_at", "lead", "account"]
     list_filter = ["account"]
     search_fields = ["=amocrm_deal_id", "loss_reason"]
     list_select_related = ["account", "lead"]
-    readonly_fields = ["account", "amocrm_deal_id", "lead", "pipeline_id", "loss_reason_id", "loss_reason",
-                       "lost_at", "updated_at"]
+    fields = ["account", "amocrm_deal_id", "lead", "pipeline_display", "loss_reason_id", "loss_reason", "lost_at",
+              "updated_at"]
+    readonly_fields = fields  # and no form field of its own for the bare pipeline id
+
+    def get_queryset(self, request):
+        # The pipeline's name (a loss has no stage or manager to name): "Продажи (777)", not the bare id.
+        return super().get_queryset(request).annotate(_pipeline_name=names.pipeline_name("account_id", "pipeline_id"))
 
     def has_add_permission(self, request):
         return False

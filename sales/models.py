@@ -67,7 +67,8 @@ class Sale(models.Model):
         permissions = [("reread_sale", "Can re-read sales from amoCRM")]
 
     def __str__(self) -> str:
-        return f"{self.name or 'deal'} #{self.amocrm_deal_id} ({self.state})"
+        # The state's label, not its code: this is the title of the sale's admin page and of its link elsewhere.
+        return f"{self.name or _('deal')} #{self.amocrm_deal_id} ({self.get_state_display()})"
 
     @property
     def deal_url(self) -> str:

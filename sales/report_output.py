@@ -25,7 +25,7 @@ COLUMNS = [
     ("cost_per_lead", gettext_lazy("Cost per lead"), lambda r: r.cost_per_lead),
     ("cost_per_sale", gettext_lazy("Cost per sale"), lambda r: r.cost_per_sale),
     ("romi", gettext_lazy("ROMI, %"), lambda r: r.romi),
-    ("drr", gettext_lazy("Ad cost share of revenue (ДРР), %"), lambda r: r.drr),
+    ("drr", gettext_lazy("Ad cost share of revenue (ACoS), %"), lambda r: r.drr),
     ("median_days_to_win", gettext_lazy("Median days to win"), lambda r: r.median_days_to_win),
     ("loss_reasons", gettext_lazy("Top loss reasons"), lambda r: r.loss_reasons_text),
 ]

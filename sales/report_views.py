@@ -93,6 +93,9 @@ class SalesReportForm(forms.Form):
     @classmethod
     def from_request(cls, request) -> "SalesReportForm":
         given = {key: value for key, value in request.GET.items() if value}
+        # The period the report covers when none is chosen, also as the selected option: else the select
+        # shows its first option ("Today") above a 30-day report.
+        given.setdefault("period", "custom" if given.get("date_from") or given.get("date_to") else DEFAULT_PRESET)
         return cls({"group_by": "utm_campaign", **given})
 
 

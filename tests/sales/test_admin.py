@@ -220,7 +220,7 @@ def test_the_csv_export_has_the_reports_rows(admin_client, campaigns):
     assert rows == [
         ["UTM campaign", "Leads", "Deals", "Won leads", "Lost leads", "Conversion, %", "Sales", "Revenue (RUB)",
          "Average deal (RUB)", "Cost (RUB)", "Cost per lead (RUB)", "Cost per sale (RUB)", "ROMI, %",
-         "Ad cost share of revenue (ДРР), %", "Median days to win", "Top loss reasons"],
+         "Ad cost share of revenue (ACoS), %", "Median days to win", "Top loss reasons"],
         ["spring", "3", "3", "3", "0", "100.0", "2", "150000.00", "75000.00", "0.00", "", "", "", "", "4.0", ""],
         ["(not attributed)", "0", "0", "0", "0", "", "1", "9000.00", "9000.00", "0.00", "", "", "", "", "", ""],
         ["autumn", "1", "1", "0", "0", "0.0", "0", "0.00", "", "0.00", "", "", "", "", "", ""],
@@ -354,3 +354,46 @@ def test_the_list_writes_money_and_totals_in_russian_for_a_russian_reader(admin_
 
     assert '<span style="white-space:nowrap">100\xa0000,00\xa0₽</span>' in page
     assert "Итого по выборке:" in page
+
+
+def test_a_sale_is_named_by_its_state_label_in_the_operators_language(account):
+    from django.utils import translation
+
+    sale = make_sale(account, 7, amount="100")
+    with translation.override("ru"):
+        assert str(sale) == "Deal 7 #7 (Выиграна)"
+        sale.name = ""
+        assert str(sale) == "сделка #7 (Выиграна)"
+
+
+def test_a_lost_deal_page_names_its_pipeline(account, admin_client):
+    from amocrm.models import Pipeline
+    from sales.models import DealLoss
+
+    Pipeline.objects.create(account=account, amocrm_id=777, name="Продажи")
+    loss = DealLoss.objects.create(account=account, amocrm_deal_id=3, pipeline_id=777, loss_reason="Дорого")
+
+    page = admin_client.get(reverse("admin:sales_dealloss_change", args=[loss.pk])).content.decode()
+
+    assert "Продажи (777)" in page and "pipeline id" not in page.lower()
+
+
+def test_the_reread_action_reports_in_the_operators_language(admin_client, account):
+    sale = make_sale(account, 9001, amount="100")
+    with responses.RequestsMock() as amo:
+        amo.get(f"{HOST}/api/v4/leads/9001", json=api_deal(9001, price=250, status_id=143, updated_at=1700009000))
+        response = admin_client.post(reverse(LIST), {"action": "action_refresh", "_selected_action": [sale.pk]},
+                                     follow=True, headers={"accept-language": "ru"})
+
+    assert "Сделка #9001: отменена." in response.content.decode()
+
+
+def test_the_report_without_a_period_selects_the_period_it_shows(admin_client, campaigns):
+    response = admin_client.get(reverse(REPORT))
+
+    today = timezone.localdate()
+    assert (response.context["report"].date_from, response.context["report"].date_to) == (
+        today - timedelta(days=29), today)
+    assert '<option value="30d" selected>' in response.content.decode()
+    dates_only = admin_client.get(report_url(date_from=today - timedelta(days=3), date_to=today))
+    assert '<option value="custom" selected>' in dates_only.content.decode()
