@@ -263,6 +263,7 @@ class AmoUser(models.Model):
     class Meta:
         ordering = ["account", "name"]
         verbose_name = _("amoCRM user")
+        verbose_name_plural = _("amoCRM users")
         constraints = [models.UniqueConstraint(fields=["account", "amocrm_id"], name="amocrm_user_unique")]
 
     def __str__(self) -> str:

@@ -8,6 +8,7 @@ from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext
 from unfold.admin import ModelAdmin, TabularInline
 
 from config.queue import publish
@@ -224,7 +225,9 @@ class IncidentAdmin(ModelAdmin):
 
     @admin.display(description=_("where to fix it"))
     def fix_link(self, obj: Incident):
-        return format_html('<a href="{}">{}</a>', obj.admin_path, _("open")) if obj.admin_path else "—"
+        if not obj.admin_path:
+            return "—"
+        return format_html('<a href="{}">{}</a>', obj.admin_path, pgettext("link", "open the page"))
 
     def has_add_permission(self, request) -> bool:
         return False
