@@ -332,6 +332,8 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# Admin messages in the session (the database), not a cookie: some carry the webhook URL, whose key is a secret.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 # The intake endpoint caps bodies itself (64 KiB); this is the global ceiling for forms.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=[])

@@ -37,6 +37,7 @@ UNFOLD_TEXTS = [
     gettext_noop('No results matching your query'),
     gettext_noop('Previous'),
     gettext_noop('Recent searches'),
+    gettext_noop('Select value'),
     gettext_noop('Record picture'),
     gettext_noop('Reset filters'),
     gettext_noop('Return to site'),

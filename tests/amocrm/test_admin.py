@@ -108,9 +108,12 @@ def test_the_subscribe_webhook_action_subscribes_once(staff_client, amocrm_mock)
     amocrm_mock.get(f"{API}/webhooks", json={"_embedded": {"webhooks": [
         {"destination": account.webhook_url, "settings": ["add_lead", "update_lead", "status_lead", "delete_lead",
                                                          "restore_lead", "responsible_lead"]}]}})
-    _, messages = run_action(staff_client, "action_subscribe_webhook", account)
+    response, messages = run_action(staff_client, "action_subscribe_webhook", account)
     assert messages == [f"{account.name}: webhook subscribed ({account.webhook_url})."]
     assert not any(c.request.method == "POST" for c in amocrm_mock.calls)  # already there: nothing duplicated
+    # The message (with the URL's key) waits in the server-side session, never in a cookie the browser keeps.
+    assert all(account.webhook_key not in morsel.value for morsel in response.cookies.values())
+    assert "messages" not in response.cookies
 
 
 def test_the_rotate_webhook_key_action_resubscribes(staff_client, amocrm_mock):
