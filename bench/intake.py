@@ -70,6 +70,13 @@ def request_body(key: str, phone: str, tag: str, sequence: int, style: str) -> t
     return body.encode(), "application/json"
 
 
+def lead_tag(run: str, variant: int) -> str:
+    """What makes a run's leads its own: the variant too, or an endpoint would post the leads the one measured
+    just before it posted (same phone, e-mail and message) and, within the 10 s double-click window, have them
+    collapsed into those instead of storing its own (a keyed one then also looks its key up)."""
+    return f"{run}v{variant}p"
+
+
 # ---------------------------------------------------------------------------- load generator
 
 
@@ -253,15 +260,15 @@ def main(argv: list[str]) -> int:
                    what="gunicorn")
         saturated: dict[str, list[dict]] = {label: [] for label, _, _, _ in variants}
         for round_number in range(options.rounds):
-            for label, path, with_key, style in variants:
+            for number, (label, path, with_key, style) in enumerate(variants):
                 saturated[label].append(measure(base_url, path.format(secret=secret), key, with_key,
-                                                f"r{round_number}", seconds=options.seconds, warmup=options.warmup,
-                                                style=style))
+                                                lead_tag(f"r{round_number}", number), seconds=options.seconds,
+                                                warmup=options.warmup, style=style))
                 print(f"round {round_number + 1}, closed loop, {label}: {saturated[label][-1]}", flush=True)
         fixed: dict[str, dict] = {}
-        for label, path, with_key, style in variants:
-            fixed[label] = measure(base_url, path.format(secret=secret), key, with_key, "f", rate=FIXED_RATE,
-                                   seconds=options.fixed_seconds, warmup=options.warmup, style=style)
+        for number, (label, path, with_key, style) in enumerate(variants):
+            fixed[label] = measure(base_url, path.format(secret=secret), key, with_key, lead_tag("f", number),
+                                   rate=FIXED_RATE, seconds=options.fixed_seconds, warmup=options.warmup, style=style)
             print(f"{FIXED_RATE:.0f} req/s offered, {label}: {fixed[label]}", flush=True)
         with psycopg.connect(env["DATABASE_URL"]) as db:
             stored = db.execute("SELECT count(*) FROM leads_lead").fetchone()[0]

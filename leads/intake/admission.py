@@ -304,13 +304,16 @@ def _give_back(source: LeadSource, fingerprint: str, lead_id: uuid.UUID, verdict
 def _lead_of_key(source: LeadSource, idempotency_key: str, submission: str) -> uuid.UUID | None:
     """The lead stored under this key (None: none yet); IdempotencyKeyReused when it holds another submission.
 
-    Only a repeated key pays for this lookup. Leads stored before submissions were hashed match any.
+    Only a repeated key or a keyed double click pays for this lookup. Leads stored before submissions were
+    hashed match any. No ORDER BY: the unique index holds at most one row per (source, key), and `.first()`'s
+    `created_at DESC` (the model's ordering) let the planner walk the created_at index over the whole table
+    when the table's statistics are stale (bench/README.md, "Lead intake": 0.9 ms of PostgreSQL per keyed post).
     """
-    row = (Lead.objects.filter(source=source, idempotency_key=idempotency_key)
-           .values_list("id", "submission_hash").first())
-    if row is None:
+    rows = list(Lead.objects.filter(source=source, idempotency_key=idempotency_key).order_by()
+                .values_list("id", "submission_hash")[:1])
+    if not rows:
         return None
-    first, stored = row
+    first, stored = rows[0]
     if stored and stored != submission:
         raise IdempotencyKeyReused()
     return first
