@@ -152,3 +152,16 @@ def unregistered_calls(mock: responses.RequestsMock) -> list[str]:
     """"METHOD url" of every call the mock refused because it matched no registered answer."""
     return [f"{call.request.method} {call.request.url}" for call in mock.calls
             if isinstance(call.response, Exception) and str(call.response).startswith(UNREGISTERED)]
+
+
+@pytest.fixture
+def staff(client, django_user_model):
+    """The test client logged in as a superuser (an integration admin who may do everything)."""
+    client.force_login(django_user_model.objects.create_superuser("op", "op@example.com", "pw"))
+    return client
+
+
+@pytest.fixture
+def staff_client(staff):
+    """Another name for `staff`, as the amocrm admin tests call it."""
+    return staff

@@ -16,12 +16,6 @@ pytestmark = pytest.mark.django_db
 CHANGELIST = reverse("admin:amocrm_account_changelist")
 
 
-@pytest.fixture
-def staff_client(client, django_user_model):
-    client.force_login(django_user_model.objects.create_superuser("op", "op@example.com", "pw"))
-    return client
-
-
 def run_action(client, action, *accounts):
     response = client.post(CHANGELIST, {"action": action, "_selected_action": [a.pk for a in accounts]})
     return response, [str(m) for m in get_messages(response.wsgi_request)]

@@ -17,12 +17,6 @@ pytestmark = pytest.mark.django_db
 CHANGELIST = reverse("admin:amocrm_account_changelist")
 
 
-@pytest.fixture
-def staff_client(client, django_user_model):
-    client.force_login(django_user_model.objects.create_superuser("op", "op@example.com", "pw"))
-    return client
-
-
 def run_action(client, action, *objects, url=CHANGELIST):
     response = client.post(url, {"action": action, "_selected_action": [o.pk for o in objects]},
                            HTTP_ACCEPT_LANGUAGE="ru")

@@ -23,12 +23,6 @@ WEBHOOKS = reverse("admin:amocrm_webhookevent_changelist")
 SALES = reverse("admin:sales_sale_changelist")
 
 
-@pytest.fixture
-def staff(client, django_user_model):
-    client.force_login(django_user_model.objects.create_superuser("op", "op@example.com", "pw"))
-    return client
-
-
 def log(account, operation="leads.complex", **fields):
     return SyncLog.objects.create(account=account, operation=operation, status=SyncLog.Status.OK,
                                   request_body='{"big": "request"}', response_body='{"big": "response"}', **fields)

@@ -14,12 +14,6 @@ from tests.factories import make_account
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def staff_client(client, django_user_model):
-    client.force_login(django_user_model.objects.create_superuser("op", "op@example.com", "pw"))
-    return client
-
-
 @pytest.mark.parametrize(("text", "kind"), [
     ("amoCRM answered 429 Too Many Requests.", "rate_limited"),
     ("Network error talking to amoCRM: ConnectionError: HTTPConnectionPool(host='x', port=80): Max retries "

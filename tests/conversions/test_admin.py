@@ -17,12 +17,6 @@ LIST = reverse("admin:conversions_conversionexport_changelist")
 
 
 @pytest.fixture
-def staff(client, django_user_model):
-    client.force_login(django_user_model.objects.create_superuser("op", "op@example.com", "pw"))
-    return client
-
-
-@pytest.fixture
 def viewer(client, django_user_model):
     """Staff who may view the records but not export."""
     user = django_user_model.objects.create_user("viewer", "v@example.com", "pw", is_staff=True)

@@ -19,12 +19,6 @@ LEADS = reverse("admin:leads_lead_changelist")
 SOURCES = reverse("admin:leads_leadsource_changelist")
 
 
-@pytest.fixture
-def staff(client, django_user_model):
-    client.force_login(django_user_model.objects.create_superuser("op", "op@example.com", "pw"))
-    return client
-
-
 def run_action(client, action, *leads):
     response = client.post(LEADS, {"action": action, "_selected_action": [str(lead.pk) for lead in leads]})
     return response, [str(message) for message in get_messages(response.wsgi_request)]

@@ -11,12 +11,6 @@ from tests.leads.conftest import make_lead
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def staff(client, django_user_model):
-    client.force_login(django_user_model.objects.create_superuser("op", "op@example.com", "pw"))
-    return client
-
-
 def test_the_lead_page_shows_first_touch_click_ids_and_client_ids_under_attribution(staff, source):
     lead = make_lead(source, utm_campaign="autumn", first_utm_campaign="spring-sale", first_referrer="https://ads.test/",
                      first_landing_page="https://shop.test/?gclid=G-1", gclid="G-CLICK-1", yclid="Y-777",

@@ -14,12 +14,6 @@ LEADS = reverse("admin:leads_lead_changelist")
 SALES = reverse("admin:sales_sale_changelist")
 
 
-@pytest.fixture
-def staff(client, django_user_model):
-    client.force_login(django_user_model.objects.create_superuser("op", "op@example.com", "pw"))
-    return client
-
-
 def account_post(account, **changes) -> dict:
     data = {"name": account.name, "client_id": account.client_id, "client_secret": "",
             "redirect_uri": account.redirect_uri, "host": account.host,

@@ -16,12 +16,6 @@ pytestmark = pytest.mark.django_db
 RUSSIAN = {"HTTP_ACCEPT_LANGUAGE": "ru"}
 
 
-@pytest.fixture
-def staff(client, django_user_model):
-    client.force_login(django_user_model.objects.create_superuser("op", "op@example.com", "pw"))
-    return client
-
-
 def run_action(client, action, *leads):
     response = client.post(reverse("admin:leads_lead_changelist"),
                            {"action": action, "_selected_action": [str(lead.pk) for lead in leads]}, **RUSSIAN)

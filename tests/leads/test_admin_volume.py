@@ -20,12 +20,6 @@ SOURCES = reverse("admin:leads_leadsource_changelist")
 
 
 @pytest.fixture
-def staff(client, django_user_model):
-    client.force_login(django_user_model.objects.create_superuser("op", "op@example.com", "pw"))
-    return client
-
-
-@pytest.fixture
 def people(source):
     """Ivan (+7 912 345-67-89, deal 5001), Olga (+7 916 111-22-33, an e-mail) and Petr (no phone, deal 777001)."""
     return {

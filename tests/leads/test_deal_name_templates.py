@@ -16,12 +16,6 @@ pytestmark = pytest.mark.django_db
 ADD = reverse("admin:leads_leadsource_add")
 
 
-@pytest.fixture
-def staff(client, django_user_model):
-    client.force_login(django_user_model.objects.create_superuser("op", "op@example.com", "pw"))
-    return client
-
-
 def test_an_unknown_form_field_is_refused_with_the_available_placeholders(staff, account_with_metadata):
     response = staff.post(ADD, source_form(account_with_metadata, deal_name_template="Заказ {fields[product]}"))
     page = html.unescape(response.content.decode())

@@ -16,12 +16,6 @@ pytestmark = pytest.mark.django_db
 SOURCES = reverse("admin:leads_leadsource_changelist")
 
 
-@pytest.fixture
-def staff(client, django_user_model):
-    client.force_login(django_user_model.objects.create_superuser("op", "op@example.com", "pw"))
-    return client
-
-
 def change_page(client, source) -> str:
     return html.unescape(client.get(reverse("admin:leads_leadsource_change", args=[source.pk])).content.decode())
 
