@@ -168,20 +168,22 @@ def test_one_incident_reads_in_each_channels_language(account, telegram, hook, a
 
 
 def _po_entries(path) -> dict[str, list[str]]:
-    """{msgid: [msgstr, ...]} of a .po file (continuation lines joined), the header left out."""
+    """{msgid: [msgstr, ...]} of a .po file (continuation lines joined), the header left out; a message with a
+    context is keyed as gettext's compiled catalogue keys it: "context\x04msgid"."""
     entries = {}
     for block in path.read_text().split("\n\n"):
         fields: dict[str, str] = {}
         current = None
         for line in block.splitlines():
-            match = re.match(r'^(msgid_plural|msgid|msgstr(?:\[\d\])?) (".*")$', line)
+            match = re.match(r'^(msgctxt|msgid_plural|msgid|msgstr(?:\[\d\])?) (".*")$', line)
             if match:
                 current = match.group(1)
                 fields[current] = json.loads(match.group(2))
             elif line.startswith('"') and current:
                 fields[current] += json.loads(line)
         if fields.get("msgid"):
-            entries[fields["msgid"]] = [value for key, value in fields.items() if key.startswith("msgstr")]
+            name = f"{fields['msgctxt']}\x04{fields['msgid']}" if "msgctxt" in fields else fields["msgid"]
+            entries[name] = [value for key, value in fields.items() if key.startswith("msgstr")]
     return entries
 
 
