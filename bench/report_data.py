@@ -7,6 +7,8 @@ so sales and losses can point at their lead without a join. A lead's campaign is
 campaigns`, so the won tenth (n divisible by 10) and the lost tenth spread over every campaign.
 """
 
+from bench.volume import drop_defaults, set_zero_defaults
+
 STAGES = [(10, "Новая", 10), (20, "Квалификация", 20), (30, "Переговоры", 30), (40, "Счёт", 40),
           (142, "Успешно", 10000), (143, "Закрыто и не реализовано", 11000)]
 SOURCES = ["yandex", "google", "vk", "telegram", "email"]
@@ -76,16 +78,14 @@ def fill(cursor, *, account: int, source: int, leads: int, campaigns: int, days:
     literal = {"sources": "[" + ", ".join(f"'{s}'" for s in SOURCES) + "]",
                "mediums": "[" + ", ".join(f"'{m}'" for m in MEDIUMS) + "]"}
     # Columns the models gained after these INSERTs were written get a zero default for the fill only.
-    from bench.volume import _drop_defaults, _set_zero_defaults
-
-    zeroed = _set_zero_defaults(cursor)
+    zeroed = set_zero_defaults(cursor)
     try:
         for sql in (LEADS_SQL, SALES_SQL, LOSSES_SQL, SPEND_SQL):
             text = sql.replace("ARRAY%(sources)s", "ARRAY" + literal["sources"]).replace(
                 "ARRAY%(mediums)s", "ARRAY" + literal["mediums"])
             cursor.execute(text, params)
     finally:
-        _drop_defaults(cursor, zeroed)
+        drop_defaults(cursor, zeroed)
 
 
 def metadata(*, account) -> None:

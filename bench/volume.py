@@ -170,7 +170,7 @@ def _unnamed_columns(cursor, table: str) -> list[tuple[str, str]]:
     return cursor.fetchall()
 
 
-def _set_zero_defaults(cursor) -> list[tuple[str, str]]:
+def set_zero_defaults(cursor) -> list[tuple[str, str]]:
     """Give every NOT NULL column of the big tables that has no default a zero one, so the fill's INSERTs keep
     working when the models gain fields (the columns the fill names are unaffected); the (table, column)s."""
     changed = []
@@ -182,7 +182,7 @@ def _set_zero_defaults(cursor) -> list[tuple[str, str]]:
     return changed
 
 
-def _drop_defaults(cursor, columns: list[tuple[str, str]]) -> None:
+def drop_defaults(cursor, columns: list[tuple[str, str]]) -> None:
     for table, column in columns:
         cursor.execute(f'ALTER TABLE {table} ALTER COLUMN "{column}" DROP DEFAULT')
 
@@ -278,7 +278,7 @@ def fill(db_url: str, scale: float) -> dict:
               "deal_base": DEAL_BASE, "contact_base": CONTACT_BASE, "pipeline_base": PIPELINE_BASE,
               "stage_base": STAGE_BASE, "user_base": USER_BASE}
     with connection.cursor() as cursor:
-        defaulted = _set_zero_defaults(cursor)
+        defaulted = set_zero_defaults(cursor)
     for name, sql, params in steps:
         started = time.monotonic()
         with connection.cursor() as cursor:
@@ -286,7 +286,7 @@ def fill(db_url: str, scale: float) -> dict:
         timings[name] = round(time.monotonic() - started, 1)
         print(f"  {name}: {timings[name]} s", flush=True)
     with connection.cursor() as cursor:
-        _drop_defaults(cursor, defaulted)
+        drop_defaults(cursor, defaulted)
     connection.close()
     return timings
 
