@@ -6,4 +6,4 @@ from django.utils.translation import gettext_lazy as _
 
 class AmocrmConfig(AppConfig):
     name = "amocrm"
-    verbose_name = _("amoCRM")
+    verbose_name = _("amoCRM connection")

@@ -327,7 +327,9 @@ class SyncLog(models.Model):
         indexes = [models.Index(fields=["account", "-created_at"], name="amocrm_synclog_account_idx")]
 
     def __str__(self) -> str:
-        return f"{self.operation} {self.status} {self.http_status or ''}".strip()
+        return gettext("%(operation)s: %(status)s") % {
+            "operation": self.operation, "status": self.get_status_display()} + (
+            f" ({self.http_status})" if self.http_status else "")
 
 
 class WebhookEvent(models.Model):
@@ -376,7 +378,7 @@ class WebhookEvent(models.Model):
         permissions = [("reprocess_webhookevent", "Can reprocess webhook events")]
 
     def __str__(self) -> str:
-        return f"webhook #{self.pk} {self.state}"
+        return gettext("webhook delivery #%(id)s (%(state)s)") % {"id": self.pk, "state": self.get_state_display()}
 
     @property
     def body_text(self) -> str:

@@ -36,6 +36,8 @@ UNFOLD_TEXTS = [
     gettext_noop('No results found'),
     gettext_noop('No results matching your query'),
     gettext_noop('Previous'),
+    gettext_noop('Raw passwords are not stored, so there is no way to see this user’s password, but you can change '
+                 'the password using <a href="{}" class="text-primary-600 dark:text-primary-500">this form</a>.'),
     gettext_noop('Recent searches'),
     gettext_noop('Select value'),
     gettext_noop('Record picture'),

@@ -7,6 +7,7 @@ followups.py) are chosen by name from the account's cached users and contact fie
 import re
 
 from django import forms
+from django.utils.text import capfirst
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -50,12 +51,12 @@ class RoutingFormMixin(forms.ModelForm):
     """Fields and checks of the routing settings; the form's __init__ calls `routing_init(account_id)`."""
 
     contact_field_mapping = forms.CharField(
-        label=_("contact field mapping"), required=False, widget=forms.Textarea(attrs={"rows": 3}),
+        label=capfirst(_("contact field mapping")), required=False, widget=forms.Textarea(attrs={"rows": 3}),
         help_text=_("One mapping per line: form field → amoCRM contact field (its name or id), e.g. "
                     "“position: Должность”. Set on the contacts the push creates; values that do not fit "
                     "the field's type go into the note."))
     responsible_user_ids = forms.TypedMultipleChoiceField(
-        label=_("round-robin users"), coerce=int, required=False,
+        label=capfirst(_("round-robin users")), coerce=int, required=False,
         help_text=_("With “round-robin”: new deals go to these users in turn; users inactive in amoCRM are "
                     "skipped. None active: the responsible user above."))
 

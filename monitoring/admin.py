@@ -7,6 +7,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext
 from unfold.admin import ModelAdmin, TabularInline
@@ -48,7 +49,7 @@ class AlertChannelForm(forms.ModelForm):
         label=_("Telegram bot token"), required=False, widget=forms.PasswordInput(render_value=False),
         help_text=_("Telegram only. Leave empty to keep the stored token."))
     webhook_url = forms.CharField(
-        label=_("webhook URL"), required=False, widget=forms.PasswordInput(render_value=False),
+        label=capfirst(_("webhook URL")), required=False, widget=forms.PasswordInput(render_value=False),
         help_text=_("Webhook only: the URL that receives a JSON POST. Leave empty to keep the stored URL."))
 
     class Meta:
