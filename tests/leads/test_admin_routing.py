@@ -65,6 +65,8 @@ def test_a_lead_shows_its_budget_company_manager_by_name_and_the_deal_it_was_att
     page = staff.get(reverse("admin:leads_lead_change", args=[lead.pk])).content.decode()
     for text in ("ООО Ромашка", "45000", "Anna (5)", "4002"):
         assert text in page
+    attached_row = page[page.index("Attached to an open deal"):page.index("The person had an open deal")]
+    assert 'title="True"' in attached_row  # the flag itself, not only the deal id the link shows anyway
 
 
 def test_working_hours_that_cannot_be_read_are_refused(staff, account):
