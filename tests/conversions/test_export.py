@@ -69,19 +69,29 @@ def test_the_goal_names_are_settings(sales, settings):
 def test_the_command_prints_the_csv_and_counts_on_stderr(sales, tmp_path):
     out, err = run("--format", "yandex", "--from", "2026-05-01", "--to", "2026-05-31")
     assert out.encode() == load_fixture("conversions/yandex_clientid.csv")
-    assert err.strip() == "2 sale(s) exported to yandex (ClientId)."
+    assert err.strip() == "2 sales exported to yandex (ClientId)."
     target = tmp_path / "yclid.csv"
     run("--format", "yandex", "--yandex-id", "yclid", "--output", str(target))
     assert target.read_bytes() == load_fixture("conversions/yandex_yclid.csv")
     out, err = run("--format", "yandex")
-    assert (out, err.strip()) == (HEADER_ONLY["ClientId"].decode(), "0 sale(s) exported to yandex (ClientId).")
+    assert (out, err.strip()) == (HEADER_ONLY["ClientId"].decode(), "0 sales exported to yandex (ClientId).")
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--format", "google", "--from", "01.05.2026"], "'01.05.2026' is not a date: write YYYY-MM-DD"),
+    (["--format", "google", "--from", "01.05.2026"], "“01.05.2026” is not a date: write YYYY-MM-DD"),
     (["--format", "google", "--from", "2026-05-02", "--to", "2026-05-01"], "--from 2026-05-02 is after --to"),
 ])
 def test_the_command_says_what_is_wrong_with_its_dates(sales, args, message):
     with pytest.raises(CommandError, match=message):
         run(*args)
     assert ConversionExport.objects.count() == 0
+
+
+def test_the_command_speaks_the_projects_language(sales):
+    from django.utils import translation
+
+    with translation.override("ru"):
+        _, err = run("--format", "yandex", "--from", "2026-05-01", "--to", "2026-05-31")
+        with pytest.raises(CommandError, match="«01.05.2026» — не дата"):
+            run("--format", "google", "--from", "01.05.2026")
+    assert err.strip() == "2 продажи выгружены для yandex (ClientId)."

@@ -7,6 +7,8 @@ Incremental: a sale goes into one file per platform, ever (conversions/services.
 from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from conversions.models import ConversionExport
 from conversions.services import export_conversions
@@ -18,7 +20,8 @@ def _date(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise CommandError(f"{text!r} is not a date: write YYYY-MM-DD, e.g. 2026-05-01.") from None
+        message = _("“%(value)s” is not a date: write YYYY-MM-DD, e.g. 2026-05-01.") % {"value": text}
+        raise CommandError(message) from None
 
 
 class Command(BaseCommand):
@@ -35,7 +38,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, platform, date_from, date_to, yandex_id, output, **options):
         if date_from and date_to and date_from > date_to:
-            raise CommandError(f"--from {date_from} is after --to {date_to}.")
+            raise CommandError(_("--from %(start)s is after --to %(end)s.") % {"start": date_from, "end": date_to})
         id_type = ID_TYPES[yandex_id] if platform == "yandex" else None
         export = export_conversions(platform, id_type, date_from=date_from, date_to=date_to)
         if output:
@@ -43,4 +46,7 @@ class Command(BaseCommand):
                 file.write(export.content)
         else:
             self.stdout.write(export.content.decode(), ending="")
-        self.stderr.write(f"{len(export.records)} sale(s) exported to {platform} ({export.id_type}).")
+        count = len(export.records)
+        self.stderr.write(ngettext("%(count)s sale exported to %(platform)s (%(id_type)s).",
+                                   "%(count)s sales exported to %(platform)s (%(id_type)s).", count)
+                          % {"count": count, "platform": platform, "id_type": export.id_type})
